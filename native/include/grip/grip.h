@@ -1,0 +1,170 @@
+/* grip.h — the stable C ABI of grip-vlm's pruning ops (CPU and CUDA twins).
+ *
+ * Rules: every function returns a grip_status and never throws, aborts or
+ * exits; on failure grip_last_error() returns a message of the form
+ * "expected X for Y but received Z" (thread-local, valid until the next call
+ * on the same thread). All memory is owned by the caller: outputs are written
+ * into tensors the caller allocated with the documented shape. Tensors are
+ * dense, row-major (C-contiguous). The device of the inputs picks the backend;
+ * every tensor of one call must live on the same device.
+ *
+ * Shape letters: B batch rows, N visual tokens, D hidden size, H scorer hidden,
+ * R query rank, K kept, G samples, T cache length, Hkv kv heads, Dh head dim.
+ */
+#ifndef GRIP_GRIP_H
+#define GRIP_GRIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define GRIP_API __declspec(dllexport)
+#else
+#define GRIP_API __attribute__((visibility("default")))
+#endif
+
+#define GRIP_VERSION_MAJOR 0
+#define GRIP_VERSION_MINOR 1
+#define GRIP_VERSION_PATCH 0
+#define GRIP_MAX_DIMS 8
+
+typedef enum grip_status {
+  GRIP_OK = 0,
+  GRIP_ERR_SHAPE = 1,       /* a shape or a length does not match */
+  GRIP_ERR_DTYPE = 2,       /* an element type is not accepted */
+  GRIP_ERR_RANGE = 3,       /* a value is out of range (index, k, ratio, NaN) */
+  GRIP_ERR_DEVICE = 4,      /* tensors on different devices, or no such device */
+  GRIP_ERR_CUDA = 5,        /* the CUDA runtime reported an error */
+  GRIP_ERR_UNSUPPORTED = 6, /* not built in (e.g. CUDA in a CPU-only build) */
+  GRIP_ERR_FORMAT = 7,      /* malformed file or header */
+  GRIP_ERR_IO = 8,          /* a read or write failed */
+  GRIP_ERR_INTERNAL = 9     /* out of memory or a bug: please report */
+} grip_status;
+
+typedef enum grip_dtype { GRIP_F32 = 0, GRIP_F16 = 1, GRIP_BF16 = 2, GRIP_I32 = 3 } grip_dtype;
+
+typedef enum grip_device {
+  GRIP_DEVICE_CPU = 0,  /* host memory, CPU kernels */
+  GRIP_DEVICE_CUDA = 1, /* device memory of the current CUDA device */
+  /* Host memory, but the CUDA kernels run on grip's SIMT emulator (each CUDA
+   * thread a fiber). For testing the .cu code without a GPU; slow. */
+  GRIP_DEVICE_EMU = 2
+} grip_device;
+
+typedef struct grip_tensor {
+  void* data;
+  grip_dtype dtype;
+  grip_device device;
+  int32_t ndim;
+  int64_t shape[GRIP_MAX_DIMS];
+} grip_tensor;
+
+/* The budget-aware scorer's parameters (all f32, same device as the inputs). */
+typedef struct grip_scorer_params {
+  grip_tensor ln_weight; /* [D] */
+  grip_tensor ln_bias;   /* [D] */
+  grip_tensor w1;        /* [D,H] */
+  grip_tensor b1;        /* [H] */
+  grip_tensor film_w;    /* [16,2H] */
+  grip_tensor film_b;    /* [2H] */
+  grip_tensor w2;        /* [H] */
+  grip_tensor b2;        /* [1] */
+  grip_tensor wq;        /* [D,R] */
+  grip_tensor wk;        /* [D,R] */
+} grip_scorer_params;
+
+typedef struct grip_adamw_options {
+  int64_t step; /* 1-based step count, for bias correction */
+  float lr, beta1, beta2, eps, weight_decay;
+} grip_adamw_options;
+
+/* ---- library ---------------------------------------------------------- */
+GRIP_API const char* grip_last_error(void);
+GRIP_API const char* grip_version(void);       /* "0.1.0" */
+GRIP_API const char* grip_simd(void);          /* "avx512_bf16" | "avx512" | "avx2" | "scalar" */
+GRIP_API int grip_num_threads(void);
+GRIP_API grip_status grip_set_num_threads(int n); /* 1..256; 0 = number of cores */
+GRIP_API int grip_cuda_compiled(void);            /* 1 when built with CUDA */
+GRIP_API int grip_cuda_device_count(void);        /* 0 when no GPU or no CUDA build */
+GRIP_API size_t grip_dtype_size(grip_dtype dtype);
+
+/* Device memory (CUDA builds only; GRIP_ERR_UNSUPPORTED otherwise). */
+GRIP_API grip_status grip_cuda_malloc(size_t bytes, void** out);
+GRIP_API grip_status grip_cuda_free(void* ptr);
+GRIP_API grip_status grip_cuda_memcpy_to_device(void* dst, const void* src, size_t bytes);
+GRIP_API grip_status grip_cuda_memcpy_to_host(void* dst, const void* src, size_t bytes);
+
+/* SIMT emulator schedule for GRIP_DEVICE_EMU: 0 forward, 1 reverse, 2 random
+ * (seeded). Process-wide; meant for tests. */
+GRIP_API grip_status grip_emu_set_schedule(int schedule, uint64_t seed);
+
+/* ---- ops -------------------------------------------------------------- */
+
+/* scores[B,N] = budget-aware scorer of x[B,N,D] (f32|f16|bf16) given
+ * query[B,D] f32 and keep_ratio[B] f32 in (0,1]. See README for the formula. */
+GRIP_API grip_status grip_score_tokens(const grip_tensor* x, const grip_tensor* query,
+                                       const grip_tensor* keep_ratio,
+                                       const grip_scorer_params* params, grip_tensor* scores);
+
+/* Gradients of sum(d_scores * scores) w.r.t. every parameter, written (not
+ * accumulated) into grads, whose tensors have the parameters' shapes. */
+GRIP_API grip_status grip_score_tokens_backward(const grip_tensor* x, const grip_tensor* query,
+                                                const grip_tensor* keep_ratio,
+                                                const grip_scorer_params* params,
+                                                const grip_tensor* d_scores,
+                                                grip_scorer_params* grads);
+
+/* Top-k per row of scores[B,N] f32 with k_per_row[B] (host memory, 0..N).
+ * indices[B,maxK] i32 ascending by position (ties: lower index wins), rows with
+ * a smaller k padded with -1; values[B,maxK] f32 the scores at those indices
+ * (padding: -inf). NaN in scores is GRIP_ERR_RANGE. */
+GRIP_API grip_status grip_topk(const grip_tensor* scores, const int32_t* k_per_row,
+                               grip_tensor* indices, grip_tensor* values);
+
+/* G samples per row of k draws without replacement from softmax(logits[B,N]):
+ * indices[B,G,k] i32 in sampling order, log_prob[B,G] f32 their Plackett-Luce
+ * log-probability. Counter-based RNG: same seed, same result on every backend. */
+GRIP_API grip_status grip_gumbel_topk(const grip_tensor* logits, int32_t k, int32_t samples,
+                                      uint64_t seed, grip_tensor* indices,
+                                      grip_tensor* log_prob);
+
+/* log_prob[B,G] of ordered samples indices[B,G,k] (distinct, in 0..N-1). */
+GRIP_API grip_status grip_plackett_luce_log_prob(const grip_tensor* logits,
+                                                 const grip_tensor* indices,
+                                                 grip_tensor* log_prob);
+
+/* d_logits[B,N] = d(sum_g d_log_prob[b,g] * log_prob[b,g]) / d logits. */
+GRIP_API grip_status grip_plackett_luce_backward(const grip_tensor* logits,
+                                                 const grip_tensor* indices,
+                                                 const grip_tensor* d_log_prob,
+                                                 grip_tensor* d_logits);
+
+/* out[B,K,D] = x[b, indices[b,k], :] (x f32|f16|bf16, out the same dtype);
+ * index -1 gives a row of zeros. */
+GRIP_API grip_status grip_gather_rows(const grip_tensor* x, const grip_tensor* indices,
+                                      grip_tensor* out);
+
+/* out[B,Hkv,K,Dh] = cache[b, :, keep[b,k], :]; keep[B,K] i32 strictly ascending
+ * per row, then -1 padding (padded slots are zeroed). */
+GRIP_API grip_status grip_compact_kv(const grip_tensor* cache, const grip_tensor* keep,
+                                     grip_tensor* out);
+
+/* In place: moves the kept positions of each row to the front of the T axis,
+ * in order; positions past the new length are left as they were.
+ * new_lengths[B] (host memory) receives the number of kept positions per row. */
+GRIP_API grip_status grip_compact_kv_inplace(grip_tensor* cache, const grip_tensor* keep,
+                                             int32_t* new_lengths);
+
+/* One AdamW step in place on f32 tensors of one shape (decoupled weight
+ * decay, bias-corrected moments). */
+GRIP_API grip_status grip_adamw(grip_tensor* param, const grip_tensor* grad, grip_tensor* m,
+                                grip_tensor* v, const grip_adamw_options* options);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GRIP_GRIP_H */
