@@ -1,19 +1,46 @@
-// cpu_features.cc — run-time CPU feature detection (placeholder).
+// cpu_features.cc — run-time CPU feature detection.
+//
+// __builtin_cpu_supports (libgcc's cpu model, g++ >= 12 knows "avx512bf16")
+// reports AVX / AVX-512 features only when the OS saves the wide registers
+// (libgcc checks XGETBV's XCR0 bits before setting them), so a kernel that
+// does not enable AVX-512 state never gets the AVX-512 paths.
+//
+// GRIP_SIMD=scalar|avx2|avx512|avx512_bf16 caps the level (never raises it
+// above what the CPU has), so tests can cover every path on one machine.
 #include "cpu_features.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace grip {
+namespace {
+CpuFeatures detect() {
+  CpuFeatures r;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  r.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  r.avx512 = r.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  r.avx512_bf16 = r.avx512 && __builtin_cpu_supports("avx512bf16");
+#endif
+  if (const char* e = std::getenv("GRIP_SIMD")) {
+    if (!std::strcmp(e, "scalar") || !std::strcmp(e, "none")) {
+      r.avx2_fma = r.avx512 = r.avx512_bf16 = false;
+    } else if (!std::strcmp(e, "avx2")) {
+      r.avx512 = r.avx512_bf16 = false;
+    } else if (!std::strcmp(e, "avx512")) {
+      r.avx512_bf16 = false;
+    }  // "avx512_bf16", "native", "" or anything else: no cap
+  }
+  return r;
+}
+}  // namespace
+
 const CpuFeatures& cpu_features() {
-  static const CpuFeatures f = [] {
-    CpuFeatures r;
-    __builtin_cpu_init();
-    r.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    r.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-    r.avx512_bf16 = r.avx512 && __builtin_cpu_supports("avx512bf16");
-    return r;
-  }();
+  static const CpuFeatures f = detect();
   return f;
 }
+
 const char* simd_level() {
   const CpuFeatures& f = cpu_features();
   if (f.avx512_bf16) return "avx512_bf16";

@@ -1,0 +1,2 @@
+// score.cu — nvcc translation unit for cuda/score.cuh (grip::cuda).
+#include "score.cuh"

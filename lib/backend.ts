@@ -1,0 +1,96 @@
+// backend.ts — which backend runs an op: per call (`{ backend }`), else the
+// global default (setBackend), else 'auto' = CUDA when the addon was built
+// with it and a device is visible, otherwise the CPU.
+import { GripError } from './errors.js';
+import { native } from './native.js';
+import { check } from './validate.js';
+
+/**
+ * 'auto' | 'cpu' | 'cuda', plus 'emu': the CUDA kernels run on grip's SIMT
+ * emulator on the CPU (each CUDA thread a fiber) — for testing the .cu code
+ * on a machine without a GPU; slow.
+ */
+export type Backend = 'auto' | 'cpu' | 'cuda' | 'emu';
+export type ResolvedBackend = 'cpu' | 'cuda' | 'emu';
+
+export interface Info {
+  version: string;
+  /** The backend 'auto' resolves to on this machine. */
+  backend: 'cpu' | 'cuda';
+  cuda: { compiled: boolean; devices: number };
+  /** The widest SIMD level the CPU kernels use: 'avx512_bf16' | 'avx512' | 'avx2' | 'scalar'. */
+  simd: string;
+  threads: number;
+}
+
+let defaultBackend: Backend = 'auto';
+let cudaUsable: boolean | undefined;
+
+export function cudaAvailable(): boolean {
+  if (cudaUsable === undefined) {
+    const i = native().info();
+    cudaUsable = i.cudaCompiled && i.cudaDevices > 0;
+  }
+  return cudaUsable;
+}
+
+export function info(): Info {
+  const i = native().info();
+  return {
+    version: i.version,
+    backend: cudaAvailable() ? 'cuda' : 'cpu',
+    cuda: { compiled: i.cudaCompiled, devices: i.cudaDevices },
+    simd: i.simd,
+    threads: i.threads,
+  };
+}
+
+/** Sets the default backend of every op call that does not name one. */
+export function setBackend(backend: Backend): void {
+  check.oneOf(backend, 'backend', ['auto', 'cpu', 'cuda', 'emu']);
+  if (backend === 'cuda') requireCuda();
+  defaultBackend = backend;
+}
+
+export function getBackend(): Backend {
+  return defaultBackend;
+}
+
+/** Threads the CPU ops use (1..256; 0 = the number of cores). */
+export function setNumThreads(n: number): void {
+  check.integer(n, 'threads', 0, 256);
+  native().setNumThreads(n);
+}
+
+/** SIMT emulator thread order for backend 'emu' (tests): forward, reverse or seeded random. */
+export function setEmulatorSchedule(schedule: 'forward' | 'reverse' | 'random', seed = 0): void {
+  check.oneOf(schedule, 'schedule', ['forward', 'reverse', 'random']);
+  check.integer(seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+  native().emuSetSchedule(['forward', 'reverse', 'random'].indexOf(schedule), BigInt(seed));
+}
+
+export function requireCuda(): void {
+  if (cudaAvailable()) return;
+  const i = native().info();
+  throw new GripError('ERR_GRIP_DEVICE', `expected a visible CUDA device for backend 'cuda' but received ${i.cudaCompiled ? 'none (this build has CUDA, but no GPU is visible)' : 'none (this build has no CUDA)'}`);
+}
+
+/** Resolves the backend of one call; `onDevice` is true when the inputs live on the GPU. */
+export function resolveBackend(requested: Backend | undefined, onDevice: boolean): ResolvedBackend {
+  const backend = requested ?? defaultBackend;
+  check.oneOf(backend, 'backend', ['auto', 'cpu', 'cuda', 'emu']);
+  if (onDevice) {
+    if (backend === 'cpu' || backend === 'emu') {
+      throw new GripError('ERR_GRIP_DEVICE', `expected host (cpu) tensors for backend '${backend}' but received cuda tensors`);
+    }
+    return 'cuda';
+  }
+  if (backend === 'cuda') {
+    requireCuda();
+    return 'cuda';
+  }
+  if (backend === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
+  return backend;
+}
+
+export const BACKEND_CODE: Readonly<Record<ResolvedBackend, number>> = { cpu: 0, cuda: 1, emu: 2 };

@@ -1,0 +1,92 @@
+// native.ts — loads the addon with node-gyp-build (prebuilds/<platform>-<arch>
+// in the published package, build/Release in a source checkout) and hands it
+// the GripError class. The only file that knows the addon's raw signatures.
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GripError } from './errors.js';
+
+/** A raw tensor as the addon reads it (lib/tensor.ts Tensor satisfies it). */
+export interface NativeTensor {
+  dtype: string;
+  shape: readonly number[];
+  device: string;
+  data: unknown;
+}
+
+export interface NativeInfo {
+  version: string;
+  simd: string;
+  threads: number;
+  cudaCompiled: boolean;
+  cudaDevices: number;
+}
+
+/** The addon's exports. `mode` = backend code (0 cpu, 1 cuda, 2 emu) | 4 when async. */
+export interface NativeAddon {
+  init(errorClass: typeof GripError): void;
+  info(): NativeInfo;
+  setNumThreads(n: number): void;
+  emuSetSchedule(schedule: number, seed: bigint): void;
+  cudaAlloc(bytes: number): object;
+  cudaFree(handle: object): void;
+  cudaCopy(handle: object, host: ArrayBufferView, toDevice: boolean): void;
+  scoreTokens(mode: number, x: NativeTensor, query: NativeTensor, keepRatio: NativeTensor,
+    params: Record<string, NativeTensor>, scores: NativeTensor): Promise<void> | undefined;
+  scoreTokensBackward(mode: number, x: NativeTensor, query: NativeTensor, keepRatio: NativeTensor,
+    params: Record<string, NativeTensor>, dScores: NativeTensor,
+    grads: Record<string, NativeTensor>): Promise<void> | undefined;
+  topk(mode: number, scores: NativeTensor, k: Int32Array, indices: NativeTensor,
+    values: NativeTensor): Promise<void> | undefined;
+  gumbelTopk(mode: number, logits: NativeTensor, k: number, samples: number, seed: bigint,
+    indices: NativeTensor, logProb: NativeTensor): Promise<void> | undefined;
+  plackettLuceLogProb(mode: number, logits: NativeTensor, indices: NativeTensor,
+    logProb: NativeTensor): Promise<void> | undefined;
+  plackettLuceBackward(mode: number, logits: NativeTensor, indices: NativeTensor,
+    dLogProb: NativeTensor, dLogits: NativeTensor): Promise<void> | undefined;
+  gatherRows(mode: number, x: NativeTensor, indices: NativeTensor,
+    out: NativeTensor): Promise<void> | undefined;
+  compactKV(mode: number, cache: NativeTensor, keep: NativeTensor,
+    out: NativeTensor): Promise<void> | undefined;
+  compactKVInPlace(mode: number, cache: NativeTensor, keep: NativeTensor,
+    newLengths: Int32Array): Promise<void> | undefined;
+  adamw(mode: number, param: NativeTensor, grad: NativeTensor, m: NativeTensor, v: NativeTensor,
+    step: number, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number): Promise<void> | undefined;
+}
+
+/** The package root: the nearest folder above this file whose package.json is grip-vlm's. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if (JSON.parse(readFileSync(manifest, 'utf8')).name === 'grip-vlm') return dir;
+      } catch {
+        // not ours; keep walking up
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new GripError('ERR_GRIP_IO', 'expected the grip-vlm package root for the native addon but received none above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (addon === undefined) {
+    const require = createRequire(import.meta.url);
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    const root = packageRoot();
+    try {
+      addon = load(root);
+    } catch (cause) {
+      throw new GripError('ERR_GRIP_IO', `expected a built native addon (run \`npm run build:native\`) for grip-vlm in ${root} but received: ${(cause as Error).message}`);
+    }
+    addon.init(GripError);
+  }
+  return addon;
+}

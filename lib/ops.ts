@@ -1,0 +1,499 @@
+// ops.ts — the pruning ops. Each op validates its arguments (lib/validate.ts),
+// allocates its outputs and calls the addon once, on the backend chosen by
+// lib/backend.ts. `ops.x(...)` runs off the event loop and returns a Promise
+// (with an optional AbortSignal); `ops.xSync(...)` runs on the calling thread
+// for tight loops where a microsecond op should not pay for a thread hop.
+import { BACKEND_CODE, resolveBackend, type Backend } from './backend.js';
+import { GripError } from './errors.js';
+import { native, type NativeTensor } from './native.js';
+import { DTYPE_BYTES, Tensor, allocHost, numel, type DType } from './tensor.js';
+import { check } from './validate.js';
+
+export interface OpOptions {
+  /** Backend of this call (default: the global one, initially 'auto'). */
+  backend?: Backend;
+  /** Aborts the call: the Promise rejects with the signal's reason and the results are dropped. */
+  signal?: AbortSignal;
+}
+
+/** The budget-aware scorer's parameters (all f32). D hidden, H scorer hidden, R query rank. */
+export interface ScorerParams {
+  lnWeight: Tensor; // [D]
+  lnBias: Tensor; // [D]
+  w1: Tensor; // [D,H]
+  b1: Tensor; // [H]
+  filmW: Tensor; // [16,2H]
+  filmB: Tensor; // [2H]
+  w2: Tensor; // [H]
+  b2: Tensor; // [1]
+  wq: Tensor; // [D,R]
+  wk: Tensor; // [D,R]
+}
+
+export const SCORER_PARAM_NAMES = ['lnWeight', 'lnBias', 'w1', 'b1', 'filmW', 'filmB', 'w2', 'b2', 'wq', 'wk'] as const;
+
+export interface AdamWOptions {
+  /** 1-based step number (bias correction). */
+  step: number;
+  lr: number;
+  beta1?: number; // default 0.9
+  beta2?: number; // default 0.999
+  eps?: number; // default 1e-8
+  weightDecay?: number; // default 0.01
+}
+
+export interface TopkResult {
+  /** [B,maxK] i32, ascending by position; -1 pads rows with a smaller k. */
+  indices: Tensor;
+  /** [B,maxK] f32, the scores at `indices` (-Infinity on padding). */
+  values: Tensor;
+}
+
+export interface GumbelTopkResult {
+  /** [B,G,k] i32 in sampling order. */
+  indices: Tensor;
+  /** [B,G] f32 Plackett-Luce log-probability of each ordered sample. */
+  logProb: Tensor;
+}
+
+// ---- the one executor -----------------------------------------------------------
+
+type Named = readonly [name: string, tensor: Tensor];
+interface OutputSpec { shape: number[]; dtype: DType; fill?: number }
+interface Plan {
+  inputs: Named[];
+  /** Tensors the op modifies in place. */
+  inouts: Named[];
+  outputs: OutputSpec[];
+  call(mode: number, inputs: NativeTensor[], inouts: NativeTensor[], outputs: NativeTensor[]): Promise<void> | undefined;
+}
+
+function execute(plan: Plan, options: OpOptions | undefined, async: true): Promise<Tensor[]>;
+function execute(plan: Plan, options: OpOptions | undefined, async: false): Tensor[];
+function execute(plan: Plan, options: OpOptions | undefined, async: boolean): Tensor[] | Promise<Tensor[]> {
+  const signal = options?.signal;
+  signal?.throwIfAborted();
+  const all = [...plan.inputs, ...plan.inouts];
+  const onDevice = all.filter(([, t]) => t.device === 'cuda');
+  if (onDevice.length > 0 && onDevice.length < all.length) {
+    const host = all.find(([, t]) => t.device !== 'cuda')!;
+    throw new GripError('ERR_GRIP_DEVICE', `expected a cuda tensor (like ${onDevice[0]![0]}) for ${host[0]} but received a cpu tensor`);
+  }
+  const backend = resolveBackend(options?.backend, onDevice.length > 0);
+  // Host tensors on the CUDA backend travel to the device and back.
+  const staged = backend === 'cuda' && onDevice.length === 0;
+  const temporaries: Tensor[] = [];
+  const place = (t: Tensor) => {
+    if (!staged) return t;
+    const d = t.toDevice();
+    temporaries.push(d);
+    return d;
+  };
+  const outputs: Tensor[] = [];
+  let inputs: Tensor[];
+  let inouts: Tensor[];
+  try {
+    inputs = plan.inputs.map(([, t]) => place(t));
+    inouts = plan.inouts.map(([, t]) => place(t));
+    for (const spec of plan.outputs) {
+      const host = allocHost(spec.dtype, numel(spec.shape));
+      if (spec.fill !== undefined) host.fill(spec.fill);
+      const t = new Tensor(spec.dtype, spec.shape, host, 'cpu');
+      outputs.push(backend === 'cuda' ? t.toDevice() : t);
+    }
+  } catch (error) {
+    for (const t of [...temporaries, ...outputs]) t.dispose();
+    throw error;
+  }
+  const mode = BACKEND_CODE[backend] | (async ? 4 : 0);
+  const finish = (): Tensor[] => {
+    if (!staged) return outputs;
+    try {
+      plan.inouts.forEach(([, original], i) => {
+        const back = inouts[i]!.toHost();
+        original.host.set(back.host as never);
+      });
+      return outputs.map((t) => t.toHost());
+    } finally {
+      for (const t of [...temporaries, ...outputs]) t.dispose();
+    }
+  };
+  const dropAll = () => {
+    for (const t of temporaries) t.dispose();
+    for (const t of outputs) t.dispose();
+  };
+  if (!async) {
+    try {
+      plan.call(mode, inputs, inouts, outputs);
+    } catch (error) {
+      dropAll();
+      throw error;
+    }
+    return finish();
+  }
+  return (async () => {
+    try {
+      await plan.call(mode, inputs, inouts, outputs);
+    } catch (error) {
+      dropAll();
+      throw error;
+    }
+    if (signal?.aborted) {
+      dropAll();
+      throw signal.reason;
+    }
+    return finish();
+  })();
+}
+
+// ---- argument helpers -------------------------------------------------------------
+
+const FLOATS: readonly DType[] = ['f32', 'f16', 'bf16'];
+const F32: readonly DType[] = ['f32'];
+const I32: readonly DType[] = ['i32'];
+
+function checkOptions(options: OpOptions | undefined): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) check.fail('ERR_GRIP_RANGE', 'an options object', 'options', String(options));
+  check.signal(options.signal, 'options.signal');
+}
+
+function keepRatioTensor(keepRatio: Tensor | number | ArrayLike<number>, B: number, device: 'cpu' | 'cuda'): Tensor {
+  if (keepRatio instanceof Tensor) {
+    check.tensor(keepRatio, 'keepRatio', '[B]', F32, [B]);
+    if (keepRatio.device === 'cpu') checkRatios(keepRatio.host as Float32Array);
+    return keepRatio;
+  }
+  const values = typeof keepRatio === 'number' ? new Float32Array(B).fill(keepRatio) : Float32Array.from(keepRatio as ArrayLike<number>);
+  if (typeof keepRatio !== 'number' && values.length !== B) {
+    check.fail('ERR_GRIP_SHAPE', `${B} values [B]`, 'keepRatio', String(values.length));
+  }
+  if (typeof keepRatio === 'number') check.number(keepRatio, 'keepRatio', (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+  checkRatios(values);
+  const t = new Tensor('f32', [B], values, 'cpu');
+  return device === 'cuda' ? t.toDevice() : t;
+}
+
+function checkRatios(values: Float32Array): void {
+  values.forEach((v, b) => {
+    if (!(v > 0 && v <= 1)) check.fail('ERR_GRIP_RANGE', 'values in (0, 1]', 'keepRatio', `${v} at [${b}]`);
+  });
+}
+
+function checkScorer(params: unknown, D: number, what: string): { H: number; R: number } {
+  if (typeof params !== 'object' || params === null) check.fail('ERR_GRIP_SHAPE', 'scorer params', what, String(params));
+  const p = params as Record<string, unknown>;
+  check.tensor(p.b1, `${what}.b1`, '[H]', F32);
+  const H = p.b1.shape[0]!;
+  check.tensor(p.wq, `${what}.wq`, '[D,R]', F32, [D, undefined]);
+  const R = p.wq.shape[1]!;
+  if (H < 1) check.fail('ERR_GRIP_SHAPE', 'H >= 1 [H]', `${what}.b1`, `[${H}]`);
+  if (R < 1) check.fail('ERR_GRIP_SHAPE', 'R >= 1 [D,R]', `${what}.wq`, `[${D}, ${R}]`);
+  const expected: Record<string, [string, number[]]> = {
+    lnWeight: ['[D]', [D]], lnBias: ['[D]', [D]], w1: ['[D,H]', [D, H]], b1: ['[H]', [H]],
+    filmW: ['[16,2H]', [16, 2 * H]], filmB: ['[2H]', [2 * H]], w2: ['[H]', [H]], b2: ['[1]', [1]],
+    wq: ['[D,R]', [D, R]], wk: ['[D,R]', [D, R]],
+  };
+  for (const name of SCORER_PARAM_NAMES) {
+    const [layout, shape] = expected[name]!;
+    check.tensor(p[name], `${what}.${name}`, layout, F32, shape);
+  }
+  return { H, R };
+}
+
+function paramList(params: ScorerParams, what: string): Named[] {
+  return SCORER_PARAM_NAMES.map((name) => [`${what}.${name}`, params[name]] as const);
+}
+
+function toRecord(list: readonly NativeTensor[]): Record<string, NativeTensor> {
+  const record: Record<string, NativeTensor> = {};
+  SCORER_PARAM_NAMES.forEach((name, i) => { record[name] = list[i]!; });
+  return record;
+}
+
+function fromOutputs(list: readonly Tensor[]): ScorerParams {
+  const record = {} as Record<(typeof SCORER_PARAM_NAMES)[number], Tensor>;
+  SCORER_PARAM_NAMES.forEach((name, i) => { record[name] = list[i]!; });
+  return record;
+}
+
+// ---- plans (validate, then describe the call) ------------------------------------
+
+function scorePlan(x: Tensor, query: Tensor, keepRatio: Tensor | number | ArrayLike<number>, params: ScorerParams, options?: OpOptions): Plan {
+  checkOptions(options);
+  check.tensor(x, 'x', '[B,N,D]', FLOATS);
+  const [B, N, D] = x.shape as [number, number, number];
+  check.tensor(query, 'query', '[B,D]', F32, [B, D]);
+  checkScorer(params, D, 'params');
+  const ratio = keepRatioTensor(keepRatio, B, x.device);
+  return {
+    inputs: [['x', x], ['query', query], ['keepRatio', ratio], ...paramList(params, 'params')],
+    inouts: [],
+    outputs: [{ shape: [B, N], dtype: 'f32' }],
+    call: (mode, [xn, qn, rn, ...pn], _io, [scores]) => native().scoreTokens(mode, xn!, qn!, rn!, toRecord(pn), scores!),
+  };
+}
+
+function scoreBackwardPlan(x: Tensor, query: Tensor, keepRatio: Tensor | number | ArrayLike<number>, params: ScorerParams, dScores: Tensor, options?: OpOptions): Plan {
+  const forward = scorePlan(x, query, keepRatio, params, options);
+  const [B, N] = x.shape as [number, number];
+  check.tensor(dScores, 'dScores', '[B,N]', F32, [B, N]);
+  return {
+    inputs: [...forward.inputs, ['dScores', dScores]],
+    inouts: [],
+    outputs: SCORER_PARAM_NAMES.map((name) => ({ shape: [...params[name].shape], dtype: 'f32' as DType })),
+    call: (mode, [xn, qn, rn, ...rest], _io, grads) => {
+      const pn = rest.slice(0, SCORER_PARAM_NAMES.length);
+      const dn = rest[SCORER_PARAM_NAMES.length]!;
+      return native().scoreTokensBackward(mode, xn!, qn!, rn!, toRecord(pn), dn, toRecord(grads));
+    },
+  };
+}
+
+function topkPlan(scores: Tensor, k: number | ArrayLike<number>, options?: OpOptions): Plan {
+  checkOptions(options);
+  check.tensor(scores, 'scores', '[B,N]', F32);
+  const [B, N] = scores.shape as [number, number];
+  let perRow: Int32Array;
+  if (typeof k === 'number') {
+    check.integer(k, 'k', 0, N);
+    perRow = new Int32Array(B).fill(k);
+  } else {
+    if (k == null || typeof (k as ArrayLike<number>).length !== 'number') check.fail('ERR_GRIP_RANGE', 'a number or one k per row', 'k', String(k));
+    if (k.length !== B) check.fail('ERR_GRIP_SHAPE', `${B} values [B]`, 'k', String(k.length));
+    perRow = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      check.integer(k[b], `k[${b}]`, 0, N);
+      perRow[b] = k[b]!;
+    }
+  }
+  const maxK = perRow.reduce((m, v) => Math.max(m, v), 0);
+  return {
+    inputs: [['scores', scores]],
+    inouts: [],
+    outputs: [{ shape: [B, maxK], dtype: 'i32' }, { shape: [B, maxK], dtype: 'f32' }],
+    call: (mode, [s], _io, [indices, values]) => native().topk(mode, s!, perRow, indices!, values!),
+  };
+}
+
+function seedBigInt(seed: unknown): bigint {
+  if (typeof seed === 'bigint' && seed >= 0n && seed < 1n << 64n) return seed;
+  if (typeof seed === 'number' && Number.isSafeInteger(seed) && seed >= 0) return BigInt(seed);
+  return check.fail('ERR_GRIP_RANGE', 'an integer in [0, 2^64) (number or bigint)', 'seed', typeof seed === 'bigint' ? `${seed}n` : String(seed));
+}
+
+function gumbelPlan(logits: Tensor, k: number, options: { samples: number; seed: number | bigint } & OpOptions): Plan {
+  if (typeof options !== 'object' || options === null) check.fail('ERR_GRIP_RANGE', 'options { samples, seed }', 'options', String(options));
+  checkOptions(options);
+  check.tensor(logits, 'logits', '[B,N]', F32);
+  const [B, N] = logits.shape as [number, number];
+  check.integer(k, 'k', 0, N);
+  check.integer(options.samples, 'samples', 1, 0x7fffffff);
+  const seed = seedBigInt(options.seed);
+  const G = options.samples;
+  return {
+    inputs: [['logits', logits]],
+    inouts: [],
+    outputs: [{ shape: [B, G, k], dtype: 'i32' }, { shape: [B, G], dtype: 'f32' }],
+    call: (mode, [l], _io, [indices, logProb]) => native().gumbelTopk(mode, l!, k, G, seed, indices!, logProb!),
+  };
+}
+
+function plIndices(logits: Tensor, indices: Tensor): [number, number, number] {
+  check.tensor(logits, 'logits', '[B,N]', F32);
+  const [B, N] = logits.shape as [number, number];
+  check.tensor(indices, 'indices', '[B,G,k]', I32, [B]);
+  const [, G, k] = indices.shape as [number, number, number];
+  if (k > N) check.fail('ERR_GRIP_SHAPE', `k <= N = ${N} [B,G,k]`, 'indices', `[${indices.shape.join(', ')}]`);
+  return [B, N, G];
+}
+
+function plLogProbPlan(logits: Tensor, indices: Tensor, options?: OpOptions): Plan {
+  checkOptions(options);
+  const [B, , G] = plIndices(logits, indices);
+  return {
+    inputs: [['logits', logits], ['indices', indices]],
+    inouts: [],
+    outputs: [{ shape: [B, G], dtype: 'f32' }],
+    call: (mode, [l, i], _io, [lp]) => native().plackettLuceLogProb(mode, l!, i!, lp!),
+  };
+}
+
+function plBackwardPlan(logits: Tensor, indices: Tensor, dLogProb: Tensor, options?: OpOptions): Plan {
+  checkOptions(options);
+  const [B, N, G] = plIndices(logits, indices);
+  check.tensor(dLogProb, 'dLogProb', '[B,G]', F32, [B, G]);
+  return {
+    inputs: [['logits', logits], ['indices', indices], ['dLogProb', dLogProb]],
+    inouts: [],
+    outputs: [{ shape: [B, N], dtype: 'f32' }],
+    call: (mode, [l, i, d], _io, [dl]) => native().plackettLuceBackward(mode, l!, i!, d!, dl!),
+  };
+}
+
+function gatherPlan(x: Tensor, indices: Tensor, options?: OpOptions): Plan {
+  checkOptions(options);
+  check.tensor(x, 'x', '[B,N,D]', FLOATS);
+  const [B, , D] = x.shape as [number, number, number];
+  check.tensor(indices, 'indices', '[B,K]', I32, [B]);
+  const K = indices.shape[1]!;
+  return {
+    inputs: [['x', x], ['indices', indices]],
+    inouts: [],
+    outputs: [{ shape: [B, K, D], dtype: x.dtype }],
+    call: (mode, [xn, i], _io, [out]) => native().gatherRows(mode, xn!, i!, out!),
+  };
+}
+
+function checkKeep(cache: Tensor, keep: Tensor): [number, number, number, number, number] {
+  check.tensor(cache, 'cache', '[B,Hkv,T,Dh]', FLOATS);
+  const [B, Hkv, T, Dh] = cache.shape as [number, number, number, number];
+  check.tensor(keep, 'keep', '[B,K]', I32, [B]);
+  const K = keep.shape[1]!;
+  if (K > T) check.fail('ERR_GRIP_SHAPE', `K <= T = ${T} [B,K]`, 'keep', `[${keep.shape.join(', ')}]`);
+  return [B, Hkv, T, Dh, K];
+}
+
+function compactPlan(cache: Tensor, keep: Tensor, options?: OpOptions): Plan {
+  checkOptions(options);
+  const [B, Hkv, , Dh, K] = checkKeep(cache, keep);
+  return {
+    inputs: [['cache', cache], ['keep', keep]],
+    inouts: [],
+    outputs: [{ shape: [B, Hkv, K, Dh], dtype: cache.dtype }],
+    call: (mode, [c, kp], _io, [out]) => native().compactKV(mode, c!, kp!, out!),
+  };
+}
+
+function compactInPlacePlan(cache: Tensor, keep: Tensor, lengths: Int32Array, options?: OpOptions): Plan {
+  checkOptions(options);
+  checkKeep(cache, keep);
+  return {
+    inputs: [['keep', keep]],
+    inouts: [['cache', cache]],
+    outputs: [],
+    call: (mode, [kp], [c]) => native().compactKVInPlace(mode, c!, kp!, lengths),
+  };
+}
+
+function adamwPlan(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWOptions, options?: OpOptions): Plan {
+  checkOptions(options);
+  if (typeof o !== 'object' || o === null) check.fail('ERR_GRIP_RANGE', 'AdamW options { step, lr, ... }', 'options', String(o));
+  check.tensor(param, 'param', `[${param instanceof Tensor ? param.shape.map((_, i) => `d${i}`).join(',') : ''}]`, F32);
+  const layout = '(the shape of param)';
+  for (const [name, t] of [['grad', grad], ['m', m], ['v', v]] as const) {
+    if (!(t instanceof Tensor) || t.shape.length !== param.shape.length || t.shape.some((d, i) => d !== param.shape[i])) {
+      check.fail('ERR_GRIP_SHAPE', `[${param.shape.join(', ')}] ${layout}`, name, t instanceof Tensor ? `[${t.shape.join(', ')}]` : String(t));
+    }
+    check.tensor(t, name, `[${param.shape.map((_, i) => `d${i}`).join(',')}]`, F32);
+  }
+  const beta1 = o.beta1 ?? 0.9, beta2 = o.beta2 ?? 0.999, eps = o.eps ?? 1e-8, weightDecay = o.weightDecay ?? 0.01;
+  check.integer(o.step, 'step', 1, Number.MAX_SAFE_INTEGER);
+  check.number(o.lr, 'lr', (x) => Number.isFinite(x) && x >= 0, 'a finite number >= 0');
+  check.number(beta1, 'beta1', (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+  check.number(beta2, 'beta2', (x) => x >= 0 && x < 1, 'a number in [0, 1)');
+  check.number(eps, 'eps', (x) => Number.isFinite(x) && x > 0, 'a finite number > 0');
+  check.number(weightDecay, 'weightDecay', (x) => Number.isFinite(x) && x >= 0, 'a finite number >= 0');
+  return {
+    inputs: [['grad', grad]],
+    inouts: [['param', param], ['m', m], ['v', v]],
+    outputs: [],
+    call: (mode, [g], [p, mm, vv]) => native().adamw(mode, p!, g!, mm!, vv!, o.step, o.lr, beta1, beta2, eps, weightDecay),
+  };
+}
+
+// ---- the public ops ----------------------------------------------------------------
+
+type KeepRatio = Tensor | number | ArrayLike<number>;
+
+export const ops = {
+  /** scores[B,N] of the budget-aware scorer for x[B,N,D] (f32|f16|bf16), query[B,D], keep ratio per row. */
+  async scoreTokens(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, options?: OpOptions): Promise<Tensor> {
+    return (await execute(scorePlan(x, query, keepRatio, params, options), options, true))[0]!;
+  },
+  scoreTokensSync(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, options?: OpOptions): Tensor {
+    return execute(scorePlan(x, query, keepRatio, params, options), options, false)[0]!;
+  },
+
+  /** Gradients of sum(dScores * scores) for every scorer parameter. */
+  async scoreTokensBackward(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, dScores: Tensor, options?: OpOptions): Promise<ScorerParams> {
+    return fromOutputs(await execute(scoreBackwardPlan(x, query, keepRatio, params, dScores, options), options, true));
+  },
+  scoreTokensBackwardSync(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, dScores: Tensor, options?: OpOptions): ScorerParams {
+    return fromOutputs(execute(scoreBackwardPlan(x, query, keepRatio, params, dScores, options), options, false));
+  },
+
+  /** The k highest scores per row (k a number, or one per row), indices ascending by position. */
+  async topk(scores: Tensor, k: number | ArrayLike<number>, options?: OpOptions): Promise<TopkResult> {
+    const [indices, values] = await execute(topkPlan(scores, k, options), options, true);
+    return { indices: indices!, values: values! };
+  },
+  topkSync(scores: Tensor, k: number | ArrayLike<number>, options?: OpOptions): TopkResult {
+    const [indices, values] = execute(topkPlan(scores, k, options), options, false);
+    return { indices: indices!, values: values! };
+  },
+
+  /** G ordered samples of k tokens without replacement from softmax(logits) (Gumbel-top-k), with log-probs. */
+  async gumbelTopk(logits: Tensor, k: number, options: { samples: number; seed: number | bigint } & OpOptions): Promise<GumbelTopkResult> {
+    const [indices, logProb] = await execute(gumbelPlan(logits, k, options), options, true);
+    return { indices: indices!, logProb: logProb! };
+  },
+  gumbelTopkSync(logits: Tensor, k: number, options: { samples: number; seed: number | bigint } & OpOptions): GumbelTopkResult {
+    const [indices, logProb] = execute(gumbelPlan(logits, k, options), options, false);
+    return { indices: indices!, logProb: logProb! };
+  },
+
+  /** logProb[B,G] of ordered samples indices[B,G,k] under Plackett-Luce(logits). */
+  async plackettLuceLogProb(logits: Tensor, indices: Tensor, options?: OpOptions): Promise<Tensor> {
+    return (await execute(plLogProbPlan(logits, indices, options), options, true))[0]!;
+  },
+  plackettLuceLogProbSync(logits: Tensor, indices: Tensor, options?: OpOptions): Tensor {
+    return execute(plLogProbPlan(logits, indices, options), options, false)[0]!;
+  },
+
+  /** dLogits[B,N] = d(sum dLogProb * logProb) / d logits. */
+  async plackettLuceBackward(logits: Tensor, indices: Tensor, dLogProb: Tensor, options?: OpOptions): Promise<Tensor> {
+    return (await execute(plBackwardPlan(logits, indices, dLogProb, options), options, true))[0]!;
+  },
+  plackettLuceBackwardSync(logits: Tensor, indices: Tensor, dLogProb: Tensor, options?: OpOptions): Tensor {
+    return execute(plBackwardPlan(logits, indices, dLogProb, options), options, false)[0]!;
+  },
+
+  /** out[B,K,D] = x[b, indices[b,k], :]; index -1 gives zeros. */
+  async gatherRows(x: Tensor, indices: Tensor, options?: OpOptions): Promise<Tensor> {
+    return (await execute(gatherPlan(x, indices, options), options, true))[0]!;
+  },
+  gatherRowsSync(x: Tensor, indices: Tensor, options?: OpOptions): Tensor {
+    return execute(gatherPlan(x, indices, options), options, false)[0]!;
+  },
+
+  /** out[B,Hkv,K,Dh] = cache[b, :, keep[b,k], :]; keep strictly ascending per row, then -1 padding (zeros). */
+  async compactKV(cache: Tensor, keep: Tensor, options?: OpOptions): Promise<Tensor> {
+    return (await execute(compactPlan(cache, keep, options), options, true))[0]!;
+  },
+  compactKVSync(cache: Tensor, keep: Tensor, options?: OpOptions): Tensor {
+    return execute(compactPlan(cache, keep, options), options, false)[0]!;
+  },
+
+  /** Compacts cache in place (kept positions moved to the front, in order); returns the new length of each row. */
+  async compactKVInPlace(cache: Tensor, keep: Tensor, options?: OpOptions): Promise<Int32Array> {
+    const lengths = new Int32Array(cache instanceof Tensor ? (cache.shape[0] ?? 0) : 0);
+    await execute(compactInPlacePlan(cache, keep, lengths, options), options, true);
+    return lengths;
+  },
+  compactKVInPlaceSync(cache: Tensor, keep: Tensor, options?: OpOptions): Int32Array {
+    const lengths = new Int32Array(cache instanceof Tensor ? (cache.shape[0] ?? 0) : 0);
+    execute(compactInPlacePlan(cache, keep, lengths, options), options, false);
+    return lengths;
+  },
+
+  /** One AdamW step in place on param, m and v (PyTorch semantics: decoupled weight decay, bias correction). */
+  async adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, adamw: AdamWOptions, options?: OpOptions): Promise<void> {
+    await execute(adamwPlan(param, grad, m, v, adamw, options), options, true);
+  },
+  adamwSync(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, adamw: AdamWOptions, options?: OpOptions): void {
+    execute(adamwPlan(param, grad, m, v, adamw, options), options, false);
+  },
+};
+
+export { DTYPE_BYTES };

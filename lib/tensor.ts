@@ -1,0 +1,199 @@
+// tensor.ts — the Tensor type: dense row-major data on the host (a TypedArray)
+// or on a CUDA device (a DeviceBuffer freed by dispose() or by the GC).
+import { GripError } from './errors.js';
+import { native } from './native.js';
+import { check } from './validate.js';
+
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
+export type Device = 'cpu' | 'cuda';
+/** Host storage: f32 in Float32Array, f16/bf16 bit patterns in Uint16Array, i32 in Int32Array. */
+export type HostData = Float32Array | Uint16Array | Int32Array;
+
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
+
+/** Device memory owned by JS. */
+export class DeviceBuffer {
+  /** The addon's handle; null once disposed. */
+  handle: object | null;
+  readonly bytes: number;
+  constructor(bytes: number) {
+    this.handle = native().cudaAlloc(bytes);
+    this.bytes = bytes;
+  }
+  dispose(): void {
+    if (this.handle !== null) native().cudaFree(this.handle);
+    this.handle = null;
+  }
+}
+
+export class Tensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly data: HostData | DeviceBuffer;
+  readonly device: Device;
+
+  constructor(dtype: DType, shape: readonly number[], data: HostData | DeviceBuffer, device: Device) {
+    this.dtype = dtype;
+    this.shape = Object.freeze([...shape]);
+    this.data = data;
+    this.device = device;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return numel(this.shape);
+  }
+
+  get bytes(): number {
+    return this.size * DTYPE_BYTES[this.dtype];
+  }
+
+  /** Host data; throws for a device tensor (use toHost() first). */
+  get host(): HostData {
+    if (this.data instanceof DeviceBuffer) {
+      throw new GripError('ERR_GRIP_DEVICE', 'expected a cpu tensor for host data but received a cuda tensor (call toHost() first)');
+    }
+    return this.data;
+  }
+
+  /** Frees device memory now (a host tensor has nothing to free). Idempotent. */
+  dispose(): void {
+    if (this.data instanceof DeviceBuffer) this.data.dispose();
+  }
+
+  /** A copy on the CUDA device. */
+  toDevice(): Tensor {
+    if (this.device === 'cuda') return this;
+    const buffer = new DeviceBuffer(this.bytes);
+    native().cudaCopy(buffer.handle!, this.host, true);
+    return new Tensor(this.dtype, this.shape, buffer, 'cuda');
+  }
+
+  /** A copy in host memory (this tensor itself when it is already there). */
+  toHost(): Tensor {
+    if (!(this.data instanceof DeviceBuffer)) return this;
+    const out = allocHost(this.dtype, this.size);
+    if (this.data.handle === null) {
+      throw new GripError('ERR_GRIP_DEVICE', 'expected a live device buffer for toHost but received a disposed one');
+    }
+    native().cudaCopy(this.data.handle, out, false);
+    return new Tensor(this.dtype, this.shape, out, 'cpu');
+  }
+
+  /** The values as float32 (f16/bf16 widened), copied from the device if needed. */
+  toFloat32(): Float32Array {
+    const data = this.toHost().host;
+    if (this.dtype === 'f16') return Float32Array.from(data as Uint16Array, f16ToF32);
+    if (this.dtype === 'bf16') return Float32Array.from(data as Uint16Array, bf16ToF32);
+    if (this.dtype === 'i32') return Float32Array.from(data as Int32Array);
+    return Float32Array.from(data as Float32Array);
+  }
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function allocHost(dtype: DType, size: number): HostData {
+  if (dtype === 'f32') return new Float32Array(size);
+  if (dtype === 'i32') return new Int32Array(size);
+  return new Uint16Array(size);
+}
+
+/** An all-zero tensor (on the host, or on the CUDA device). */
+export function zeros(shape: readonly number[], dtype: DType = 'f32', device: Device = 'cpu'): Tensor {
+  check.shape(shape, 'shape');
+  check.oneOf(dtype, 'dtype', ['f32', 'f16', 'bf16', 'i32']);
+  const host = new Tensor(dtype, shape, allocHost(dtype, numel(shape)), 'cpu');
+  return device === 'cuda' ? host.toDevice() : host;
+}
+
+/**
+ * A host tensor over `data` (no copy when `data` is already the storage type
+ * of `dtype`). The dtype defaults from the array: Float32Array -> f32,
+ * Int32Array -> i32, plain numbers -> f32. f16/bf16 from numbers or a
+ * Float32Array are rounded to nearest even; a Uint16Array is taken as bits.
+ */
+export function tensor(data: HostData | ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor {
+  check.shape(shape, 'shape');
+  const type: DType = dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
+  check.oneOf(type, 'dtype', ['f32', 'f16', 'bf16', 'i32']);
+  if (data instanceof Uint16Array && type !== 'f16' && type !== 'bf16') {
+    throw new GripError('ERR_GRIP_DTYPE', `expected f16 or bf16 for dtype of a Uint16Array but received ${type}`);
+  }
+  if (data == null || typeof (data as ArrayLike<number>).length !== 'number') {
+    throw new GripError('ERR_GRIP_SHAPE', `expected a TypedArray or an array of numbers for data but received ${describe(data)}`);
+  }
+  const size = numel(shape);
+  if (data.length !== size) {
+    throw new GripError('ERR_GRIP_SHAPE', `expected ${size} elements (shape [${shape.join(', ')}]) for data but received ${data.length}`);
+  }
+  let storage: HostData;
+  if (type === 'f32') storage = data instanceof Float32Array ? data : Float32Array.from(data);
+  else if (type === 'i32') storage = data instanceof Int32Array ? data : Int32Array.from(data);
+  else if (data instanceof Uint16Array) storage = data;
+  else storage = Uint16Array.from(data, type === 'f16' ? f32ToF16 : f32ToBf16);
+  return new Tensor(type, shape, storage, 'cpu');
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (ArrayBuffer.isView(value)) return value.constructor.name;
+  if (value instanceof Tensor) return `a Tensor ${value.dtype} [${value.shape.join(', ')}]`;
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return `the string "${value}"`;
+  return `${typeof value} ${String(value)}`;
+}
+
+// ---- f16 / bf16 conversion (round to nearest even) ----------------------------
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+export function f32ToBf16(value: number): number {
+  f32Scratch[0] = value;
+  const bits = u32Scratch[0]!;
+  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 0x40) & 0xffff;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function bf16ToF32(bits: number): number {
+  u32Scratch[0] = (bits & 0xffff) << 16;
+  return f32Scratch[0]!;
+}
+
+export function f16ToF32(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const mant = bits & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+export function f32ToF16(value: number): number {
+  f32Scratch[0] = value;
+  const x = u32Scratch[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const abs = x & 0x7fffffff;
+  if (abs > 0x7f800000) return sign | 0x7e00;
+  if (abs >= 0x477ff000) return sign | 0x7c00;
+  if (abs < 0x38800000) {
+    if (abs < 0x33000000) return sign;
+    const e = abs >>> 23;
+    const m = (abs & 0x7fffff) | 0x800000;
+    const shift = 126 - e;
+    let r = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && r & 1)) r++;
+    return sign | r;
+  }
+  let r = (abs >>> 13) - (112 << 10);
+  const rem = abs & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) r++;
+  return sign | r;
+}

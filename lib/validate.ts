@@ -1,0 +1,72 @@
+// validate.ts — every argument check of the public API, one helper per kind,
+// one message shape: "expected X for Y but received Z" (as sharp's is.*).
+// The native layer checks again (for C callers); these run first so a JS
+// caller gets a precise message naming its own argument.
+import { GripError } from './errors.js';
+import type { DType, Tensor } from './tensor.js';
+import { Tensor as TensorClass, describe } from './tensor.js';
+
+function fail(code: GripError['code'], expected: string, what: string, received: string): never {
+  throw new GripError(code, `expected ${expected} for ${what} but received ${received}`);
+}
+
+const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+export const check = {
+  fail,
+
+  /** A list of dimension extents: integers >= 0, at most 8 of them. */
+  shape(shape: unknown, what: string): asserts shape is readonly number[] {
+    if (!Array.isArray(shape)) fail('ERR_GRIP_SHAPE', 'an array of extents', what, describe(shape));
+    if (shape.length > 8) fail('ERR_GRIP_SHAPE', 'at most 8 dimensions', what, String(shape.length));
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0 || d > 0x7fffffff) {
+        fail('ERR_GRIP_SHAPE', 'integer extents in [0, 2147483647]', what, shapeText(shape));
+      }
+    }
+  },
+
+  oneOf<T extends string>(value: unknown, what: string, allowed: readonly T[]): asserts value is T {
+    if (!allowed.includes(value as T)) {
+      fail('ERR_GRIP_RANGE', `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, what, describe(value));
+    }
+  },
+
+  integer(value: unknown, what: string, min: number, max: number): asserts value is number {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      fail('ERR_GRIP_RANGE', `an integer in [${min}, ${max}]`, what, describe(value));
+    }
+  },
+
+  number(value: unknown, what: string, test: (v: number) => boolean, expected: string): asserts value is number {
+    if (typeof value !== 'number' || !test(value)) fail('ERR_GRIP_RANGE', expected, what, describe(value));
+  },
+
+  /**
+   * A Tensor with `layout.length` dimensions (layout like "[B,N,D]"), a dtype
+   * from `dtypes`, and extents matching `expected` where it gives a number.
+   */
+  tensor(value: unknown, what: string, layout: string, dtypes: readonly DType[], expected?: readonly (number | undefined)[]): asserts value is Tensor {
+    if (!(value instanceof TensorClass)) fail('ERR_GRIP_SHAPE', `a Tensor ${layout}`, what, describe(value));
+    const ndim = layout.split(',').length - (layout === '[]' ? 1 : 0);
+    if (value.shape.length !== ndim) {
+      fail('ERR_GRIP_SHAPE', `${ndim} dimensions ${layout}`, what, `${value.shape.length} dimensions ${shapeText(value.shape)}`);
+    }
+    if (expected && expected.some((e, i) => e !== undefined && e !== value.shape[i])) {
+      const want = expected.map((e, i) => e ?? value.shape[i]);
+      fail('ERR_GRIP_SHAPE', `${shapeText(want)} ${layout}`, what, shapeText(value.shape));
+    }
+    if (!dtypes.includes(value.dtype)) {
+      const list = dtypes.length === 1 ? dtypes[0]! : `${dtypes.slice(0, -1).join(', ')} or ${dtypes[dtypes.length - 1]}`;
+      fail('ERR_GRIP_DTYPE', list, `dtype of ${what}`, value.dtype);
+    }
+    if (value.data instanceof Object && 'handle' in value.data && value.data.handle === null) {
+      fail('ERR_GRIP_DEVICE', 'a live device buffer', what, 'a disposed one');
+    }
+  },
+
+  /** An AbortSignal or undefined. */
+  signal(value: unknown, what: string): asserts value is AbortSignal | undefined {
+    if (value !== undefined && !(value instanceof AbortSignal)) fail('ERR_GRIP_RANGE', 'an AbortSignal', what, describe(value));
+  },
+};

@@ -1,0 +1,208 @@
+// gemm_avx2.cc — AVX2/FMA packing and 6x16 micro-kernel for grip::cpu::gemm.
+// Compiled with -mavx2 -mfma -mf16c; reached when cpu_features().avx2_fma
+// (and AVX-512 is absent or capped). 12 ymm accumulators, two B vectors per
+// k, A broadcast from memory. Row edges: one instantiation per row count;
+// column edges: maskload/maskstore. Intrinsics and raw pointers only.
+#include <immintrin.h>
+
+#include <cstring>
+#include <utility>
+
+#include "gemm_kernels.h"
+
+namespace grip {
+namespace cpu {
+namespace gemm_detail {
+namespace {
+
+constexpr int MR = 6;
+constexpr int NR = 16;
+
+inline __m256i lane_mask(int64_t n) {  // first n (0..8) lanes set
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx);
+}
+
+inline float bf16_bits_to_f32(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+template <int R>
+__attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __restrict a,
+                                                   const float* __restrict b, float* c, int64_t ldc,
+                                                   float alpha, float beta, int64_t nr) {
+  __m256 acc0[R], acc1[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    acc0[i] = _mm256_setzero_ps();
+    acc1[i] = _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += MR;
+    b += NR;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+  if (nr == NR) {
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      float* ci = c + i * ldc;
+      __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
+      if (beta != 0.f) {
+        r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
+        r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
+      }
+      _mm256_storeu_ps(ci, r0);
+      _mm256_storeu_ps(ci + 8, r1);
+    }
+  } else {
+    const __m256i m0 = lane_mask(nr < 8 ? nr : 8);
+    const __m256i m1 = lane_mask(nr > 8 ? nr - 8 : 0);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      float* ci = c + i * ldc;
+      __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
+      if (beta != 0.f) {
+        r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, m0), r0);
+        r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, m1), r1);
+      }
+      _mm256_maskstore_ps(ci, m0, r0);
+      _mm256_maskstore_ps(ci + 8, m1, r1);
+    }
+  }
+}
+
+template <int R>
+__attribute__((noinline)) void ukernel_n(int64_t kc, const float* a, const float* b, float* c,
+                                         int64_t ldc, float alpha, float beta, int64_t nr) {
+  ukernel<R>(kc, a, b, c, ldc, alpha, beta, nr);
+}
+
+using UK = void (*)(int64_t, const float*, const float*, float*, int64_t, float, float, int64_t);
+constexpr UK kTable[MR] = {&ukernel_n<1>, &ukernel_n<2>, &ukernel_n<3>,
+                           &ukernel_n<4>, &ukernel_n<5>, &ukernel_n<6>};
+
+void macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, float* C,
+           int64_t ldc, float alpha, float beta) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+    const float* b = Bp + jr * kc;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const float* a = Ap + ir * kc;
+      float* c = C + ir * ldc + jr;
+      if (mc - ir >= MR)
+        ukernel<MR>(kc, a, b, c, ldc, alpha, beta, nr);
+      else
+        kTable[mc - ir - 1](kc, a, b, c, ldc, alpha, beta, nr);
+    }
+  }
+}
+
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
+            int64_t kc, float* Ap) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t r = mc - ir < MR ? mc - ir : MR;
+    float* dst = Ap + ir * kc;
+    if (trans) {
+      const float* src = A + p0 * lda + i0 + ir;
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = src + k * lda;
+        for (int64_t i = 0; i < r; ++i) dst[k * MR + i] = s[i];
+        for (int64_t i = r; i < MR; ++i) dst[k * MR + i] = 0.f;
+      }
+    } else {
+      const float* src = A + (i0 + ir) * lda + p0;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        alignas(32) float t[MR][8];
+        for (int64_t i = 0; i < r; ++i) _mm256_store_ps(t[i], _mm256_loadu_ps(src + i * lda + k));
+        for (int64_t i = r; i < MR; ++i) _mm256_store_ps(t[i], _mm256_setzero_ps());
+        for (int kk = 0; kk < 8; ++kk)
+#pragma GCC unroll 8
+          for (int i = 0; i < MR; ++i) dst[(k + kk) * MR + i] = t[i][kk];
+      }
+      for (; k < kc; ++k) {
+        for (int64_t i = 0; i < r; ++i) dst[k * MR + i] = src[i * lda + k];
+        for (int64_t i = r; i < MR; ++i) dst[k * MR + i] = 0.f;
+      }
+    }
+  }
+}
+
+inline __m256 load8(int dtype, const char* p) {
+  if (dtype == 0) return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if (dtype == 1) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+inline float load1(int dtype, const char* p) {
+  if (dtype == 0) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return dtype == 1 ? _cvtsh_ss(h) : bf16_bits_to_f32(h);
+}
+
+void pack_b(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
+            int64_t nc, float* Bp) {
+  const int64_t esz = dtype == 0 ? 4 : 2;
+  const char* base = static_cast<const char*>(B);
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+    float* dst = Bp + jr * kc;
+    if (!trans) {
+      const char* src = base + (p0 * ldb + j0 + jr) * esz;
+      const int64_t rs = ldb * esz;
+      if (nr == NR) {
+        for (int64_t k = 0; k < kc; ++k) {
+          _mm256_store_ps(dst + k * NR, load8(dtype, src + k * rs));
+          _mm256_store_ps(dst + k * NR + 8, load8(dtype, src + k * rs + 8 * esz));
+        }
+      } else {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t j = 0; j < NR; ++j)
+            dst[k * NR + j] = j < nr ? load1(dtype, src + k * rs + j * esz) : 0.f;
+      }
+    } else {
+      int64_t j = 0;
+      for (; j < nr; ++j) {
+        const char* s = base + ((j0 + jr + j) * ldb + p0) * esz;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+          alignas(32) float t[8];
+          _mm256_store_ps(t, load8(dtype, s + k * esz));
+#pragma GCC unroll 8
+          for (int kk = 0; kk < 8; ++kk) dst[(k + kk) * NR + j] = t[kk];
+        }
+        for (; k < kc; ++k) dst[k * NR + j] = load1(dtype, s + k * esz);
+      }
+      for (; j < NR; ++j)
+        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
+    }
+  }
+}
+
+const Kernel kKernel = {"avx2", MR, NR, 256, 144, 4096, &pack_a, &pack_b, &macro};
+
+}  // namespace
+
+const Kernel* kernel_avx2() { return &kKernel; }
+
+}  // namespace gemm_detail
+}  // namespace cpu
+}  // namespace grip

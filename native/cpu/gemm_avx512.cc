@@ -1,0 +1,222 @@
+// gemm_avx512.cc — AVX-512 packing and micro-kernel for grip::cpu::gemm.
+// Compiled with -mavx512f/bw/dq/vl (see CMakeLists.txt); only reached when
+// cpu_features().avx512. Register tile MR x 32: MR*2 zmm accumulators, two
+// B vectors per k, A broadcast from memory (embedded broadcast FMAs).
+// Row edges use an instantiation per row count; column edges use masks.
+// Only intrinsics and raw pointers here (no shared inline/template code).
+#include <immintrin.h>
+
+#include <cstring>
+#include <utility>
+
+#include "gemm_kernels.h"
+
+#ifndef GRIP_GEMM512_MR
+#define GRIP_GEMM512_MR 14
+#endif
+#ifndef GRIP_GEMM512_KC
+#define GRIP_GEMM512_KC 384
+#endif
+#ifndef GRIP_GEMM512_MC
+#define GRIP_GEMM512_MC 336
+#endif
+#ifndef GRIP_GEMM512_NC
+#define GRIP_GEMM512_NC 4096
+#endif
+
+namespace grip {
+namespace cpu {
+namespace gemm_detail {
+namespace {
+
+constexpr int MR = GRIP_GEMM512_MR;
+constexpr int NR = 32;
+
+inline float bf16_bits_to_f32(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// ---- micro-kernel -------------------------------------------------------------
+template <int R>
+__attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __restrict a,
+                                                   const float* __restrict b, float* c, int64_t ldc,
+                                                   float alpha, float beta, __mmask16 m0,
+                                                   __mmask16 m1) {
+  __m512 acc0[R], acc1[R];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    acc0[i] = _mm512_setzero_ps();
+    acc1[i] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b);
+    const __m512 b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += MR;
+    b += NR;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      _mm512_mask_storeu_ps(c + i * ldc, m0, _mm512_mul_ps(va, acc0[i]));
+      _mm512_mask_storeu_ps(c + i * ldc + 16, m1, _mm512_mul_ps(va, acc1[i]));
+    }
+  } else {
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m512 c0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);
+      const __m512 c1 = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
+      _mm512_mask_storeu_ps(c + i * ldc, m0, _mm512_fmadd_ps(vb, c0, _mm512_mul_ps(va, acc0[i])));
+      _mm512_mask_storeu_ps(c + i * ldc + 16, m1,
+                            _mm512_fmadd_ps(vb, c1, _mm512_mul_ps(va, acc1[i])));
+    }
+  }
+}
+
+template <int R>
+__attribute__((noinline)) void ukernel_n(int64_t kc, const float* a, const float* b, float* c,
+                                         int64_t ldc, float alpha, float beta, __mmask16 m0,
+                                         __mmask16 m1) {
+  ukernel<R>(kc, a, b, c, ldc, alpha, beta, m0, m1);
+}
+
+using UK = void (*)(int64_t, const float*, const float*, float*, int64_t, float, float, __mmask16,
+                    __mmask16);
+
+template <int... Rs>
+struct Table {
+  static constexpr UK fns[sizeof...(Rs)] = {&ukernel_n<Rs + 1>...};
+};
+template <int... Rs>
+constexpr UK Table<Rs...>::fns[sizeof...(Rs)];
+
+template <int... Is>
+constexpr const UK* make_table(std::integer_sequence<int, Is...>) {
+  return Table<Is...>::fns;
+}
+
+void macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, float* C,
+           int64_t ldc, float alpha, float beta) {
+  static constexpr const UK* kTable = make_table(std::make_integer_sequence<int, MR>());
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff
+                                  : (nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1));
+    const float* b = Bp + jr * kc;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const float* a = Ap + ir * kc;
+      float* c = C + ir * ldc + jr;
+      if (mc - ir >= MR)
+        ukernel<MR>(kc, a, b, c, ldc, alpha, beta, m0, m1);
+      else
+        kTable[mc - ir - 1](kc, a, b, c, ldc, alpha, beta, m0, m1);
+    }
+  }
+}
+
+// ---- packing --------------------------------------------------------------------
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
+            int64_t kc, float* Ap) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t r = mc - ir < MR ? mc - ir : MR;
+    float* dst = Ap + ir * kc;
+    if (trans) {  // A is [K, M]: row p0+k holds op(A)[:, p0+k]
+      const __mmask16 mk = (__mmask16)((1u << r) - 1);
+      const __mmask16 ms = (__mmask16)((1u << MR) - 1);
+      const float* src = A + p0 * lda + i0 + ir;
+      for (int64_t k = 0; k < kc; ++k)
+        _mm512_mask_storeu_ps(dst + k * MR, ms, _mm512_maskz_loadu_ps(mk, src + k * lda));
+    } else {
+      const float* src = A + (i0 + ir) * lda + p0;
+      int64_t k = 0;
+      // 16 k at a time: gather each k's column of r rows through a transpose
+      // in memory (rows contiguous in k).
+      for (; k + 16 <= kc; k += 16) {
+        alignas(64) float t[MR][16];
+        for (int64_t i = 0; i < r; ++i) _mm512_store_ps(t[i], _mm512_loadu_ps(src + i * lda + k));
+        for (int64_t i = r; i < MR; ++i) _mm512_store_ps(t[i], _mm512_setzero_ps());
+        for (int kk = 0; kk < 16; ++kk)
+#pragma GCC unroll 16
+          for (int i = 0; i < MR; ++i) dst[(k + kk) * MR + i] = t[i][kk];
+      }
+      for (; k < kc; ++k) {
+        for (int64_t i = 0; i < r; ++i) dst[k * MR + i] = src[i * lda + k];
+        for (int64_t i = r; i < MR; ++i) dst[k * MR + i] = 0.f;
+      }
+    }
+  }
+}
+
+inline __m512 load16(const void* B, int dtype, const void* p, __mmask16 m) {
+  (void)B;
+  if (dtype == 0) return _mm512_maskz_loadu_ps(m, p);
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  if (dtype == 1) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+inline float load1(const void* B, int dtype, int64_t idx) {
+  if (dtype == 0) return static_cast<const float*>(B)[idx];
+  const uint16_t h = static_cast<const uint16_t*>(B)[idx];
+  if (dtype == 1) return _cvtsh_ss(h);
+  return bf16_bits_to_f32(h);
+}
+
+void pack_b(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
+            int64_t nc, float* Bp) {
+  const int64_t esz = dtype == 0 ? 4 : 2;
+  const char* base = static_cast<const char*>(B);
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+    float* dst = Bp + jr * kc;
+    if (!trans) {  // B is [K, N]
+      const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+      const __mmask16 m1 =
+          nr >= 32 ? (__mmask16)0xffff : (nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1));
+      const char* src = base + (p0 * ldb + j0 + jr) * esz;
+      const int64_t rs = ldb * esz;
+      for (int64_t k = 0; k < kc; ++k) {
+        const char* s = src + k * rs;
+        _mm512_store_ps(dst + k * NR, load16(B, dtype, s, m0));
+        _mm512_store_ps(dst + k * NR + 16, load16(B, dtype, s + 16 * esz, m1));
+      }
+    } else {  // B is [N, K]: row j0+jr+j holds op(B)[:, j]
+      int64_t j = 0;
+      for (; j < nr; ++j) {
+        const char* s = base + ((j0 + jr + j) * ldb + p0) * esz;
+        int64_t k = 0;
+        for (; k + 16 <= kc; k += 16) {
+          alignas(64) float t[16];
+          _mm512_store_ps(t, load16(B, dtype, s + k * esz, (__mmask16)0xffff));
+#pragma GCC unroll 16
+          for (int kk = 0; kk < 16; ++kk) dst[(k + kk) * NR + j] = t[kk];
+        }
+        for (; k < kc; ++k) dst[k * NR + j] = load1(B, dtype, (j0 + jr + j) * ldb + p0 + k);
+      }
+      for (; j < NR; ++j)
+        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
+    }
+  }
+}
+
+const Kernel kKernel = {"avx512", MR, NR, GRIP_GEMM512_KC, GRIP_GEMM512_MC, GRIP_GEMM512_NC,
+                        &pack_a, &pack_b, &macro};
+
+}  // namespace
+
+const Kernel* kernel_avx512() { return &kKernel; }
+
+}  // namespace gemm_detail
+}  // namespace cpu
+}  // namespace grip

@@ -1,0 +1,170 @@
+// score_impl.h — the per-row kernels of score_tokens / score_tokens_backward,
+// written as plain loops over fixed-width lane arrays so that the compiler
+// vectorises them for the ISA of the file that includes this header
+// (score.cc: baseline SSE2, score_avx2.cc, score_avx512.cc). Include it after
+// defining GRIP_SCORE_ISA (the namespace name of that variant).
+#ifndef GRIP_SCORE_ISA
+#error "define GRIP_SCORE_ISA before including score_impl.h"
+#endif
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "../core/portable.h"
+#include "grip/grip.h"
+#include "score_kernels.h"
+#if defined(__AVX512F__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace grip {
+namespace cpu {
+namespace GRIP_SCORE_ISA {
+
+// erf for float, rational approximation on [-4,4] (|error| < 5e-7), branch
+// free so it vectorises.
+static inline float erf_fast(float a) {
+  const float x = a < -4.f ? -4.f : (a > 4.f ? 4.f : a);
+  const float x2 = x * x;
+  float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+  p = x2 * p + -2.10102402082508e-06f;
+  p = x2 * p + -5.69250639462346e-05f;
+  p = x2 * p + -7.34990630326855e-04f;
+  p = x2 * p + -2.95459980854025e-03f;
+  p = x2 * p + -1.60960333262415e-02f;
+  p = x * p;
+  float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+  q = x2 * q + -1.68282697438203e-03f;
+  q = x2 * q + -7.37332916720468e-03f;
+  q = x2 * q + -1.42647390514189e-02f;
+  return p / q;
+}
+
+// Widens row `row` (D elements) of x to f32.
+static inline void load_row(const void* x, grip_dtype dtype, int64_t row, int64_t D, float* dst) {
+  if (dtype == GRIP_F32) {
+    std::memcpy(dst, static_cast<const float*>(x) + row * D, (size_t)D * 4);
+    return;
+  }
+  const uint16_t* src = static_cast<const uint16_t*>(x) + row * D;
+  if (dtype == GRIP_BF16) {
+    for (int64_t d = 0; d < D; ++d) {
+      const uint32_t bits = (uint32_t)src[d] << 16;
+      std::memcpy(dst + d, &bits, 4);
+    }
+    return;
+  }
+  int64_t d = 0;
+#if defined(__AVX512F__)
+  for (; d + 16 <= D; d += 16)
+    _mm512_storeu_ps(dst + d, _mm512_maskz_cvtph_ps((__mmask16)0xFFFF, _mm256_loadu_si256((const __m256i*)(src + d))));
+#elif defined(__F16C__)
+  for (; d + 8 <= D; d += 8)
+    _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(src + d))));
+#endif
+  for (; d < D; ++d) dst[d] = f16_to_f32(src[d]);
+}
+
+// LayerNorm of the f32 row h (in place): mean and biased variance in double
+// (two passes), then h = (x - mean) * rstd * w + b. Returns dot(h, v) (v may
+// be null) and the row's mean / rstd.
+static inline float layernorm_row(float* h, int64_t D, const float* w, const float* b,
+                                  const float* v, float eps, float* mean_out, float* rstd_out) {
+  constexpr int L = 8;
+  double s[L] = {0};
+  int64_t d = 0;
+  for (; d + L <= D; d += L)
+    for (int l = 0; l < L; ++l) s[l] += (double)h[d + l];
+  double sum = 0;
+  for (; d < D; ++d) sum += (double)h[d];
+  for (int l = 0; l < L; ++l) sum += s[l];
+  const double mean = sum / (double)D;
+  double q[L] = {0};
+  d = 0;
+  for (; d + L <= D; d += L)
+    for (int l = 0; l < L; ++l) {
+      const double t = (double)h[d + l] - mean;
+      q[l] += t * t;
+    }
+  double sq = 0;
+  for (; d < D; ++d) {
+    const double t = (double)h[d] - mean;
+    sq += t * t;
+  }
+  for (int l = 0; l < L; ++l) sq += q[l];
+  const float meanf = (float)mean;
+  const float rstd = (float)(1.0 / std::sqrt(sq / (double)D + (double)eps));
+  *mean_out = meanf;
+  *rstd_out = rstd;
+  constexpr int F = 16;
+  float acc[F] = {0};
+  d = 0;
+  if (v) {
+    for (; d + F <= D; d += F)
+      for (int l = 0; l < F; ++l) {
+        const float t = (h[d + l] - meanf) * rstd * w[d + l] + b[d + l];
+        h[d + l] = t;
+        acc[l] += t * v[d + l];
+      }
+  } else {
+    for (; d + F <= D; d += F)
+      for (int l = 0; l < F; ++l) h[d + l] = (h[d + l] - meanf) * rstd * w[d + l] + b[d + l];
+  }
+  float tail = 0.f;
+  for (; d < D; ++d) {
+    const float t = (h[d] - meanf) * rstd * w[d] + b[d];
+    h[d] = t;
+    if (v) tail += t * v[d];
+  }
+  float dot = 0.f;
+  for (int l = 0; l < F; ++l) dot += acc[l];
+  return dot + tail;
+}
+
+// sum_j GELU(z_j + b1_j) * a_j over H.
+static inline float gelu_dot(const float* z, const float* b1, const float* a, int64_t H) {
+  constexpr int F = 16;
+  float acc[F] = {0};
+  int64_t j = 0;
+  for (; j + F <= H; j += F)
+    for (int l = 0; l < F; ++l) {
+      const float zz = z[j + l] + b1[j + l];
+      const float u = 0.5f * zz * (1.f + erf_fast(zz * 0.70710678118654752f));
+      acc[l] += u * a[j + l];
+    }
+  float tail = 0.f;
+  for (; j < H; ++j) {
+    const float zz = z[j] + b1[j];
+    tail += 0.5f * zz * (1.f + erf_fast(zz * 0.70710678118654752f)) * a[j];
+  }
+  float s = 0.f;
+  for (int l = 0; l < F; ++l) s += acc[l];
+  return s + tail;
+}
+
+void ln_rows(const ScoreRowCtx& k, int64_t row0, int64_t r0, int64_t r1, float* h,
+                           float* qdot, float* mean, float* rstd) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t row = row0 + r, b = row / k.N;
+    float* hr = h + r * k.D;
+    load_row(k.x, k.dtype, row, k.D, hr);
+    float m, s;
+    const float q = layernorm_row(hr, k.D, k.ln_w, k.ln_b, k.v ? k.v + b * k.D : nullptr,
+                                  1e-5f, &m, &s);
+    if (qdot) qdot[r] = q;
+    if (mean) mean[r] = m;
+    if (rstd) rstd[r] = s;
+  }
+}
+
+void epilogue_rows(const ScoreRowCtx& k, int64_t row0, int64_t r0, int64_t r1,
+                                 const float* z, const float* qdot, float* scores) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t row = row0 + r, b = row / k.N;
+    scores[row] = gelu_dot(z + r * k.H, k.b1, k.a + b * k.H, k.H) + k.c[b] + qdot[r];
+  }
+}
+
+}  // namespace GRIP_SCORE_ISA
+}  // namespace cpu
+}  // namespace grip

@@ -1,0 +1,466 @@
+// addon.cc — the Node binding: turns JS tensors (TypedArrays, or device
+// buffers for CUDA) into grip_tensor views without copying, calls the C ABI
+// synchronously or on a libuv worker (Promise), and turns a grip_status into
+// a GripError. No business logic: lib/ validates, native computes.
+#include <napi.h>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grip/grip.h"
+
+namespace {
+
+// lib/errors.ts GripError, set by init(). Leaked on purpose: a static
+// reference would be released after the environment is gone, at exit.
+Napi::FunctionReference* g_grip_error = nullptr;
+
+const char* CodeName(grip_status status) {
+  switch (status) {
+    case GRIP_ERR_SHAPE: return "ERR_GRIP_SHAPE";
+    case GRIP_ERR_DTYPE: return "ERR_GRIP_DTYPE";
+    case GRIP_ERR_RANGE: return "ERR_GRIP_RANGE";
+    case GRIP_ERR_DEVICE: return "ERR_GRIP_DEVICE";
+    case GRIP_ERR_CUDA: return "ERR_GRIP_CUDA";
+    case GRIP_ERR_UNSUPPORTED: return "ERR_GRIP_UNSUPPORTED";
+    case GRIP_ERR_FORMAT: return "ERR_GRIP_FORMAT";
+    case GRIP_ERR_IO: return "ERR_GRIP_IO";
+    default: return "ERR_GRIP_INTERNAL";
+  }
+}
+
+Napi::Value MakeGripError(Napi::Env env, const char* code, const std::string& message) {
+  if (g_grip_error != nullptr) {
+    return g_grip_error->New({Napi::String::New(env, code), Napi::String::New(env, message)});
+  }
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error.Value();
+}
+
+void ThrowGripError(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Value error = MakeGripError(env, code, message);
+  if (!env.IsExceptionPending()) napi_throw(env, error);
+}
+
+// A CUDA allocation owned by JS: freed by dispose() or by the GC finalizer.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ~DeviceBuffer() {
+    if (ptr) grip_cuda_free(ptr);
+  }
+};
+
+// Argument conversion failures are programming errors of lib/ (it validates
+// first), reported as ERR_GRIP_INTERNAL-free TypeErrors would hide them: we
+// report ERR_GRIP_SHAPE / ERR_GRIP_DTYPE with the usual message shape.
+struct Parser {
+  Napi::Env env;
+  bool failed = false;
+
+  void Fail(const char* code, const std::string& message) {
+    if (!failed) ThrowGripError(env, code, message);
+    failed = true;
+  }
+
+  // mode: bits 0-1 the backend (0 cpu, 1 cuda, 2 emu), bit 2 async.
+  grip_tensor Tensor(Napi::Value value, const char* name, int backend) {
+    grip_tensor t{};
+    if (failed) return t;
+    if (!value.IsObject()) {
+      Fail("ERR_GRIP_SHAPE", std::string("expected a Tensor for ") + name + " but received " +
+                                 (value.IsUndefined() ? "undefined" : "another value"));
+      return t;
+    }
+    Napi::Object obj = value.As<Napi::Object>();
+    const std::string dtype = obj.Get("dtype").ToString().Utf8Value();
+    if (dtype == "f32") t.dtype = GRIP_F32;
+    else if (dtype == "f16") t.dtype = GRIP_F16;
+    else if (dtype == "bf16") t.dtype = GRIP_BF16;
+    else if (dtype == "i32") t.dtype = GRIP_I32;
+    else {
+      Fail("ERR_GRIP_DTYPE", "expected f32, f16, bf16 or i32 for dtype of " + std::string(name) +
+                                 " but received " + dtype);
+      return t;
+    }
+    Napi::Value shape_value = obj.Get("shape");
+    if (!shape_value.IsArray()) {
+      Fail("ERR_GRIP_SHAPE", std::string("expected an array for shape of ") + name +
+                                 " but received another value");
+      return t;
+    }
+    Napi::Array shape = shape_value.As<Napi::Array>();
+    if (shape.Length() > GRIP_MAX_DIMS) {
+      Fail("ERR_GRIP_SHAPE", "expected at most 8 dimensions for " + std::string(name) +
+                                 " but received " + std::to_string(shape.Length()));
+      return t;
+    }
+    t.ndim = (int32_t)shape.Length();
+    size_t count = 1;
+    for (uint32_t i = 0; i < shape.Length(); ++i) {
+      t.shape[i] = shape.Get(i).ToNumber().Int64Value();
+      count *= (size_t)(t.shape[i] < 0 ? 0 : t.shape[i]);
+    }
+    const size_t bytes = count * grip_dtype_size(t.dtype);
+    Napi::Value data = obj.Get("data");
+    const std::string device = obj.Get("device").ToString().Utf8Value();
+    if (device == "cuda") {
+      t.device = GRIP_DEVICE_CUDA;
+      Napi::Value handle = data.IsObject() ? data.As<Napi::Object>().Get("handle") : data;
+      if (!handle.IsExternal()) {
+        Fail("ERR_GRIP_DEVICE", std::string("expected a device buffer for data of ") + name +
+                                    " but received another value");
+        return t;
+      }
+      DeviceBuffer* buffer = handle.As<Napi::External<DeviceBuffer>>().Data();
+      if (buffer->ptr == nullptr) {
+        Fail("ERR_GRIP_DEVICE", std::string("expected a live device buffer for ") + name +
+                                    " but received a disposed one");
+        return t;
+      }
+      if (buffer->bytes < bytes) {
+        Fail("ERR_GRIP_SHAPE", "expected at least " + std::to_string(bytes) + " bytes for data of " +
+                                   name + " but received " + std::to_string(buffer->bytes));
+        return t;
+      }
+      t.data = buffer->ptr;
+      return t;
+    }
+    t.device = backend == 2 ? GRIP_DEVICE_EMU : GRIP_DEVICE_CPU;
+    if (!data.IsTypedArray()) {
+      Fail("ERR_GRIP_SHAPE", std::string("expected a TypedArray for data of ") + name +
+                                 " but received another value");
+      return t;
+    }
+    Napi::TypedArray array = data.As<Napi::TypedArray>();
+    if (array.ByteLength() < bytes) {
+      Fail("ERR_GRIP_SHAPE", "expected at least " + std::to_string(bytes) + " bytes for data of " +
+                                 name + " but received " + std::to_string(array.ByteLength()));
+      return t;
+    }
+    t.data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    return t;
+  }
+
+  grip_scorer_params Params(Napi::Value value, const char* name, int backend) {
+    grip_scorer_params p{};
+    if (failed) return p;
+    if (!value.IsObject()) {
+      Fail("ERR_GRIP_SHAPE", std::string("expected scorer params for ") + name +
+                                 " but received another value");
+      return p;
+    }
+    Napi::Object o = value.As<Napi::Object>();
+    const std::string pre = std::string(name) + ".";
+    auto field = [&](const char* key) { return Tensor(o.Get(key), (pre + key).c_str(), backend); };
+    p.ln_weight = field("lnWeight");
+    p.ln_bias = field("lnBias");
+    p.w1 = field("w1");
+    p.b1 = field("b1");
+    p.film_w = field("filmW");
+    p.film_b = field("filmB");
+    p.w2 = field("w2");
+    p.b2 = field("b2");
+    p.wq = field("wq");
+    p.wk = field("wk");
+    return p;
+  }
+
+  void* HostArray(Napi::Value value, const char* name, size_t min_bytes) {
+    if (failed) return nullptr;
+    if (!value.IsTypedArray()) {
+      Fail("ERR_GRIP_SHAPE", std::string("expected an Int32Array for ") + name +
+                                 " but received another value");
+      return nullptr;
+    }
+    Napi::TypedArray array = value.As<Napi::TypedArray>();
+    if (array.ByteLength() < min_bytes) {
+      Fail("ERR_GRIP_SHAPE", "expected at least " + std::to_string(min_bytes) + " bytes for " +
+                                 name + " but received " + std::to_string(array.ByteLength()));
+      return nullptr;
+    }
+    return static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  }
+};
+
+// Runs an op off the event loop. The JS arguments stay referenced (so their
+// buffers stay alive) until the op settles.
+class OpWorker : public Napi::AsyncWorker {
+ public:
+  OpWorker(Napi::Env env, const Napi::CallbackInfo& info, std::function<grip_status(std::string*)> op)
+      : Napi::AsyncWorker(env, "grip:op"), deferred_(Napi::Promise::Deferred::New(env)), op_(std::move(op)) {
+    Napi::Array keep = Napi::Array::New(env, info.Length());
+    for (size_t i = 0; i < info.Length(); ++i) keep.Set((uint32_t)i, info[i]);
+    args_ = Napi::Persistent(keep);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { status_ = op_(&message_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (status_ == GRIP_OK) deferred_.Resolve(env.Undefined());
+    else deferred_.Reject(MakeGripError(env, CodeName(status_), message_));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<grip_status(std::string*)> op_;
+  Napi::Reference<Napi::Array> args_;
+  grip_status status_ = GRIP_OK;
+  std::string message_;
+};
+
+// Calls `op` now (mode bit 2 clear) or on a worker (set, returns a Promise).
+Napi::Value Run(const Napi::CallbackInfo& info, int mode, std::function<grip_status()> op) {
+  Napi::Env env = info.Env();
+  auto with_message = [op](std::string* message) {
+    grip_status status = op();
+    if (status != GRIP_OK) *message = grip_last_error();
+    return status;
+  };
+  if (mode & 4) {
+    OpWorker* worker = new OpWorker(env, info, with_message);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+  std::string message;
+  grip_status status = with_message(&message);
+  if (status != GRIP_OK) ThrowGripError(env, CodeName(status), message);
+  return env.Undefined();
+}
+
+int Mode(const Napi::CallbackInfo& info) { return info[0].ToNumber().Int32Value(); }
+
+Napi::Value ScoreTokens(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor query = p.Tensor(info[2], "query", backend);
+  grip_tensor ratio = p.Tensor(info[3], "keepRatio", backend);
+  grip_scorer_params params = p.Params(info[4], "params", backend);
+  grip_tensor scores = p.Tensor(info[5], "scores", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_score_tokens(&x, &query, &ratio, &params, &scores); });
+}
+
+Napi::Value ScoreTokensBackward(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor query = p.Tensor(info[2], "query", backend);
+  grip_tensor ratio = p.Tensor(info[3], "keepRatio", backend);
+  grip_scorer_params params = p.Params(info[4], "params", backend);
+  grip_tensor d_scores = p.Tensor(info[5], "dScores", backend);
+  grip_scorer_params grads = p.Params(info[6], "grads", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable {
+    return grip_score_tokens_backward(&x, &query, &ratio, &params, &d_scores, &grads);
+  });
+}
+
+Napi::Value Topk(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor scores = p.Tensor(info[1], "scores", backend);
+  const int32_t* k = static_cast<const int32_t*>(p.HostArray(info[2], "k", 4 * (size_t)(scores.ndim ? scores.shape[0] : 0)));
+  grip_tensor indices = p.Tensor(info[3], "indices", backend);
+  grip_tensor values = p.Tensor(info[4], "values", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_topk(&scores, k, &indices, &values); });
+}
+
+Napi::Value GumbelTopk(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor logits = p.Tensor(info[1], "logits", backend);
+  const int32_t k = info[2].ToNumber().Int32Value();
+  const int32_t samples = info[3].ToNumber().Int32Value();
+  bool lossless = true;
+  const uint64_t seed = info[4].As<Napi::BigInt>().Uint64Value(&lossless);
+  grip_tensor indices = p.Tensor(info[5], "indices", backend);
+  grip_tensor log_prob = p.Tensor(info[6], "logProb", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable {
+    return grip_gumbel_topk(&logits, k, samples, seed, &indices, &log_prob);
+  });
+}
+
+Napi::Value PlackettLuceLogProb(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor logits = p.Tensor(info[1], "logits", backend);
+  grip_tensor indices = p.Tensor(info[2], "indices", backend);
+  grip_tensor log_prob = p.Tensor(info[3], "logProb", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_plackett_luce_log_prob(&logits, &indices, &log_prob); });
+}
+
+Napi::Value PlackettLuceBackward(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor logits = p.Tensor(info[1], "logits", backend);
+  grip_tensor indices = p.Tensor(info[2], "indices", backend);
+  grip_tensor d_log_prob = p.Tensor(info[3], "dLogProb", backend);
+  grip_tensor d_logits = p.Tensor(info[4], "dLogits", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable {
+    return grip_plackett_luce_backward(&logits, &indices, &d_log_prob, &d_logits);
+  });
+}
+
+Napi::Value GatherRows(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor indices = p.Tensor(info[2], "indices", backend);
+  grip_tensor out = p.Tensor(info[3], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_gather_rows(&x, &indices, &out); });
+}
+
+Napi::Value CompactKV(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor cache = p.Tensor(info[1], "cache", backend);
+  grip_tensor keep = p.Tensor(info[2], "keep", backend);
+  grip_tensor out = p.Tensor(info[3], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_compact_kv(&cache, &keep, &out); });
+}
+
+Napi::Value CompactKVInPlace(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor cache = p.Tensor(info[1], "cache", backend);
+  grip_tensor keep = p.Tensor(info[2], "keep", backend);
+  int32_t* lengths = static_cast<int32_t*>(
+      p.HostArray(info[3], "newLengths", 4 * (size_t)(cache.ndim ? cache.shape[0] : 0)));
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_compact_kv_inplace(&cache, &keep, lengths); });
+}
+
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor param = p.Tensor(info[1], "param", backend);
+  grip_tensor grad = p.Tensor(info[2], "grad", backend);
+  grip_tensor m = p.Tensor(info[3], "m", backend);
+  grip_tensor v = p.Tensor(info[4], "v", backend);
+  grip_adamw_options o{};
+  o.step = info[5].ToNumber().Int64Value();
+  o.lr = info[6].ToNumber().FloatValue();
+  o.beta1 = info[7].ToNumber().FloatValue();
+  o.beta2 = info[8].ToNumber().FloatValue();
+  o.eps = info[9].ToNumber().FloatValue();
+  o.weight_decay = info[10].ToNumber().FloatValue();
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_adamw(&param, &grad, &m, &v, &o); });
+}
+
+// ---- library-level functions ------------------------------------------------
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  if (info[0].IsFunction()) {
+    g_grip_error = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", grip_version());
+  o.Set("simd", grip_simd());
+  o.Set("threads", grip_num_threads());
+  o.Set("cudaCompiled", Napi::Boolean::New(env, grip_cuda_compiled() != 0));
+  o.Set("cudaDevices", grip_cuda_device_count());
+  return o;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  const grip_status status = grip_set_num_threads(info[0].ToNumber().Int32Value());
+  if (status != GRIP_OK) ThrowGripError(info.Env(), CodeName(status), grip_last_error());
+  return info.Env().Undefined();
+}
+
+Napi::Value EmuSetSchedule(const Napi::CallbackInfo& info) {
+  bool lossless = true;
+  const grip_status status = grip_emu_set_schedule(info[0].ToNumber().Int32Value(),
+                                                   info[1].As<Napi::BigInt>().Uint64Value(&lossless));
+  if (status != GRIP_OK) ThrowGripError(info.Env(), CodeName(status), grip_last_error());
+  return info.Env().Undefined();
+}
+
+Napi::Value CudaAlloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double bytes = info[0].ToNumber().DoubleValue();
+  auto buffer = std::make_unique<DeviceBuffer>();
+  const grip_status status = grip_cuda_malloc((size_t)bytes, &buffer->ptr);
+  if (status != GRIP_OK) {
+    ThrowGripError(env, CodeName(status), grip_last_error());
+    return env.Undefined();
+  }
+  buffer->bytes = (size_t)bytes;
+  return Napi::External<DeviceBuffer>::New(env, buffer.release(),
+                                           [](Napi::Env, DeviceBuffer* b) { delete b; });
+}
+
+Napi::Value CudaFree(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal()) {
+    DeviceBuffer* b = info[0].As<Napi::External<DeviceBuffer>>().Data();
+    if (b->ptr) grip_cuda_free(b->ptr);
+    b->ptr = nullptr;
+    b->bytes = 0;
+  }
+  return info.Env().Undefined();
+}
+
+// cudaCopy(handle, typedArray, toDevice: boolean)
+Napi::Value CudaCopy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DeviceBuffer* b = info[0].As<Napi::External<DeviceBuffer>>().Data();
+  Napi::TypedArray array = info[1].As<Napi::TypedArray>();
+  void* host = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  const size_t bytes = array.ByteLength();
+  if (b->ptr == nullptr || bytes > b->bytes) {
+    ThrowGripError(env, "ERR_GRIP_DEVICE", "expected a live device buffer of at least " +
+                                                std::to_string(bytes) + " bytes for copy but received " +
+                                                (b->ptr ? std::to_string(b->bytes) + " bytes" : "a disposed one"));
+    return env.Undefined();
+  }
+  const grip_status status = info[2].ToBoolean().Value()
+                                 ? grip_cuda_memcpy_to_device(b->ptr, host, bytes)
+                                 : grip_cuda_memcpy_to_host(host, b->ptr, bytes);
+  if (status != GRIP_OK) ThrowGripError(env, CodeName(status), grip_last_error());
+  return env.Undefined();
+}
+
+Napi::Object Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("init", Napi::Function::New(env, Init));
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("emuSetSchedule", Napi::Function::New(env, EmuSetSchedule));
+  exports.Set("cudaAlloc", Napi::Function::New(env, CudaAlloc));
+  exports.Set("cudaFree", Napi::Function::New(env, CudaFree));
+  exports.Set("cudaCopy", Napi::Function::New(env, CudaCopy));
+  exports.Set("scoreTokens", Napi::Function::New(env, ScoreTokens));
+  exports.Set("scoreTokensBackward", Napi::Function::New(env, ScoreTokensBackward));
+  exports.Set("topk", Napi::Function::New(env, Topk));
+  exports.Set("gumbelTopk", Napi::Function::New(env, GumbelTopk));
+  exports.Set("plackettLuceLogProb", Napi::Function::New(env, PlackettLuceLogProb));
+  exports.Set("plackettLuceBackward", Napi::Function::New(env, PlackettLuceBackward));
+  exports.Set("gatherRows", Napi::Function::New(env, GatherRows));
+  exports.Set("compactKV", Napi::Function::New(env, CompactKV));
+  exports.Set("compactKVInPlace", Napi::Function::New(env, CompactKVInPlace));
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(grip, Register)
