@@ -91,8 +91,12 @@ inline Status grip_dev_to_device(void* dst, const void* src, size_t bytes) {
 }
 #endif
 
-// Scratch buffer freed on scope exit.
+// Scratch buffer freed on scope exit. Not copyable: GRIP_LAUNCH captures its
+// arguments by value, so pass `scratch.as<T>()` through a local pointer.
 struct DeviceScratch {
+  DeviceScratch() = default;
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
   void* ptr = nullptr;
   ~DeviceScratch() { if (ptr) grip_dev_free(ptr); }
   Status alloc(size_t bytes) { return grip_dev_alloc(&ptr, bytes); }

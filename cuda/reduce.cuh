@@ -121,6 +121,9 @@ inline T* scratch_at(const DeviceScratch& s, size_t off) {
   return reinterpret_cast<T*>(static_cast<char*>(s.ptr) + off);
 }
 
+// Scratch allocation that never asks for zero bytes.
+inline Status alloc_bytes(DeviceScratch& s, size_t n) { return s.alloc(n ? n : 8); }
+
 // Allocates and clears one error slot.
 inline Status make_error_slot(DeviceScratch& slot) {
   GRIP_RETURN_IF_ERROR(slot.alloc(sizeof(unsigned long long)));

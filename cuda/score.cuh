@@ -264,7 +264,7 @@ Status score_tokens(const ScoreForwardArgs& a) {
   size_t offs[6];
   plan_score_buffers(a, plan, offs);
   DeviceScratch scratch;
-  GRIP_RETURN_IF_ERROR(scratch.alloc(plan.bytes));
+  GRIP_RETURN_IF_ERROR(alloc_bytes(scratch, plan.bytes));
   const ScoreForwardBuffers s = bind_score_buffers(scratch, offs);
   GRIP_RETURN_IF_ERROR(score_common(a, s, nullptr));
   const float inv_sqrt_r = 1.f / sqrtf((float)a.R);
@@ -295,7 +295,7 @@ Status score_tokens_backward(const ScoreBackwardArgs& a) {
   const size_t o_su = plan.add(sizeof(float) * B * H), o_sg = plan.add(sizeof(float) * B);
   const size_t o_hg = plan.add(sizeof(float) * B * D), o_hk = plan.add(sizeof(float) * B * R);
   DeviceScratch scratch;
-  GRIP_RETURN_IF_ERROR(scratch.alloc(plan.bytes));
+  GRIP_RETURN_IF_ERROR(alloc_bytes(scratch, plan.bytes));
   const ScoreForwardBuffers s = bind_score_buffers(scratch, offs);
   float* xhat = scratch_at<float>(scratch, o_xhat);
   float* dh = scratch_at<float>(scratch, o_dh);

@@ -13,8 +13,8 @@ namespace GRIP_CUDA_NS {
 
 constexpr int kTopkThreads = 256;
 
-// Ordering key: -0 and +0 are equal values (ties broken by index).
-__device__ inline uint32_t topk_key(float f) { return float_order_key(f == 0.f ? 0.f : f); }
+// Ordering key, exactly the CPU twin's: grip::float_order_key (so -0 sorts below +0).
+__device__ inline uint32_t topk_key(float f) { return float_order_key(f); }
 
 // err = min flat position n of a NaN in x[0..total). Flat grid-stride.
 __global__ void nan_check_kernel(const float* x, int64_t total, unsigned long long* err) {
@@ -99,9 +99,12 @@ Status topk(const TopkArgs& a) {
   const int64_t total = a.B * a.N;
   DeviceScratch err;
   GRIP_RETURN_IF_ERROR(make_error_slot(err));
+  // GRIP_LAUNCH captures its arguments by copy: pass raw pointers, never a
+  // DeviceScratch (its copy would free the buffer).
+  unsigned long long* err_p = err.as<unsigned long long>();
   if (total > 0) {
     GRIP_LAUNCH(nan_check_kernel, flat_blocks(total, kTopkThreads), kTopkThreads, 0, a.scores,
-                total, err.as<unsigned long long>());
+                total, err_p);
     GRIP_RETURN_IF_ERROR(grip_dev_check_launch("nan_check_kernel"));
     unsigned long long flat;
     GRIP_RETURN_IF_ERROR(read_error_slot(err, &flat));
@@ -109,9 +112,10 @@ Status topk(const TopkArgs& a) {
   }
   if (a.B == 0 || a.max_k == 0) return Status::Ok();
   DeviceScratch kdev;
-  GRIP_RETURN_IF_ERROR(kdev.alloc(sizeof(int32_t) * a.B));
+  GRIP_RETURN_IF_ERROR(alloc_bytes(kdev, sizeof(int32_t) * a.B));
   GRIP_RETURN_IF_ERROR(grip_dev_to_device(kdev.ptr, a.k, sizeof(int32_t) * a.B));
-  GRIP_LAUNCH(topk_kernel, (unsigned)a.B, kTopkThreads, 0, a.scores, kdev.as<int32_t>(), a.N,
+  const int32_t* k_p = kdev.as<int32_t>();
+  GRIP_LAUNCH(topk_kernel, (unsigned)a.B, kTopkThreads, 0, a.scores, k_p, a.N,
               a.max_k, a.indices, a.values);
   return grip_dev_check_launch("topk_kernel");
 }

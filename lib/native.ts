@@ -54,6 +54,8 @@ export interface NativeAddon {
   adamw(mode: number, param: NativeTensor, grad: NativeTensor, m: NativeTensor, v: NativeTensor,
     step: number, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number): Promise<void> | undefined;
+  matmul(mode: number, a: NativeTensor, b: NativeTensor, transB: boolean,
+    out: NativeTensor): Promise<void> | undefined;
 }
 
 /** The package root: the nearest folder above this file whose package.json is grip-vlm's. */

@@ -32,6 +32,11 @@ export interface ScorerParams {
 
 export const SCORER_PARAM_NAMES = ['lnWeight', 'lnBias', 'w1', 'b1', 'filmW', 'filmB', 'w2', 'b2', 'wq', 'wk'] as const;
 
+export interface MatmulOptions extends OpOptions {
+  /** b is stored [N,K] (a Linear layer's weight [out,in]) instead of [K,N]. */
+  transB?: boolean;
+}
+
 export interface AdamWOptions {
   /** 1-based step number (bias correction). */
   step: number;
@@ -402,6 +407,22 @@ function adamwPlan(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWOp
   };
 }
 
+function matmulPlan(a: Tensor, b: Tensor, options?: MatmulOptions): Plan {
+  checkOptions(options);
+  const transB = options?.transB ?? false;
+  if (typeof transB !== 'boolean') check.fail('ERR_GRIP_RANGE', 'a boolean', 'options.transB', String(transB));
+  check.tensor(a, 'a', '[M,K]', F32);
+  const [M, K] = a.shape as [number, number];
+  check.tensor(b, 'b', transB ? '[N,K]' : '[K,N]', FLOATS, transB ? [undefined, K] : [K, undefined]);
+  const N = transB ? b.shape[0]! : b.shape[1]!;
+  return {
+    inputs: [['a', a], ['b', b]],
+    inouts: [],
+    outputs: [{ shape: [M, N], dtype: 'f32' }],
+    call: (mode, [an, bn], _io, [out]) => native().matmul(mode, an!, bn!, transB, out!),
+  };
+}
+
 // ---- the public ops ----------------------------------------------------------------
 
 type KeepRatio = Tensor | number | ArrayLike<number>;
@@ -485,6 +506,14 @@ export const ops = {
     const lengths = new Int32Array(cache instanceof Tensor ? (cache.shape[0] ?? 0) : 0);
     execute(compactInPlacePlan(cache, keep, lengths, options), options, false);
     return lengths;
+  },
+
+  /** out[M,N] = a[M,K] · b ([K,N], or [N,K] with transB); b f32, f16 or bf16. */
+  async matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Promise<Tensor> {
+    return (await execute(matmulPlan(a, b, options), options, true))[0]!;
+  },
+  matmulSync(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
+    return execute(matmulPlan(a, b, options), options, false)[0]!;
   },
 
   /** One AdamW step in place on param, m and v (PyTorch semantics: decoupled weight decay, bias correction). */

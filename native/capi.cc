@@ -530,4 +530,20 @@ grip_status grip_adamw(grip_tensor* param, const grip_tensor* grad, grip_tensor*
   });
 }
 
+grip_status grip_matmul(const grip_tensor* a, const grip_tensor* b, int trans_b, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(c.Tensor(a, "a", 2, nullptr, kF32Only, "[M,K]"));
+    const int64_t M = a->shape[0], K = a->shape[1];
+    const int64_t bk[2] = {trans_b ? -1 : K, trans_b ? K : -1};
+    GRIP_RETURN_IF_ERROR(c.Tensor(b, "b", 2, bk, kFloatAny, trans_b ? "[N,K]" : "[K,N]"));
+    const int64_t N = trans_b ? b->shape[0] : b->shape[1];
+    const int64_t o[2] = {M, N};
+    GRIP_RETURN_IF_ERROR(c.Tensor(out, "out", 2, o, kF32Only, "[M,N]"));
+    MatmulArgs args{static_cast<const float*>(a->data), b->data, b->dtype, trans_b != 0, M, N, K,
+                    static_cast<float*>(out->data)};
+    return GRIP_DISPATCH(c.device, matmul, args);
+  });
+}
+
 }  // extern "C"

@@ -80,6 +80,15 @@ struct CompactKVArgs {
   int32_t* new_lengths;  // [B] host memory (in-place form)
 };
 
+struct MatmulArgs {
+  const float* a;  // [M,K]
+  const void* b;   // [K,N], or [N,K] when trans_b (a Linear weight [out,in])
+  grip_dtype b_dtype;  // f32|f16|bf16
+  bool trans_b;
+  int64_t M, N, K;
+  float* out;  // [M,N]
+};
+
 struct AdamWArgs {
   float* param;
   const float* grad;

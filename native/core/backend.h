@@ -15,7 +15,8 @@
   Status gather_rows(const GatherArgs& args);                     \
   Status compact_kv(const CompactKVArgs& args);                   \
   Status compact_kv_inplace(const CompactKVArgs& args);           \
-  Status adamw(const AdamWArgs& args);
+  Status adamw(const AdamWArgs& args);                            \
+  Status matmul(const MatmulArgs& args);
 
 namespace grip {
 namespace cpu { GRIP_BACKEND_OPS }

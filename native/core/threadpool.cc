@@ -126,7 +126,10 @@ class Pool {
   void start(int nworkers) {
     stop_.store(false, std::memory_order_relaxed);
     threads_.reserve(nworkers);
-    for (int i = 0; i < nworkers; ++i) threads_.emplace_back([this, i] { loop(i); });
+    // The workers start from the current generation: a job published before
+    // a new thread first runs must still be seen as new by it.
+    const uint64_t g0 = gen_.load(std::memory_order_acquire);
+    for (int i = 0; i < nworkers; ++i) threads_.emplace_back([this, i, g0] { loop(i, g0); });
   }
 
   void stop_all() {
@@ -157,9 +160,8 @@ class Pool {
     }
   }
 
-  void loop(int id) {
+  void loop(int id, uint64_t seen) {
     t_in_parallel = true;  // bodies calling parallel_for run serially
-    uint64_t seen = gen_.load(std::memory_order_acquire);
     for (;;) {
       // Wait for a new generation: spin briefly, then sleep.
       uint64_t g = gen_.load(std::memory_order_acquire);

@@ -10,7 +10,7 @@
 //           register-tile micro-kernel, C = alpha*acc + (pc==0 ? beta : 1)*C
 //
 // Micro-kernels (run-time dispatch on cpu_features(), see gemm_kernels.h):
-// AVX-512 14x32 (gemm_avx512.cc), AVX2/FMA 6x16 (gemm_avx2.cc), scalar 4x8
+// AVX-512 14x32 (gemm_avx512.cc), AVX2/FMA 6x16 (gemm_avx2.cc), scalar 6x8
 // here (baseline x86-64; the compiler vectorises it with SSE2).
 // Sums are f32 FMA chains over k in order within each KC block, so results
 // differ from a double-accumulated reference by O(K * eps) relative to
@@ -32,7 +32,7 @@ namespace gemm_detail {
 namespace {
 
 // ---- scalar reference kernel (baseline ISA) --------------------------------------
-constexpr int SMR = 4, SNR = 8;
+constexpr int SMR = 6, SNR = 8;
 
 void scalar_pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
                    int64_t kc, float* Ap) {
@@ -64,6 +64,9 @@ void scalar_pack_b(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0
   }
 }
 
+// 6x8 tile in GCC vector types (SSE2 on baseline x86-64): 12 accumulators.
+typedef float v4f __attribute__((vector_size(16)));
+
 void scalar_macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, float* C,
                   int64_t ldc, float alpha, float beta) {
   for (int64_t jr = 0; jr < nc; jr += SNR) {
@@ -72,20 +75,33 @@ void scalar_macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const flo
       const int64_t r = mc - ir < SMR ? mc - ir : SMR;
       const float* a = Ap + ir * kc;
       const float* b = Bp + jr * kc;
-      float acc[SMR][SNR] = {};
-      for (int64_t k = 0; k < kc; ++k)
-        for (int i = 0; i < SMR; ++i)
-          for (int j = 0; j < SNR; ++j) acc[i][j] += a[k * SMR + i] * b[k * SNR + j];
+      v4f acc[SMR][2];
+      for (int i = 0; i < SMR; ++i) acc[i][0] = acc[i][1] = v4f{0.f, 0.f, 0.f, 0.f};
+      for (int64_t k = 0; k < kc; ++k) {
+        v4f b0, b1;
+        std::memcpy(&b0, b + k * SNR, 16);
+        std::memcpy(&b1, b + k * SNR + 4, 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < SMR; ++i) {
+          const float av = a[k * SMR + i];
+          const v4f ai = {av, av, av, av};
+          acc[i][0] += ai * b0;
+          acc[i][1] += ai * b1;
+        }
+      }
       for (int64_t i = 0; i < r; ++i) {
+        float t[SNR];
+        std::memcpy(t, &acc[i][0], 16);
+        std::memcpy(t + 4, &acc[i][1], 16);
         float* c = C + (ir + i) * ldc + jr;
         for (int64_t j = 0; j < nr; ++j)
-          c[j] = beta == 0.f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[j];
+          c[j] = beta == 0.f ? alpha * t[j] : alpha * t[j] + beta * c[j];
       }
     }
   }
 }
 
-const Kernel kScalar = {"scalar", SMR, SNR, 256, 128, 2048, &scalar_pack_a, &scalar_pack_b,
+const Kernel kScalar = {"scalar", SMR, SNR, 256, 120, 2048, &scalar_pack_a, &scalar_pack_b,
                         &scalar_macro};
 
 // ---- selection ---------------------------------------------------------------------

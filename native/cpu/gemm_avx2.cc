@@ -158,6 +158,26 @@ inline float load1(int dtype, const char* p) {
   return dtype == 1 ? _cvtsh_ss(h) : bf16_bits_to_f32(h);
 }
 
+// In-register 8x8 transpose: r[i] lane j -> r[j] lane i.
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
 void pack_b(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
             int64_t nc, float* Bp) {
   const int64_t esz = dtype == 0 ? 4 : 2;
@@ -178,21 +198,25 @@ void pack_b(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0, int64
           for (int64_t j = 0; j < NR; ++j)
             dst[k * NR + j] = j < nr ? load1(dtype, src + k * rs + j * esz) : 0.f;
       }
-    } else {
-      int64_t j = 0;
-      for (; j < nr; ++j) {
-        const char* s = base + ((j0 + jr + j) * ldb + p0) * esz;
+    } else {  // B is [N, K]: 8 rows x 8 k at a time, transposed in registers
+      for (int half = 0; half < 2; ++half) {
+        const int64_t jb = jr + 8 * half;
+        const int64_t rows = nr - 8 * half < 8 ? (nr - 8 * half > 0 ? nr - 8 * half : 0) : 8;
+        const char* src = base + ((j0 + jb) * ldb + p0) * esz;
         int64_t k = 0;
         for (; k + 8 <= kc; k += 8) {
-          alignas(32) float t[8];
-          _mm256_store_ps(t, load8(dtype, s + k * esz));
+          __m256 r[8];
 #pragma GCC unroll 8
-          for (int kk = 0; kk < 8; ++kk) dst[(k + kk) * NR + j] = t[kk];
+          for (int i = 0; i < 8; ++i)
+            r[i] = i < rows ? load8(dtype, src + (i * ldb + k) * esz) : _mm256_setzero_ps();
+          transpose8(r);
+#pragma GCC unroll 8
+          for (int kk = 0; kk < 8; ++kk) _mm256_store_ps(dst + (k + kk) * NR + 8 * half, r[kk]);
         }
-        for (; k < kc; ++k) dst[k * NR + j] = load1(dtype, s + k * esz);
+        for (; k < kc; ++k)
+          for (int64_t i = 0; i < 8; ++i)
+            dst[k * NR + 8 * half + i] = i < rows ? load1(dtype, src + (i * ldb + k) * esz) : 0.f;
       }
-      for (; j < NR; ++j)
-        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
     }
   }
 }

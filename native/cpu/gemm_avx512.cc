@@ -1,3 +1,4 @@
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive on _mm512_undefined_*
 // gemm_avx512.cc — AVX-512 packing and micro-kernel for grip::cpu::gemm.
 // Compiled with -mavx512f/bw/dq/vl (see CMakeLists.txt); only reached when
 // cpu_features().avx512. Register tile MR x 32: MR*2 zmm accumulators, two
@@ -15,7 +16,7 @@
 #define GRIP_GEMM512_MR 14
 #endif
 #ifndef GRIP_GEMM512_KC
-#define GRIP_GEMM512_KC 384
+#define GRIP_GEMM512_KC 256
 #endif
 #ifndef GRIP_GEMM512_MC
 #define GRIP_GEMM512_MC 336
@@ -32,13 +33,6 @@ namespace {
 constexpr int MR = GRIP_GEMM512_MR;
 constexpr int NR = 32;
 
-inline float bf16_bits_to_f32(uint16_t h) {
-  const uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 // ---- micro-kernel -------------------------------------------------------------
 template <int R>
 __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __restrict a,
@@ -51,6 +45,14 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __re
     acc0[i] = _mm512_setzero_ps();
     acc1[i] = _mm512_setzero_ps();
   }
+#ifndef GRIP_NO_CPF
+  // C's tile is needed only at the end; start fetching it now.
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 16), _MM_HINT_T0);
+  }
+#endif
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_load_ps(b);
     const __m512 b1 = _mm512_load_ps(b + 16);
@@ -158,56 +160,100 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int
   }
 }
 
-inline __m512 load16(const void* B, int dtype, const void* p, __mmask16 m) {
-  (void)B;
-  if (dtype == 0) return _mm512_maskz_loadu_ps(m, p);
+template <int DT>
+inline __m512 load16(const char* p, __mmask16 m) {
+  if (DT == 0) return _mm512_maskz_loadu_ps(m, p);
   const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  if (dtype == 1) return _mm512_cvtph_ps(h);
+  if (DT == 1) return _mm512_cvtph_ps(h);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-inline float load1(const void* B, int dtype, int64_t idx) {
-  if (dtype == 0) return static_cast<const float*>(B)[idx];
-  const uint16_t h = static_cast<const uint16_t*>(B)[idx];
-  if (dtype == 1) return _cvtsh_ss(h);
-  return bf16_bits_to_f32(h);
+inline __mmask16 mask_n(int64_t n) {  // first n (clamped to 0..16) lanes
+  return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+// In-register 16x16 transpose: r[i] lane j -> r[j] lane i.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+    t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+    t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
+    r[4 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xdd);
+  }
+}
+
+template <int DT>
+void pack_b_t(bool trans, const void* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
+              int64_t nc, float* Bp) {
+  constexpr int64_t esz = DT == 0 ? 4 : 2;
+  const char* base = static_cast<const char*>(B);
+  if (!trans) {  // B is [K, N]: rows of op(B) are contiguous
+    const int64_t rs = ldb * esz;
+    constexpr int64_t KB = 8;  // rows per sweep across the panels
+    for (int64_t k0 = 0; k0 < kc; k0 += KB) {
+      const int64_t k1 = k0 + KB < kc ? k0 + KB : kc;
+      for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int64_t nr = nc - jr;
+        const __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
+        float* dst = Bp + jr * kc;
+        const char* src = base + (p0 * ldb + j0 + jr) * esz;
+        for (int64_t k = k0; k < k1; ++k) {
+          const char* s = src + k * rs;
+          _mm512_store_ps(dst + k * NR, load16<DT>(s, m0));
+          _mm512_store_ps(dst + k * NR + 16, load16<DT>(s + 16 * esz, m1));
+        }
+      }
+    }
+    return;
+  }
+  // B is [N, K]: column j of op(B) is row j of B. 16 rows x 16 k at a time,
+  // transposed in registers.
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    float* dst = Bp + jr * kc;
+    for (int half = 0; half < 2; ++half) {
+      const int64_t jb = jr + 16 * half;
+      const int64_t rows = nc - jb < 16 ? (nc - jb > 0 ? nc - jb : 0) : 16;
+      const char* src = base + ((j0 + jb) * ldb + p0) * esz;
+      for (int64_t k = 0; k < kc; k += 16) {
+        const __mmask16 mk = mask_n(kc - k);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < rows ? load16<DT>(src + (i * ldb + k) * esz, mk) : _mm512_setzero_ps();
+        transpose16(r);
+        const int64_t kn = kc - k < 16 ? kc - k : 16;
+        for (int64_t kk = 0; kk < kn; ++kk) _mm512_store_ps(dst + (k + kk) * NR + 16 * half, r[kk]);
+      }
+    }
+  }
 }
 
 void pack_b(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
             int64_t nc, float* Bp) {
-  const int64_t esz = dtype == 0 ? 4 : 2;
-  const char* base = static_cast<const char*>(B);
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    const int64_t nr = nc - jr < NR ? nc - jr : NR;
-    float* dst = Bp + jr * kc;
-    if (!trans) {  // B is [K, N]
-      const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-      const __mmask16 m1 =
-          nr >= 32 ? (__mmask16)0xffff : (nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1));
-      const char* src = base + (p0 * ldb + j0 + jr) * esz;
-      const int64_t rs = ldb * esz;
-      for (int64_t k = 0; k < kc; ++k) {
-        const char* s = src + k * rs;
-        _mm512_store_ps(dst + k * NR, load16(B, dtype, s, m0));
-        _mm512_store_ps(dst + k * NR + 16, load16(B, dtype, s + 16 * esz, m1));
-      }
-    } else {  // B is [N, K]: row j0+jr+j holds op(B)[:, j]
-      int64_t j = 0;
-      for (; j < nr; ++j) {
-        const char* s = base + ((j0 + jr + j) * ldb + p0) * esz;
-        int64_t k = 0;
-        for (; k + 16 <= kc; k += 16) {
-          alignas(64) float t[16];
-          _mm512_store_ps(t, load16(B, dtype, s + k * esz, (__mmask16)0xffff));
-#pragma GCC unroll 16
-          for (int kk = 0; kk < 16; ++kk) dst[(k + kk) * NR + j] = t[kk];
-        }
-        for (; k < kc; ++k) dst[k * NR + j] = load1(B, dtype, (j0 + jr + j) * ldb + p0 + k);
-      }
-      for (; j < NR; ++j)
-        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
-    }
-  }
+  if (dtype == 0) pack_b_t<0>(trans, B, ldb, p0, kc, j0, nc, Bp);
+  else if (dtype == 1) pack_b_t<1>(trans, B, ldb, p0, kc, j0, nc, Bp);
+  else pack_b_t<2>(trans, B, ldb, p0, kc, j0, nc, Bp);
 }
 
 const Kernel kKernel = {"avx512", MR, NR, GRIP_GEMM512_KC, GRIP_GEMM512_MC, GRIP_GEMM512_NC,

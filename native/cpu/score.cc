@@ -110,9 +110,15 @@ void row_consts(const ScoreArgs& s, RowConsts& rc) {
       const int64_t b = t / D, d = t % D;
       const double* qp = &rc.qp[b * R];
       const float* w = p.wk + d * R;
-      double acc = 0;
-      for (int64_t r = 0; r < R; ++r) acc += (double)w[r] * qp[r];
-      rc.v[t] = (float)(acc * inv_sqrt_r);
+      constexpr int L = 8;
+      double acc[L] = {0};
+      int64_t r = 0;
+      for (; r + L <= R; r += L)
+        for (int l = 0; l < L; ++l) acc[l] += (double)w[r + l] * qp[r + l];
+      double tot = 0;
+      for (; r < R; ++r) tot += (double)w[r] * qp[r];
+      for (int l = 0; l < L; ++l) tot += acc[l];
+      rc.v[t] = (float)(tot * inv_sqrt_r);
     }
   });
 }
@@ -136,6 +142,18 @@ int64_t chunk_rows(int64_t rows, int64_t D) {
   const int64_t c = std::max<int64_t>(64, (int64_t)(16 << 20) / std::max<int64_t>(1, 4 * D));
   return std::min(rows, c);
 }
+// Per-thread scratch kept between calls (grow only): no page faults and no
+// zero-fill on every call.
+float* scratch(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats) {
+    buf.clear();
+    buf.shrink_to_fit();
+    buf.resize(floats);
+  }
+  return buf.data();
+}
+
 int64_t ln_grain(int64_t D) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, D)); }
 
 }  // namespace
@@ -148,15 +166,17 @@ Status score_tokens(const ScoreForwardArgs& s) {
   const ScoreRowCtx k = make_ctx(s, rc);
   const Kernels& kn = kernels();
   const int64_t chunk = chunk_rows(rows, D);
-  std::vector<float> h((size_t)(chunk * D)), z((size_t)(chunk * H)), qdot((size_t)chunk);
+  float* h = scratch((size_t)(chunk * (D + H + 1)));
+  float* z = h + chunk * D;
+  float* qdot = z + chunk * H;
   for (int64_t row0 = 0; row0 < rows; row0 += chunk) {
     const int64_t m = std::min(chunk, rows - row0);
     parallel_for(m, ln_grain(D), [&](int64_t r0, int64_t r1) {
-      kn.ln_rows(k, row0, r0, r1, h.data(), qdot.data(), nullptr, nullptr);
+      kn.ln_rows(k, row0, r0, r1, h, qdot, nullptr, nullptr);
     });
-    gemm(false, false, m, H, D, 1.f, h.data(), D, s.params.w1, GRIP_F32, H, 0.f, z.data(), H);
+    gemm(false, false, m, H, D, 1.f, h, D, s.params.w1, GRIP_F32, H, 0.f, z, H);
     parallel_for(m, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, H)), [&](int64_t r0, int64_t r1) {
-      kn.epilogue_rows(k, row0, r0, r1, z.data(), qdot.data(), s.scores);
+      kn.epilogue_rows(k, row0, r0, r1, z, qdot, s.scores);
     });
   }
   return Status::Ok();

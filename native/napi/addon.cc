@@ -362,6 +362,17 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   return Run(info, mode, [=]() mutable { return grip_adamw(&param, &grad, &m, &v, &o); });
 }
 
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor a = p.Tensor(info[1], "a", backend);
+  grip_tensor b = p.Tensor(info[2], "b", backend);
+  const int trans_b = info[3].ToBoolean().Value() ? 1 : 0;
+  grip_tensor out = p.Tensor(info[4], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_matmul(&a, &b, trans_b, &out); });
+}
+
 // ---- library-level functions ------------------------------------------------
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
@@ -458,6 +469,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("compactKV", Napi::Function::New(env, CompactKV));
   exports.Set("compactKVInPlace", Napi::Function::New(env, CompactKVInPlace));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("matmul", Napi::Function::New(env, Matmul));
   return exports;
 }
 

@@ -25,9 +25,11 @@
 #ifndef SIMT_ASAN
 #define SIMT_ASAN 0
 #endif
-// Hand-written switch on x86-64; ucontext elsewhere and under ASan (whose
-// fiber annotations are used with it).
-#if defined(__x86_64__) && !SIMT_ASAN
+// Hand-written switch on x86-64; ucontext elsewhere (or with
+// -DSIMT_FORCE_UCONTEXT). Under ASan both are annotated with
+// __sanitizer_{start,finish}_switch_fiber. (ASan's swapcontext interceptor
+// would also work but warns and wipes the target stack's shadow per switch.)
+#if defined(__x86_64__) && !defined(SIMT_FORCE_UCONTEXT)
 #define SIMT_UCONTEXT 0
 #else
 #define SIMT_UCONTEXT 1
@@ -197,8 +199,20 @@ std::string format(const char* fmt, ...) {
   va_end(ap);
   return buf;
 }
-std::string where(const State& S) { return format("block (%u,%u,%u)", S.bid.x, S.bid.y, S.bid.z); }
-std::string who(const Fiber& f) { return format("thread (%u,%u,%u)", f.tid.x, f.tid.y, f.tid.z); }
+// Fixed-size labels: no heap temporaries, so fail() may abandon the fiber.
+struct Label {
+  char s[48];
+};
+Label where(const State& S) {
+  Label l;
+  snprintf(l.s, sizeof l.s, "block (%u,%u,%u)", S.bid.x, S.bid.y, S.bid.z);
+  return l;
+}
+Label who(const Fiber& f) {
+  Label l;
+  snprintf(l.s, sizeof l.s, "thread (%u,%u,%u)", f.tid.x, f.tid.y, f.tid.z);
+  return l;
+}
 
 const char* op_name(WarpOp op) {
   static const char* names[] = {"__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync",
@@ -224,7 +238,11 @@ void uc_entry() { fiber_main(t_state->cur); }
 
 void init_context(State& S, Fiber& f) {
 #if SIMT_ASAN
+  // fiber_main's own frame never returns, so its shadow stays poisoned at the
+  // top of the stack; an abandoned fiber may leave poison anywhere.
+  const size_t used_top = 16 * 1024;
   if (f.dirty) ASAN_UNPOISON_MEMORY_REGION(f.stack, kStackSize);
+  else ASAN_UNPOISON_MEMORY_REGION(f.stack + kStackSize - used_top, used_top);
 #endif
   f.dirty = false;
 #if SIMT_UCONTEXT
@@ -246,18 +264,24 @@ void init_context(State& S, Fiber& f) {
 #endif
 }
 
+void swap_context(Context& from, Context& to) {
+#if SIMT_UCONTEXT
+  swapcontext(&from.uc, &to.uc);
+#else
+  simt_switch(&from.sp, to.sp);
+#endif
+}
+
 // Scheduler -> fiber.
 void resume(State& S, Fiber& f) {
   S.cur = &f;
 #if SIMT_ASAN
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, f.stack, kStackSize);
-  swapcontext(&S.sched.uc, &f.ctx.uc);
+  swap_context(S.sched, f.ctx);
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
-#elif SIMT_UCONTEXT
-  swapcontext(&S.sched.uc, &f.ctx.uc);
 #else
-  simt_switch(&S.sched.sp, f.ctx.sp);
+  swap_context(S.sched, f.ctx);
 #endif
   S.cur = nullptr;
 }
@@ -267,20 +291,24 @@ void suspend(State& S, Fiber& f, bool finished) {
 #if SIMT_ASAN
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(finished ? nullptr : &fake, S.sched_bottom, S.sched_size);
-  swapcontext(&f.ctx.uc, &S.sched.uc);
+  swap_context(f.ctx, S.sched);
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
-#elif SIMT_UCONTEXT
-  (void)finished;
-  swapcontext(&f.ctx.uc, &S.sched.uc);
 #else
   (void)finished;
-  simt_switch(&f.ctx.sp, S.sched.sp);
+  swap_context(f.ctx, S.sched);
 #endif
 }
 
 // Records a rule violation from inside a fiber and abandons the launch.
-[[noreturn]] void fail(State& S, Fiber& f, const std::string& msg) {
-  record(S, msg);
+// printf-style, formatted here so the abandoned stack holds no heap objects.
+[[noreturn]] void fail(State& S, Fiber& f, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+void fail(State& S, Fiber& f, const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  record(S, buf);
   f.state = FState::Done;
   f.dirty = true;
   suspend(S, f, true);
@@ -291,9 +319,9 @@ void run_body(State& S, Fiber& f, std::string& error) {
   try {
     (*S.body)();
   } catch (const std::exception& e) {
-    error = "exception escaped the kernel in " + who(f) + " of " + where(S) + ": " + e.what();
+    error = std::string("exception escaped the kernel in ") + who(f).s + " of " + where(S).s + ": " + e.what();
   } catch (...) {
-    error = "exception escaped the kernel in " + who(f) + " of " + where(S);
+    error = std::string("exception escaped the kernel in ") + who(f).s + " of " + where(S).s;
   }
 }
 
@@ -342,29 +370,29 @@ std::string diagnose(State& S) {
       if (!gone) continue;
       int lane = __builtin_ctz(gone);
       std::string lane_desc = ((W.existing >> lane) & 1u)
-                                  ? who(S.fibers[w * 32 + lane]) + " which exited"
+                                  ? std::string(who(S.fibers[w * 32 + lane]).s) + " which exited"
                                   : std::string("which does not exist in a block of ") + std::to_string(n) + " threads";
       return format("%s with mask 0x%08x in warp %u of %s waits for lane %d, %s", op_name(c.op), c.mask, w,
-                    where(S).c_str(), lane, lane_desc.c_str());
+                    where(S).s, lane, lane_desc.c_str());
     }
   }
   if (S.barrier_arrived > 0) {
     std::string msg = format("%s reached by %d of %d threads of %s", barrier_name(S.bkind), S.barrier_arrived, n,
-                             where(S).c_str());
+                             where(S).s);
     if (S.exited > 0) {
       for (int i = 0; i < n; ++i)
         if (S.fibers[i].state == FState::Done)
-          return msg + format("; %d exited without reaching it (first: %s)", S.exited, who(S.fibers[i]).c_str());
+          return msg + format("; %d exited without reaching it (first: %s)", S.exited, who(S.fibers[i]).s);
     }
     for (int i = 0; i < n; ++i)
       if (S.fibers[i].state == FState::Warp)
-        return msg + format("; %s waits at %s (mask 0x%08x) instead", who(S.fibers[i]).c_str(),
+        return msg + format("; %s waits at %s (mask 0x%08x) instead", who(S.fibers[i]).s,
                             op_name(S.fibers[i].op), S.fibers[i].op_mask);
     return msg;
   }
   int warp_waiting = 0;
   for (int i = 0; i < n; ++i) warp_waiting += S.fibers[i].state == FState::Warp;
-  return format("deadlock in %s: %d threads wait in warp collectives, %d exited", where(S).c_str(), warp_waiting,
+  return format("deadlock in %s: %d threads wait in warp collectives, %d exited", where(S).s, warp_waiting,
                 S.exited);
 }
 
@@ -403,9 +431,9 @@ void run_block(State& S, std::vector<int>& order) {
       if (S.failed) break;
     }
   }
-  if (S.failed)  // abandoned fibers keep whatever their stacks hold
+  if (S.failed)  // abandoned fibers leave their stacks (and ASan shadow) as they were
     for (int i = 0; i < n; ++i)
-      if (S.fibers[i].state != FState::Done || S.fibers[i].dirty) S.fibers[i].dirty = true;
+      if (S.fibers[i].state != FState::Done) S.fibers[i].dirty = true;
 }
 
 bool prepare(State& S, int n, size_t smem_bytes) {
@@ -461,8 +489,8 @@ int block_barrier(BarrierKind kind, int pred) {
   Fiber& f = current(barrier_name(kind));
   State& S = *t_state;
   if (S.barrier_arrived > 0 && S.bkind != kind)
-    fail(S, f, format("%s reached by %s of %s while %d threads wait at %s", barrier_name(kind), who(f).c_str(),
-                      where(S).c_str(), S.barrier_arrived, barrier_name(S.bkind)));
+    fail(S, f, "%s reached by %s of %s while %d threads wait at %s", barrier_name(kind), who(f).s, where(S).s,
+         S.barrier_arrived, barrier_name(S.bkind));
   S.bkind = kind;
   S.barrier_arrived++;
   S.barrier_true += pred != 0;
@@ -492,16 +520,16 @@ void warp_exchange(WarpOp op, unsigned mask, uint64_t value, uint64_t* out) {
   Warp& W = S.warps[f.warp];
   const unsigned me = 1u << f.lane;
   if (!(mask & me))
-    fail(S, f, format("%s called by %s (lane %u) of %s with mask 0x%08x that excludes the calling lane",
-                      op_name(op), who(f).c_str(), f.lane, where(S).c_str(), mask));
+    fail(S, f, "%s called by %s (lane %u) of %s with mask 0x%08x that excludes the calling lane", op_name(op),
+         who(f).s, f.lane, where(S).s, mask);
   Collective* c = nullptr;
   for (Collective& o : W.open) {
     if (!(o.mask & mask)) continue;
     if (o.op != op || o.mask != mask || !(o.mask & me) || (o.arrived & me))
-      fail(S, f, format("mismatched warp collectives in warp %u of %s: %s (lane %u) called %s with mask 0x%08x "
-                        "while lanes 0x%08x wait at %s with mask 0x%08x",
-                        f.warp, where(S).c_str(), who(f).c_str(), f.lane, op_name(op), mask, o.arrived,
-                        op_name(o.op), o.mask));
+      fail(S, f,
+           "mismatched warp collectives in warp %u of %s: %s (lane %u) called %s with mask 0x%08x "
+           "while lanes 0x%08x wait at %s with mask 0x%08x",
+           f.warp, where(S).s, who(f).s, f.lane, op_name(op), mask, o.arrived, op_name(o.op), o.mask);
     c = &o;
   }
   if (!c) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -322,6 +323,10 @@ GRIP_CHECK(simt_deadlock_and_mismatch_are_errors) {
   e = take();
   CHECK_TRUE(contains(e, "does not exist"), "lane past the block: " + e);
 
+  simt::launch(dim3(1), dim3(32), 0, [] { (void)__ballot_sync(1u << (threadIdx.x % 32 == 0 ? 1 : 0), 1); });
+  e = take();
+  CHECK_TRUE(contains(e, "excludes the calling lane"), "mask without the caller: " + e);
+
   simt::launch(dim3(1), dim3(8), 0, [] { mixed_barriers(); });
   e = take();
   CHECK_TRUE(contains(e, "__syncthreads_count") && contains(e, "__syncthreads"), "barrier kinds: " + e);
@@ -416,4 +421,28 @@ GRIP_CHECK(simt_intrinsics) {
   CHECK_TRUE(__saturatef(2.0f) == 1.0f && __saturatef(-1.0f) == 0.0f && __saturatef(NAN) == 0.0f, "saturate");
   CHECK_TRUE(min(3, 4) == 3 && max(3u, 4u) == 4u && min(2.0f, 1.0f) == 1.0f && max(5ll, 6ll) == 6ll, "min/max");
   CHECK_TRUE(__double_as_longlong(__longlong_as_double(42)) == 42, "double bits");
+}
+
+GRIP_CHECK(simt_launches_on_two_os_threads) {
+  // Each OS thread has its own emulator state and __shared__ storage.
+  std::vector<int> in(512);
+  for (int i = 0; i < 512; ++i) in[i] = i % 17;
+  std::vector<int> out_a(2, 0), out_b(2, 0);
+  std::string err_a, err_b;
+  auto run = [&](std::vector<int>* out, std::string* err) {
+    for (int rep = 0; rep < 20; ++rep) {
+      const int* pi = in.data();
+      int* po = out->data();
+      simt::launch(dim3(2), dim3(256), 0, [=] { block_sum(pi, po, 512); });
+      const char* e = simt::take_error();
+      if (e) *err = e;
+    }
+  };
+  std::thread ta(run, &out_a, &err_a), tb(run, &out_b, &err_b);
+  ta.join();
+  tb.join();
+  int want0 = 0, want1 = 0;
+  for (int i = 0; i < 256; ++i) want0 += in[i], want1 += in[256 + i];
+  CHECK_TRUE(err_a.empty() && err_b.empty(), "clean launches: " + err_a + err_b);
+  CHECK_TRUE(out_a[0] == want0 && out_a[1] == want1 && out_b[0] == want0 && out_b[1] == want1, "sums");
 }

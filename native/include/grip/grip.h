@@ -164,6 +164,12 @@ GRIP_API grip_status grip_compact_kv_inplace(grip_tensor* cache, const grip_tens
 GRIP_API grip_status grip_adamw(grip_tensor* param, const grip_tensor* grad, grip_tensor* m,
                                 grip_tensor* v, const grip_adamw_options* options);
 
+/* out[M,N] = a[M,K] (f32) · b, where b is [K,N] or, with trans_b, [N,K] (the
+ * layout of a Linear layer's weight); b may be f32, f16 or bf16 (widened on
+ * the fly). */
+GRIP_API grip_status grip_matmul(const grip_tensor* a, const grip_tensor* b, int trans_b,
+                                 grip_tensor* out);
+
 #ifdef __cplusplus
 }
 #endif

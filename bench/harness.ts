@@ -1,0 +1,50 @@
+// harness.ts — the benchmark table: each row times an op and its baseline in
+// the same process (mitata's measure, median of many samples) and prints
+// op | shape | time | throughput | baseline | ratio.
+import { measure } from 'mitata';
+
+export interface Row {
+  op: string;
+  shape: string;
+  /** What the op does per call, for the throughput column. */
+  work: { flop?: number; bytes?: number };
+  run: () => unknown;
+  baseline: { name: string; run: () => unknown };
+}
+
+const quick = process.argv.includes('--quick');
+
+function fmtTime(ns: number): string {
+  if (ns < 1e3) return `${ns.toFixed(0)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(2)} µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(2)} ms`;
+  return `${(ns / 1e9).toFixed(2)} s`;
+}
+
+function fmtWork(work: Row['work'], ns: number): string {
+  if (work.flop) return `${(work.flop / ns).toFixed(1)} GFLOP/s`;
+  if (work.bytes) return `${(work.bytes / ns).toFixed(1)} GB/s`;
+  return '';
+}
+
+async function median(fn: () => unknown): Promise<number> {
+  const stats = await measure(fn, {
+    min_cpu_time: (quick ? 50 : 400) * 1e6,
+    min_samples: quick ? 3 : 8,
+    max_samples: quick ? 50 : 400,
+    warmup_samples: 2,
+  });
+  return stats.p50;
+}
+
+/** Runs the rows and prints a Markdown table; returns the measured rows. */
+export async function runTable(title: string, rows: Row[]): Promise<void> {
+  console.log(`\n### ${title}\n`);
+  console.log('| op | shape | time | throughput | baseline | baseline time | speed-up |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    const ours = await median(row.run);
+    const base = await median(row.baseline.run);
+    console.log(`| ${row.op} | ${row.shape} | ${fmtTime(ours)} | ${fmtWork(row.work, ours)} | ${row.baseline.name} | ${fmtTime(base)} | ${(base / ours).toFixed(2)}x |`);
+  }
+}

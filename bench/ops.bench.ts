@@ -1,0 +1,167 @@
+// ops.bench.ts — every pruning op at LLaVA-1.5-7B shapes (N=576 visual
+// tokens, D=4096, scorer H=256, R=64, K=144 kept; KV cache 32 heads x 128
+// dims x 600 tokens) and at small shapes, each beside a baseline measured in
+// the same run: the plain GEMM the scorer contains (its floor), the
+// plain-TypeScript references of test/ref (what a JS user would write),
+// and TypedArray copies of the same bytes (memcpy) for the data movers.
+// Usage: npm run bench [-- --quick]
+import { info, ops, setBackend, tensor, type ScorerParams, type Tensor } from '../lib/index.ts';
+import * as ref from '../test/ref/ops.ts';
+import { scoreTokens as scoreRef, type RefParams } from '../test/ref/scorer.ts';
+import { runTable, type Row } from './harness.ts';
+
+setBackend('cpu');
+let seed = 1;
+const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+const floats = (n: number, scale = 1) => Float32Array.from({ length: n }, () => random() * scale);
+
+function scorer(D: number, H: number, R: number): ScorerParams {
+  return {
+    lnWeight: tensor(floats(D, 1), [D]), lnBias: tensor(floats(D, 0.1), [D]),
+    w1: tensor(floats(D * H, 1 / Math.sqrt(D)), [D, H]), b1: tensor(floats(H, 0.1), [H]),
+    filmW: tensor(floats(16 * 2 * H, 0.1), [16, 2 * H]), filmB: tensor(floats(2 * H, 0.1), [2 * H]),
+    w2: tensor(floats(H, 1 / Math.sqrt(H)), [H]), b2: tensor([0], [1]),
+    wq: tensor(floats(D * R, 1 / Math.sqrt(D)), [D, R]), wk: tensor(floats(D * R, 1 / Math.sqrt(D)), [D, R]),
+  };
+}
+
+function refParams(p: ScorerParams): RefParams {
+  return Object.fromEntries(Object.entries(p).map(([k, t]) => [k, Float64Array.from((t as Tensor).host as Float32Array)])) as RefParams;
+}
+
+const memcpy = (bytes: number) => {
+  const src = new Uint8Array(bytes), dst = new Uint8Array(bytes);
+  return () => dst.set(src);
+};
+
+const i = info();
+console.log(`grip-vlm ${i.version} · backend cpu · simd ${i.simd} · threads ${i.threads} · node ${process.version}`);
+
+// ---- scorer ---------------------------------------------------------------------------
+const scoreRows: Row[] = [];
+{
+  const [N, D, H, R] = [576, 4096, 256, 64];
+  const params = scorer(D, H, R);
+  for (const B of [1, 32]) {
+    for (const dtype of ['f32', 'bf16'] as const) {
+      if (B === 32 && dtype === 'bf16') continue;
+      const x = tensor(floats(B * N * D), [B, N, D], dtype);
+      const query = tensor(floats(B * D), [B, D]);
+      const hidden = tensor(floats(B * N * D), [B * N, D]);
+      scoreRows.push({
+        op: `scoreTokens (${dtype})`, shape: `B=${B} N=${N} D=${D} H=${H} R=${R}`,
+        work: { flop: 2 * B * N * D * H },
+        run: () => ops.scoreTokensSync(x, query, 0.25, params),
+        baseline: { name: `GEMM [${B * N},${D}]x[${D},${H}]`, run: () => ops.matmulSync(hidden, params.w1) },
+      });
+    }
+  }
+  const B = 1;
+  const x = tensor(floats(B * N * D), [B, N, D]);
+  const query = tensor(floats(B * D), [B, D]);
+  const dScores = tensor(floats(B * N), [B, N]);
+  const hidden = tensor(floats(N * D), [N, D]);
+  const wideT = tensor(floats(H * D), [H, D]);
+  const tall = tensor(floats(N * H), [N, H]);
+  scoreRows.push({
+    op: 'scoreTokensBackward', shape: `B=1 N=${N} D=${D} H=${H} R=${R}`,
+    work: { flop: 3 * 2 * N * D * H },
+    run: () => ops.scoreTokensBackwardSync(x, query, 0.25, params, dScores),
+    baseline: {
+      name: '3 GEMMs of [N,D]x[D,H] size',
+      run: () => { ops.matmulSync(hidden, params.w1); ops.matmulSync(tall, wideT); ops.matmulSync(hidden, params.w1); },
+    },
+  });
+  // Small shape against the plain-TS reference (float64 loops).
+  const [n, d, h, r] = [64, 64, 16, 8];
+  const small = scorer(d, h, r);
+  const xs = tensor(floats(n * d), [1, n, d]);
+  const qs = tensor(floats(d), [1, d]);
+  const smallRef = refParams(small);
+  scoreRows.push({
+    op: 'scoreTokens (f32)', shape: `B=1 N=${n} D=${d} H=${h} R=${r}`,
+    work: { flop: 2 * n * d * h },
+    run: () => ops.scoreTokensSync(xs, qs, 0.25, small),
+    baseline: { name: 'plain TS reference', run: () => scoreRef(xs.host as Float32Array, qs.host as Float32Array, [0.25], 1, n, smallRef) },
+  });
+}
+
+// ---- selection and sampling ------------------------------------------------------------
+const selectRows: Row[] = [];
+{
+  const N = 576, K = 144;
+  for (const B of [1, 32]) {
+    const scores = tensor(floats(B * N), [B, N]);
+    const ks = Array(B).fill(K);
+    selectRows.push({
+      op: 'topk', shape: `B=${B} N=${N} k=${K}`, work: { bytes: B * N * 4 },
+      run: () => ops.topkSync(scores, K),
+      baseline: { name: 'plain TS (sort)', run: () => ref.topk(scores.host as Float32Array, B, N, ks) },
+    });
+  }
+  const G = 8;
+  const logits = tensor(floats(N, 3), [1, N]);
+  const sample = ops.gumbelTopkSync(logits, K, { samples: G, seed: 7 });
+  const dLogProb = tensor(floats(G), [1, G]);
+  selectRows.push({
+    op: 'gumbelTopk', shape: `B=1 G=${G} N=${N} k=${K}`, work: {},
+    run: () => ops.gumbelTopkSync(logits, K, { samples: G, seed: 7 }),
+    baseline: { name: 'plain TS reference', run: () => ref.gumbelTopk(logits.host as Float32Array, 1, N, K, G, 7n) },
+  });
+  selectRows.push({
+    op: 'plackettLuceLogProb', shape: `B=1 G=${G} N=${N} k=${K}`, work: {},
+    run: () => ops.plackettLuceLogProbSync(logits, sample.indices),
+    baseline: { name: 'plain TS reference', run: () => ref.plLogProb(logits.host as Float32Array, sample.indices.host as Int32Array, 1, N, G, K) },
+  });
+  selectRows.push({
+    op: 'plackettLuceBackward', shape: `B=1 G=${G} N=${N} k=${K}`, work: {},
+    run: () => ops.plackettLuceBackwardSync(logits, sample.indices, dLogProb),
+    baseline: { name: 'plain TS reference', run: () => ref.plBackward(logits.host as Float32Array, sample.indices.host as Int32Array, dLogProb.host as Float32Array, 1, N, G, K) },
+  });
+}
+
+// ---- data movement ----------------------------------------------------------------------
+const moveRows: Row[] = [];
+{
+  const [N, D, K] = [576, 4096, 144];
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const x = tensor(floats(N * D), [1, N, D], dtype);
+    const keep = ops.topkSync(tensor(floats(N), [1, N]), K).indices;
+    const bytes = K * D * (dtype === 'f32' ? 4 : 2);
+    moveRows.push({
+      op: `gatherRows (${dtype})`, shape: `B=1 N=${N} D=${D} K=${K}`, work: { bytes: 2 * bytes },
+      run: () => ops.gatherRowsSync(x, keep),
+      baseline: { name: 'memcpy of the same bytes', run: memcpy(bytes) },
+    });
+  }
+  const [Hkv, T, Dh] = [32, 600, 128];
+  const keepCount = 168; // 144 visual tokens + 24 text tokens
+  const keepIdx = Int32Array.from({ length: keepCount }, (_, j) => Math.floor((j * T) / keepCount));
+  const keep = tensor(keepIdx, [1, keepCount]);
+  const cache = tensor(floats(Hkv * T * Dh), [1, Hkv, T, Dh], 'f16');
+  const bytes = Hkv * keepCount * Dh * 2;
+  moveRows.push({
+    op: 'compactKV (f16)', shape: `B=1 Hkv=${Hkv} T=${T} Dh=${Dh} K=${keepCount}`, work: { bytes: 2 * bytes },
+    run: () => ops.compactKVSync(cache, keep),
+    baseline: { name: 'memcpy of the same bytes', run: memcpy(bytes) },
+  });
+  moveRows.push({
+    op: 'compactKVInPlace (f16)', shape: `B=1 Hkv=${Hkv} T=${T} Dh=${Dh} K=${keepCount}`, work: { bytes: 2 * bytes },
+    run: () => ops.compactKVInPlaceSync(cache, keep),
+    baseline: { name: 'memcpy of the same bytes', run: memcpy(bytes) },
+  });
+  // AdamW over the scorer's parameter count at 7B shapes.
+  const n = 4096 * 256 + 2 * 4096 * 64 + 2 * 4096 + 16 * 512 + 512 + 2 * 256 + 1;
+  const [p, g, m, v] = [floats(n), floats(n), floats(n, 0.01), Float32Array.from(floats(n), Math.abs)];
+  const [pt, gt, mt, vt] = [tensor(p, [n]), tensor(g, [n]), tensor(m, [n]), tensor(v, [n])];
+  const o = { step: 10, lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
+  moveRows.push({
+    op: 'adamw', shape: `n=${n}`, work: { bytes: 28 * n },
+    run: () => ops.adamwSync(pt, gt, mt, vt, o),
+    baseline: { name: 'plain TS reference', run: () => ref.adamw(p, g, m, v, o) },
+  });
+}
+
+await runTable('Scorer (fused LayerNorm + MLP + FiLM + query term)', scoreRows);
+await runTable('Selection and sampling', selectRows);
+await runTable('Gather, KV compaction, optimiser', moveRows);

@@ -1,0 +1,2 @@
+// gather.cu — nvcc translation unit for cuda/gather.cuh (grip::cuda).
+#include "gather.cuh"

@@ -1,0 +1,2 @@
+// matmul.cu — nvcc instantiation of cuda/matmul.cuh (grip::cuda::matmul).
+#include "matmul.cuh"

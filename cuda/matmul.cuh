@@ -1,0 +1,39 @@
+// matmul.cuh — the matmul op on CUDA: f16/bf16 weights are widened into an
+// f32 scratch copy, then the tiled SGEMM of gemm.cuh runs.
+#pragma once
+#include "gemm.cuh"
+
+namespace grip {
+namespace GRIP_CUDA_NS {
+
+// Shapes: in [n] of dtype (f16|bf16) -> out [n] f32.
+__global__ void widen_kernel(const uint16_t* in, int dtype, int64_t n, float* out) {
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+    out[i] = dtype == GRIP_F16 ? f16_to_f32(in[i]) : bf16_to_f32(in[i]);
+}
+
+Status matmul(const MatmulArgs& args) {
+  // Shapes: a [M,K], b [K,N] or [N,K] (trans_b), out [M,N].
+  const int64_t ldb = args.trans_b ? args.K : args.N;
+  const float* b = static_cast<const float*>(args.b);
+  DeviceScratch widened;
+  if (args.b_dtype != GRIP_F32) {
+    const int64_t n = args.K * args.N;
+    GRIP_RETURN_IF_ERROR(widened.alloc((size_t)n * sizeof(float)));
+    float* wide = widened.as<float>();
+    const uint16_t* narrow = static_cast<const uint16_t*>(args.b);
+    const int dtype = (int)args.b_dtype;
+    if (n > 0) {
+      const unsigned blocks = (unsigned)(ceil_div(n, 256) < 4096 ? ceil_div(n, 256) : 4096);
+      GRIP_LAUNCH(widen_kernel, blocks, 256, 0, narrow, dtype, n, wide);
+      GRIP_RETURN_IF_ERROR(grip_dev_check_launch("widen_kernel"));
+    }
+    b = wide;
+  }
+  return gemm(false, args.trans_b, args.M, args.N, args.K, args.a, args.K, b, ldb, args.out,
+              args.N);
+}
+
+}  // namespace GRIP_CUDA_NS
+}  // namespace grip
