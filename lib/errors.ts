@@ -12,8 +12,7 @@ export type GripErrorCode =
   | 'ERR_GRIP_IO'
   | 'ERR_GRIP_INTERNAL';
 
-/** Every failure of grip-vlm: `code` says the kind, `message` reads "expected X for Y but received Z". */
-export class GripError extends Error {
+class GripErrorClass extends Error {
   readonly code: GripErrorCode;
   constructor(code: GripErrorCode, message: string) {
     super(message);
@@ -21,3 +20,13 @@ export class GripError extends Error {
     this.code = code;
   }
 }
+
+// One class per process even when both the ESM and the CommonJS builds are
+// loaded (the dual-package hazard): `instanceof GripError` holds for errors
+// from either copy, and the addon, which holds one constructor, serves both.
+const registry = globalThis as { [key: symbol]: typeof GripErrorClass | undefined };
+const KEY = Symbol.for('grip-vlm.GripError');
+
+/** Every failure of grip-vlm: `code` says the kind, `message` reads "expected X for Y but received Z". */
+export const GripError: typeof GripErrorClass = (registry[KEY] ??= GripErrorClass);
+export type GripError = GripErrorClass;

@@ -6,7 +6,7 @@
 import { BACKEND_CODE, resolveBackend, type Backend } from './backend.js';
 import { GripError } from './errors.js';
 import { native, type NativeTensor } from './native.js';
-import { DTYPE_BYTES, Tensor, allocHost, numel, type DType } from './tensor.js';
+import { DTYPE_BYTES, Tensor, allocHost, describe, numel, type DType } from './tensor.js';
 import { check } from './validate.js';
 
 export interface OpOptions {
@@ -188,10 +188,11 @@ function checkRatios(values: Float32Array): void {
 function checkScorer(params: unknown, D: number, what: string): { H: number; R: number } {
   if (typeof params !== 'object' || params === null) check.fail('ERR_GRIP_SHAPE', 'scorer params', what, String(params));
   const p = params as Record<string, unknown>;
-  check.tensor(p.b1, `${what}.b1`, '[H]', F32);
-  const H = p.b1.shape[0]!;
-  check.tensor(p.wq, `${what}.wq`, '[D,R]', F32, [D, undefined]);
-  const R = p.wq.shape[1]!;
+  const b1: unknown = p.b1, wq: unknown = p.wq;
+  check.tensor(b1, `${what}.b1`, '[H]', F32);
+  const H = b1.shape[0]!;
+  check.tensor(wq, `${what}.wq`, '[D,R]', F32, [D, undefined]);
+  const R = wq.shape[1]!;
   if (H < 1) check.fail('ERR_GRIP_SHAPE', 'H >= 1 [H]', `${what}.b1`, `[${H}]`);
   if (R < 1) check.fail('ERR_GRIP_SHAPE', 'R >= 1 [D,R]', `${what}.wq`, `[${D}, ${R}]`);
   const expected: Record<string, [string, number[]]> = {
@@ -384,21 +385,24 @@ function compactInPlacePlan(cache: Tensor, keep: Tensor, lengths: Int32Array, op
 function adamwPlan(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWOptions, options?: OpOptions): Plan {
   checkOptions(options);
   if (typeof o !== 'object' || o === null) check.fail('ERR_GRIP_RANGE', 'AdamW options { step, lr, ... }', 'options', String(o));
-  check.tensor(param, 'param', `[${param instanceof Tensor ? param.shape.map((_, i) => `d${i}`).join(',') : ''}]`, F32);
+  if (!(param instanceof Tensor)) check.fail('ERR_GRIP_SHAPE', 'a Tensor', 'param', describe(param));
+  check.tensor(param, 'param', `[${param.shape.map((_, i) => `d${i}`).join(',')}]`, F32);
   const layout = '(the shape of param)';
   for (const [name, t] of [['grad', grad], ['m', m], ['v', v]] as const) {
     if (!(t instanceof Tensor) || t.shape.length !== param.shape.length || t.shape.some((d, i) => d !== param.shape[i])) {
-      check.fail('ERR_GRIP_SHAPE', `[${param.shape.join(', ')}] ${layout}`, name, t instanceof Tensor ? `[${t.shape.join(', ')}]` : String(t));
+      check.fail('ERR_GRIP_SHAPE', `[${param.shape.join(', ')}] ${layout}`, name, t instanceof Tensor ? `[${t.shape.join(', ')}]` : describe(t));
     }
     check.tensor(t, name, `[${param.shape.map((_, i) => `d${i}`).join(',')}]`, F32);
   }
   const beta1 = o.beta1 ?? 0.9, beta2 = o.beta2 ?? 0.999, eps = o.eps ?? 1e-8, weightDecay = o.weightDecay ?? 0.01;
   check.integer(o.step, 'step', 1, Number.MAX_SAFE_INTEGER);
-  check.number(o.lr, 'lr', (x) => Number.isFinite(x) && x >= 0, 'a finite number >= 0');
-  check.number(beta1, 'beta1', (x) => x >= 0 && x < 1, 'a number in [0, 1)');
-  check.number(beta2, 'beta2', (x) => x >= 0 && x < 1, 'a number in [0, 1)');
-  check.number(eps, 'eps', (x) => Number.isFinite(x) && x > 0, 'a finite number > 0');
-  check.number(weightDecay, 'weightDecay', (x) => Number.isFinite(x) && x >= 0, 'a finite number >= 0');
+  // The native step computes in float32: judge each value as float32 sees it.
+  const f = Math.fround;
+  check.number(o.lr, 'lr', (x) => Number.isFinite(f(x)) && x >= 0, 'a finite float32 >= 0');
+  check.number(beta1, 'beta1', (x) => x >= 0 && f(x) < 1, 'a float32 in [0, 1)');
+  check.number(beta2, 'beta2', (x) => x >= 0 && f(x) < 1, 'a float32 in [0, 1)');
+  check.number(eps, 'eps', (x) => Number.isFinite(f(x)) && f(x) > 0, 'a finite float32 > 0');
+  check.number(weightDecay, 'weightDecay', (x) => Number.isFinite(f(x)) && x >= 0, 'a finite float32 >= 0');
   return {
     inputs: [['grad', grad]],
     inouts: [['param', param], ['m', m], ['v', v]],

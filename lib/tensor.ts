@@ -140,6 +140,7 @@ export function tensor(data: HostData | ArrayLike<number>, shape: readonly numbe
 
 export function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (Array.isArray(value)) return 'an array';
   if (ArrayBuffer.isView(value)) return value.constructor.name;
   if (value instanceof Tensor) return `a Tensor ${value.dtype} [${value.shape.join(', ')}]`;

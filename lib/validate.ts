@@ -12,7 +12,18 @@ function fail(code: GripError['code'], expected: string, what: string, received:
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
-export const check = {
+/** The checks; an explicit type, because TypeScript needs one for assertion signatures. */
+export interface Check {
+  fail(code: GripError['code'], expected: string, what: string, received: string): never;
+  shape(shape: unknown, what: string): asserts shape is readonly number[];
+  oneOf<T extends string>(value: unknown, what: string, allowed: readonly T[]): asserts value is T;
+  integer(value: unknown, what: string, min: number, max: number): asserts value is number;
+  number(value: unknown, what: string, test: (v: number) => boolean, expected: string): asserts value is number;
+  tensor(value: unknown, what: string, layout: string, dtypes: readonly DType[], expected?: readonly (number | undefined)[]): asserts value is Tensor;
+  signal(value: unknown, what: string): asserts value is AbortSignal | undefined;
+}
+
+export const check: Check = {
   fail,
 
   /** A list of dimension extents: integers >= 0, at most 8 of them. */
@@ -53,7 +64,7 @@ export const check = {
       fail('ERR_GRIP_SHAPE', `${ndim} dimensions ${layout}`, what, `${value.shape.length} dimensions ${shapeText(value.shape)}`);
     }
     if (expected && expected.some((e, i) => e !== undefined && e !== value.shape[i])) {
-      const want = expected.map((e, i) => e ?? value.shape[i]);
+      const want = value.shape.map((d, i) => expected[i] ?? d);
       fail('ERR_GRIP_SHAPE', `${shapeText(want)} ${layout}`, what, shapeText(value.shape));
     }
     if (!dtypes.includes(value.dtype)) {

@@ -3,13 +3,17 @@
 // Usage: node scripts/test.mjs [pattern]   (pattern filters test file names)
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const uvu = require.resolve('uvu/bin.js');
+// uvu does not export its bin: find it beside its main entry (dist/index.js).
+const uvu = join(dirname(require.resolve('uvu')), '..', 'bin.js');
 const pattern = process.argv[2] ?? '\\.test\\.ts$';
+const env = { ...process.env, NO_COLOR: '1' };
+delete env.FORCE_COLOR; // it would override NO_COLOR (and Node warns about the pair)
 const child = spawn(process.execPath, ['--import', 'tsx', uvu, 'test', pattern], {
   stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, FORCE_COLOR: '0' },
+  env,
 });
 let output = '';
 child.stdout.on('data', (chunk) => {
@@ -17,6 +21,7 @@ child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
 });
 child.on('close', (code, signal) => {
+  output = output.replace(/\x1b\[[0-9;]*m/g, '');
   const total = Number(/Total:\s+(\d+)/.exec(output)?.[1] ?? NaN);
   const passed = Number(/Passed:\s+(\d+)/.exec(output)?.[1] ?? NaN);
   const skipped = Number(/Skipped:\s+(\d+)/.exec(output)?.[1] ?? 0);

@@ -14,7 +14,7 @@ const test = suite('package');
 
 function sh(command: string, args: string[], cwd: string, env: Record<string, string> = {}) {
   const r = spawnSync(command, args, { cwd, encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
-  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
+  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
 }
 
 test('the packed tarball installs without scripts and loads from ESM and CommonJS', () => {
@@ -38,11 +38,11 @@ test('the packed tarball installs without scripts and loads from ESM and CommonJ
     const esm = sh(process.execPath, ['--input-type=module', '-e',
       "import { info, ops, tensor } from 'grip-vlm'; const r = ops.topkSync(tensor([3, 1, 2], [1, 3]), 2); console.log(info().version, Array.from(r.indices.host).join(','));"], work);
     assert.ok(esm.ok, `ESM import failed:\n${esm.out}`);
-    assert.is(esm.out.trim(), '0.1.0 0,2');
+    assert.is(esm.stdout.trim(), '0.1.0 0,2');
     const cjs = sh(process.execPath, ['-e',
       "const { info, ops, tensor, GripError } = require('grip-vlm'); const r = ops.topkSync(tensor([3, 1, 2], [1, 3]), 1); let code; try { ops.topkSync(tensor([1], [1, 1]), 2); } catch (e) { code = e instanceof GripError && e.code; } console.log(info().version, Array.from(r.indices.host).join(','), code);"], work);
     assert.ok(cjs.ok, `CommonJS require failed:\n${cjs.out}`);
-    assert.is(cjs.out.trim(), '0.1.0 0 ERR_GRIP_RANGE');
+    assert.is(cjs.stdout.trim(), '0.1.0 0 ERR_GRIP_RANGE');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -114,8 +114,10 @@ GRIP_HD double uniform_open(uint64_t seed, int64_t row, int64_t sample, int64_t 
 }
 
 // Sortable key of a float: larger float -> larger unsigned key (NaN excluded).
+// -0 and +0 get the same key: they are equal values, so ties go by index.
 GRIP_HD uint32_t float_order_key(float f) {
-  const uint32_t bits = float_bits(f);
+  uint32_t bits = float_bits(f);
+  if ((bits & 0x7fffffffu) == 0) bits = 0;
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
 }
 

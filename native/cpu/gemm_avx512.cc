@@ -1,13 +1,20 @@
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive on _mm512_undefined_*
 // gemm_avx512.cc — AVX-512 packing and micro-kernel for grip::cpu::gemm.
 // Compiled with -mavx512f/bw/dq/vl (see CMakeLists.txt); only reached when
-// cpu_features().avx512. Register tile MR x 32: MR*2 zmm accumulators, two
-// B vectors per k, A broadcast from memory (embedded broadcast FMAs).
+// cpu_features().avx512. Register tile 14 x 32: 28 zmm accumulators, two
+// B vectors per k, one broadcast of A per row (31 of 32 registers).
 // Row edges use an instantiation per row count; column edges use masks.
-// Only intrinsics and raw pointers here (no shared inline/template code).
+// Blocking: KC 256 (a 14x256 A panel is 14 KiB and a 256x32 B panel 32 KiB:
+// the B panel stays in L1 while the MC x KC A block, 336 x 256 = 336 KiB,
+// stays in L2 — fits Zen 4's 32 KiB L1D / 1 MiB L2 and Intel's 48 KiB /
+// 2 MiB); NC 4096 (the KC x NC packed B block, 4 MiB, lives in L3).
+// Packing B converts f16 (vcvtph2ps) / bf16 (shift) to f32; transposed B is
+// packed 16x16 at a time through an in-register transpose.
+// Only intrinsics and raw pointers here (no shared inline/template code
+// that the linker could pick for the baseline objects).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive on _mm512_undefined_*
 #include <immintrin.h>
 
-#include <cstring>
+#include <cstdint>
 #include <utility>
 
 #include "gemm_kernels.h"

@@ -363,7 +363,7 @@ GRIP_CHECK(cpu_gumbel_topk) {
         bool same = true;
         for (int64_t j = 0; j < k; ++j) same &= idx[(b * G + g) * k + j] == keys[j].second;
         CHECK_TRUE(same, "gumbel indices k=" + std::to_string(k));
-        const double want = ref_pl(&l[b * N], N, &idx[(b * G + g) * k], k);
+        const double want = ref_pl(&l[b * N], N, idx.data() + (b * G + g) * k, k);
         const double got = lp[b * G + g];
         CHECK_TRUE(want == got || std::fabs(got - want) <= 1e-6 * (1 + std::fabs(want)),
                    "gumbel log_prob k=" + std::to_string(k) + " got " + std::to_string(got) +
@@ -422,7 +422,7 @@ GRIP_CHECK(cpu_plackett_luce) {
   Status st = grip::cpu::plackett_luce_log_prob(a);
   CHECK_TRUE(st.ok(), st.message);
   for (int64_t t = 0; t < B * G; ++t) {
-    const double want = ref_pl(&l[(t / G) * N], N, &idx[t * k], k);
+    const double want = ref_pl(&l[(t / G) * N], N, idx.data() + t * k, k);
     CHECK_TRUE(want == lp[t] || std::fabs(lp[t] - want) <= 1e-6 * (1 + std::fabs(want)),
                "log_prob " + std::to_string(t) + " got " + std::to_string(lp[t]) + " want " +
                    std::to_string(want));
@@ -447,7 +447,7 @@ GRIP_CHECK(cpu_plackett_luce) {
   std::vector<double> want(B * N, 0.0);
   for (int64_t t = 0; t < B * G; ++t) {
     std::vector<double> gr(N, 0.0);
-    ref_pl_grad(&l[(t / G) * N], N, &idx[t * k], k, dlp[t], gr);
+    ref_pl_grad(&l[(t / G) * N], N, idx.data() + t * k, k, dlp[t], gr);
     for (int64_t n = 0; n < N; ++n) want[(t / G) * N + n] += gr[n];
   }
   for (int64_t i = 0; i < B * N; ++i)
@@ -462,7 +462,7 @@ GRIP_CHECK(cpu_plackett_luce) {
       l[i] = orig + (sgn ? -1e-2f : 1e-2f);
       f[sgn] = 0;
       for (int64_t g = 0; g < G; ++g) {
-        const double v = ref_pl(&l[b * N], N, &idx[(b * G + g) * k], k);
+        const double v = ref_pl(&l[b * N], N, idx.data() + (b * G + g) * k, k);
         if (v != -kDInf) f[sgn] += dlp[b * G + g] * v;
       }
     }
