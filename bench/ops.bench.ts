@@ -4,8 +4,10 @@
 // the same run: the plain GEMM the scorer contains (its floor), the
 // plain-TypeScript references of test/ref (what a JS user would write),
 // and TypedArray copies of the same bytes (memcpy) for the data movers.
+// Results go into preallocated tensors ({ out }), as in a serving loop, so
+// the figures measure the ops rather than fresh-page faults.
 // Usage: npm run bench [-- --quick]
-import { info, ops, setBackend, tensor, type ScorerParams, type Tensor } from '../lib/index.ts';
+import { info, ops, setBackend, tensor, zeros, type ScorerParams, type Tensor } from '../lib/index.ts';
 import * as ref from '../test/ref/ops.ts';
 import { scoreTokens as scoreRef, type RefParams } from '../test/ref/scorer.ts';
 import { runTable, type Row } from './harness.ts';
@@ -48,11 +50,13 @@ const scoreRows: Row[] = [];
       const x = tensor(floats(B * N * D), [B, N, D], dtype);
       const query = tensor(floats(B * D), [B, D]);
       const hidden = tensor(floats(B * N * D), [B * N, D]);
+      const z = zeros([B * N, H]);
+      const scores = zeros([B, N]);
       scoreRows.push({
         op: `scoreTokens (${dtype})`, shape: `B=${B} N=${N} D=${D} H=${H} R=${R}`,
         work: { flop: 2 * B * N * D * H },
-        run: () => ops.scoreTokensSync(x, query, 0.25, params),
-        baseline: { name: `GEMM [${B * N},${D}]x[${D},${H}]`, run: () => ops.matmulSync(hidden, params.w1) },
+        run: () => ops.scoreTokensSync(x, query, 0.25, params, { out: scores }),
+        baseline: { name: `GEMM [${B * N},${D}]x[${D},${H}]`, run: () => ops.matmulSync(hidden, params.w1, { out: z }) },
       });
     }
   }
@@ -63,13 +67,14 @@ const scoreRows: Row[] = [];
   const hidden = tensor(floats(N * D), [N, D]);
   const wideT = tensor(floats(H * D), [H, D]);
   const tall = tensor(floats(N * H), [N, H]);
+  const [z1, z2] = [zeros([N, H]), zeros([N, D])];
   scoreRows.push({
     op: 'scoreTokensBackward', shape: `B=1 N=${N} D=${D} H=${H} R=${R}`,
     work: { flop: 3 * 2 * N * D * H },
     run: () => ops.scoreTokensBackwardSync(x, query, 0.25, params, dScores),
     baseline: {
       name: '3 GEMMs of [N,D]x[D,H] size',
-      run: () => { ops.matmulSync(hidden, params.w1); ops.matmulSync(tall, wideT); ops.matmulSync(hidden, params.w1); },
+      run: () => { ops.matmulSync(hidden, params.w1, { out: z1 }); ops.matmulSync(tall, wideT, { out: z2 }); ops.matmulSync(hidden, params.w1, { out: z1 }); },
     },
   });
   // Small shape against the plain-TS reference (float64 loops).
@@ -128,9 +133,10 @@ const moveRows: Row[] = [];
     const x = tensor(floats(N * D), [1, N, D], dtype);
     const keep = ops.topkSync(tensor(floats(N), [1, N]), K).indices;
     const bytes = K * D * (dtype === 'f32' ? 4 : 2);
+    const out = zeros([1, K, D], dtype);
     moveRows.push({
       op: `gatherRows (${dtype})`, shape: `B=1 N=${N} D=${D} K=${K}`, work: { bytes: 2 * bytes },
-      run: () => ops.gatherRowsSync(x, keep),
+      run: () => ops.gatherRowsSync(x, keep, { out }),
       baseline: { name: 'memcpy of the same bytes', run: memcpy(bytes) },
     });
   }
@@ -140,9 +146,10 @@ const moveRows: Row[] = [];
   const keep = tensor(keepIdx, [1, keepCount]);
   const cache = tensor(floats(Hkv * T * Dh), [1, Hkv, T, Dh], 'f16');
   const bytes = Hkv * keepCount * Dh * 2;
+  const compacted = zeros([1, Hkv, keepCount, Dh], 'f16');
   moveRows.push({
     op: 'compactKV (f16)', shape: `B=1 Hkv=${Hkv} T=${T} Dh=${Dh} K=${keepCount}`, work: { bytes: 2 * bytes },
-    run: () => ops.compactKVSync(cache, keep),
+    run: () => ops.compactKVSync(cache, keep, { out: compacted }),
     baseline: { name: 'memcpy of the same bytes', run: memcpy(bytes) },
   });
   moveRows.push({

@@ -32,7 +32,16 @@ export interface ScorerParams {
 
 export const SCORER_PARAM_NAMES = ['lnWeight', 'lnBias', 'w1', 'b1', 'filmW', 'filmB', 'w2', 'b2', 'wq', 'wk'] as const;
 
-export interface MatmulOptions extends OpOptions {
+export interface OutOptions extends OpOptions {
+  /**
+   * Write the result into this tensor (same shape, dtype and device as the
+   * result) instead of a new one: reusing buffers saves the allocation and
+   * page faults, which dominate the data-movement ops.
+   */
+  out?: Tensor;
+}
+
+export interface MatmulOptions extends OutOptions {
   /** b is stored [N,K] (a Linear layer's weight [out,in]) instead of [K,N]. */
   transB?: boolean;
 }
@@ -64,7 +73,7 @@ export interface GumbelTopkResult {
 // ---- the one executor -----------------------------------------------------------
 
 type Named = readonly [name: string, tensor: Tensor];
-interface OutputSpec { shape: number[]; dtype: DType; fill?: number }
+interface OutputSpec { shape: number[]; dtype: DType; fill?: number; given?: Tensor | undefined }
 interface Plan {
   inputs: Named[];
   /** Tensors the op modifies in place. */
@@ -94,20 +103,31 @@ function execute(plan: Plan, options: OpOptions | undefined, async: boolean): Te
     temporaries.push(d);
     return d;
   };
-  const outputs: Tensor[] = [];
+  const outputs: Tensor[] = []; // where the op writes
   let inputs: Tensor[];
   let inouts: Tensor[];
+  // Frees what this call allocated (never the caller's tensors).
+  const dropAll = () => {
+    for (const t of temporaries) t.dispose();
+    outputs.forEach((t, i) => {
+      if (t !== plan.outputs[i]!.given) t.dispose();
+    });
+  };
   try {
     inputs = plan.inputs.map(([, t]) => place(t));
     inouts = plan.inouts.map(([, t]) => place(t));
     for (const spec of plan.outputs) {
+      if (spec.given && !staged) {
+        outputs.push(spec.given);
+        continue;
+      }
       const host = allocHost(spec.dtype, numel(spec.shape));
       if (spec.fill !== undefined) host.fill(spec.fill);
       const t = new Tensor(spec.dtype, spec.shape, host, 'cpu');
       outputs.push(backend === 'cuda' ? t.toDevice() : t);
     }
   } catch (error) {
-    for (const t of [...temporaries, ...outputs]) t.dispose();
+    dropAll();
     throw error;
   }
   const mode = BACKEND_CODE[backend] | (async ? 4 : 0);
@@ -115,17 +135,18 @@ function execute(plan: Plan, options: OpOptions | undefined, async: boolean): Te
     if (!staged) return outputs;
     try {
       plan.inouts.forEach(([, original], i) => {
-        const back = inouts[i]!.toHost();
-        original.host.set(back.host as never);
+        original.host.set(inouts[i]!.toHost().host as never);
       });
-      return outputs.map((t) => t.toHost());
+      return outputs.map((t, i) => {
+        const back = t.toHost();
+        const given = plan.outputs[i]!.given;
+        if (!given) return back;
+        given.host.set(back.host as never);
+        return given;
+      });
     } finally {
-      for (const t of [...temporaries, ...outputs]) t.dispose();
+      dropAll();
     }
-  };
-  const dropAll = () => {
-    for (const t of temporaries) t.dispose();
-    for (const t of outputs) t.dispose();
   };
   if (!async) {
     try {
@@ -161,6 +182,18 @@ function checkOptions(options: OpOptions | undefined): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) check.fail('ERR_GRIP_RANGE', 'an options object', 'options', String(options));
   check.signal(options.signal, 'options.signal');
+}
+
+/** The caller's `out` tensor, checked against the result it must hold. */
+function givenOut(options: OutOptions | undefined, shape: number[], dtype: DType, device: 'cpu' | 'cuda'): Tensor | undefined {
+  const out = options?.out;
+  if (out === undefined) return undefined;
+  const want = `${dtype} [${shape.join(', ')}] on ${device}`;
+  if (!(out instanceof Tensor)) check.fail('ERR_GRIP_SHAPE', `a Tensor ${want}`, 'options.out', describe(out));
+  if (out.dtype !== dtype || out.device !== device || out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i])) {
+    check.fail(out.dtype !== dtype ? 'ERR_GRIP_DTYPE' : out.device !== device ? 'ERR_GRIP_DEVICE' : 'ERR_GRIP_SHAPE', want, 'options.out', `${out.dtype} [${out.shape.join(', ')}] on ${out.device}`);
+  }
+  return out;
 }
 
 function keepRatioTensor(keepRatio: Tensor | number | ArrayLike<number>, B: number, device: 'cpu' | 'cuda'): Tensor {
@@ -225,7 +258,7 @@ function fromOutputs(list: readonly Tensor[]): ScorerParams {
 
 // ---- plans (validate, then describe the call) ------------------------------------
 
-function scorePlan(x: Tensor, query: Tensor, keepRatio: Tensor | number | ArrayLike<number>, params: ScorerParams, options?: OpOptions): Plan {
+function scorePlan(x: Tensor, query: Tensor, keepRatio: Tensor | number | ArrayLike<number>, params: ScorerParams, options?: OutOptions): Plan {
   checkOptions(options);
   check.tensor(x, 'x', '[B,N,D]', FLOATS);
   const [B, N, D] = x.shape as [number, number, number];
@@ -235,13 +268,13 @@ function scorePlan(x: Tensor, query: Tensor, keepRatio: Tensor | number | ArrayL
   return {
     inputs: [['x', x], ['query', query], ['keepRatio', ratio], ...paramList(params, 'params')],
     inouts: [],
-    outputs: [{ shape: [B, N], dtype: 'f32' }],
+    outputs: [{ shape: [B, N], dtype: 'f32', given: givenOut(options, [B, N], 'f32', x.device) }],
     call: (mode, [xn, qn, rn, ...pn], _io, [scores]) => native().scoreTokens(mode, xn!, qn!, rn!, toRecord(pn), scores!),
   };
 }
 
 function scoreBackwardPlan(x: Tensor, query: Tensor, keepRatio: Tensor | number | ArrayLike<number>, params: ScorerParams, dScores: Tensor, options?: OpOptions): Plan {
-  const forward = scorePlan(x, query, keepRatio, params, options);
+  const forward = scorePlan(x, query, keepRatio, params, options && { backend: options.backend, signal: options.signal });
   const [B, N] = x.shape as [number, number];
   check.tensor(dScores, 'dScores', '[B,N]', F32, [B, N]);
   return {
@@ -337,7 +370,7 @@ function plBackwardPlan(logits: Tensor, indices: Tensor, dLogProb: Tensor, optio
   };
 }
 
-function gatherPlan(x: Tensor, indices: Tensor, options?: OpOptions): Plan {
+function gatherPlan(x: Tensor, indices: Tensor, options?: OutOptions): Plan {
   checkOptions(options);
   check.tensor(x, 'x', '[B,N,D]', FLOATS);
   const [B, , D] = x.shape as [number, number, number];
@@ -346,7 +379,7 @@ function gatherPlan(x: Tensor, indices: Tensor, options?: OpOptions): Plan {
   return {
     inputs: [['x', x], ['indices', indices]],
     inouts: [],
-    outputs: [{ shape: [B, K, D], dtype: x.dtype }],
+    outputs: [{ shape: [B, K, D], dtype: x.dtype, given: givenOut(options, [B, K, D], x.dtype, x.device) }],
     call: (mode, [xn, i], _io, [out]) => native().gatherRows(mode, xn!, i!, out!),
   };
 }
@@ -360,13 +393,13 @@ function checkKeep(cache: Tensor, keep: Tensor): [number, number, number, number
   return [B, Hkv, T, Dh, K];
 }
 
-function compactPlan(cache: Tensor, keep: Tensor, options?: OpOptions): Plan {
+function compactPlan(cache: Tensor, keep: Tensor, options?: OutOptions): Plan {
   checkOptions(options);
   const [B, Hkv, , Dh, K] = checkKeep(cache, keep);
   return {
     inputs: [['cache', cache], ['keep', keep]],
     inouts: [],
-    outputs: [{ shape: [B, Hkv, K, Dh], dtype: cache.dtype }],
+    outputs: [{ shape: [B, Hkv, K, Dh], dtype: cache.dtype, given: givenOut(options, [B, Hkv, K, Dh], cache.dtype, cache.device) }],
     call: (mode, [c, kp], _io, [out]) => native().compactKV(mode, c!, kp!, out!),
   };
 }
@@ -422,7 +455,7 @@ function matmulPlan(a: Tensor, b: Tensor, options?: MatmulOptions): Plan {
   return {
     inputs: [['a', a], ['b', b]],
     inouts: [],
-    outputs: [{ shape: [M, N], dtype: 'f32' }],
+    outputs: [{ shape: [M, N], dtype: 'f32', given: givenOut(options, [M, N], 'f32', a.device) }],
     call: (mode, [an, bn], _io, [out]) => native().matmul(mode, an!, bn!, transB, out!),
   };
 }
@@ -433,10 +466,10 @@ type KeepRatio = Tensor | number | ArrayLike<number>;
 
 export const ops = {
   /** scores[B,N] of the budget-aware scorer for x[B,N,D] (f32|f16|bf16), query[B,D], keep ratio per row. */
-  async scoreTokens(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, options?: OpOptions): Promise<Tensor> {
+  async scoreTokens(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, options?: OutOptions): Promise<Tensor> {
     return (await execute(scorePlan(x, query, keepRatio, params, options), options, true))[0]!;
   },
-  scoreTokensSync(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, options?: OpOptions): Tensor {
+  scoreTokensSync(x: Tensor, query: Tensor, keepRatio: KeepRatio, params: ScorerParams, options?: OutOptions): Tensor {
     return execute(scorePlan(x, query, keepRatio, params, options), options, false)[0]!;
   },
 
@@ -485,18 +518,18 @@ export const ops = {
   },
 
   /** out[B,K,D] = x[b, indices[b,k], :]; index -1 gives zeros. */
-  async gatherRows(x: Tensor, indices: Tensor, options?: OpOptions): Promise<Tensor> {
+  async gatherRows(x: Tensor, indices: Tensor, options?: OutOptions): Promise<Tensor> {
     return (await execute(gatherPlan(x, indices, options), options, true))[0]!;
   },
-  gatherRowsSync(x: Tensor, indices: Tensor, options?: OpOptions): Tensor {
+  gatherRowsSync(x: Tensor, indices: Tensor, options?: OutOptions): Tensor {
     return execute(gatherPlan(x, indices, options), options, false)[0]!;
   },
 
   /** out[B,Hkv,K,Dh] = cache[b, :, keep[b,k], :]; keep strictly ascending per row, then -1 padding (zeros). */
-  async compactKV(cache: Tensor, keep: Tensor, options?: OpOptions): Promise<Tensor> {
+  async compactKV(cache: Tensor, keep: Tensor, options?: OutOptions): Promise<Tensor> {
     return (await execute(compactPlan(cache, keep, options), options, true))[0]!;
   },
-  compactKVSync(cache: Tensor, keep: Tensor, options?: OpOptions): Tensor {
+  compactKVSync(cache: Tensor, keep: Tensor, options?: OutOptions): Tensor {
     return execute(compactPlan(cache, keep, options), options, false)[0]!;
   },
 

@@ -130,7 +130,11 @@ const only = process.env.GRIP_TEST_BACKENDS?.split(',').map((s) => s.trim());
 
 function skipReason(backend: string): string | null {
   if (only && !only.includes(backend)) return `GRIP_TEST_BACKENDS=${process.env.GRIP_TEST_BACKENDS}`;
-  if (backend === 'cuda' && !hasCuda) return 'no visible CUDA device (info().backend is cpu)';
+  if (backend === 'cuda' && !hasCuda) {
+    // `npm run test:cuda` sets GRIP_REQUIRE_CUDA: there a missing GPU is a failure, not a skip.
+    if (process.env.GRIP_REQUIRE_CUDA === '1') throw new Error('GRIP_REQUIRE_CUDA=1 but no CUDA device is visible (info().backend is cpu)');
+    return 'no visible CUDA device (info().backend is cpu)';
+  }
   return null;
 }
 
