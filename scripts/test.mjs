@@ -31,6 +31,7 @@ child.on('close', (code, signal) => {
     process.exit(1);
   }
   const failed = total - passed;
+  if (code !== 0 && failed === 0) console.log(`\nthe test process exited with ${code ?? signal} after its summary`);
   console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exit(failed > 0 || code !== 0 ? 1 : 0);
 });

@@ -17,6 +17,8 @@
 // sum |a||b|.
 #include "gemm.h"
 
+#include <new>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -203,7 +205,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   if (nsplit > max_bp) nsplit = max_bp;
 
   float* Bp = t_bpack.get((size_t)(kc * nc));
-  if (!Bp) return;  // out of memory: nothing sensible to report through this API
+  // Out of memory: throw; the C ABI turns it into GRIP_ERR_INTERNAL (the
+  // pool re-throws a worker's exception on the calling thread).
+  if (!Bp) throw std::bad_alloc();
 
   for (int64_t jc = 0; jc < N; jc += nc) {
     const int64_t ncur = N - jc < nc ? N - jc : nc;
@@ -223,7 +227,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 
       auto compute = [&](int64_t t0, int64_t t1) {
         float* Ap = t_apack.get((size_t)(kcur * mc));
-        if (!Ap) return;
+        if (!Ap) throw std::bad_alloc();
         int64_t packed_ib = -1;
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t ib = t / nsplit, js = t % nsplit;
