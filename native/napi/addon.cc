@@ -4,6 +4,7 @@
 // a GripError. No business logic: lib/ validates, native computes.
 #include <napi.h>
 
+#include <array>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -290,47 +291,43 @@ Napi::Value GumbelTopk(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value PlackettLuceLogProb(const Napi::CallbackInfo& info) {
+// Ops whose arguments are only tensors: info[1..N] parsed with these names.
+template <size_t N, typename F>
+Napi::Value TensorOp(const Napi::CallbackInfo& info, const char* const (&names)[N], F op) {
   const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
-  grip_tensor logits = p.Tensor(info[1], "logits", backend);
-  grip_tensor indices = p.Tensor(info[2], "indices", backend);
-  grip_tensor log_prob = p.Tensor(info[3], "logProb", backend);
+  std::array<grip_tensor, N> t{};
+  for (size_t i = 0; i < N; ++i) t[i] = p.Tensor(info[(int)i + 1], names[i], backend);
   if (p.failed) return info.Env().Undefined();
-  return Run(info, mode, [=]() mutable { return grip_plackett_luce_log_prob(&logits, &indices, &log_prob); });
+  return Run(info, mode, [=]() mutable { return op(t); });
+}
+
+Napi::Value PlackettLuceLogProb(const Napi::CallbackInfo& info) {
+  static const char* const names[] = {"logits", "indices", "logProb"};
+  return TensorOp(info, names, [](std::array<grip_tensor, 3>& t) {
+    return grip_plackett_luce_log_prob(&t[0], &t[1], &t[2]);
+  });
 }
 
 Napi::Value PlackettLuceBackward(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
-  Parser p{info.Env()};
-  grip_tensor logits = p.Tensor(info[1], "logits", backend);
-  grip_tensor indices = p.Tensor(info[2], "indices", backend);
-  grip_tensor d_log_prob = p.Tensor(info[3], "dLogProb", backend);
-  grip_tensor d_logits = p.Tensor(info[4], "dLogits", backend);
-  if (p.failed) return info.Env().Undefined();
-  return Run(info, mode, [=]() mutable {
-    return grip_plackett_luce_backward(&logits, &indices, &d_log_prob, &d_logits);
+  static const char* const names[] = {"logits", "indices", "dLogProb", "dLogits"};
+  return TensorOp(info, names, [](std::array<grip_tensor, 4>& t) {
+    return grip_plackett_luce_backward(&t[0], &t[1], &t[2], &t[3]);
   });
 }
 
 Napi::Value GatherRows(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
-  Parser p{info.Env()};
-  grip_tensor x = p.Tensor(info[1], "x", backend);
-  grip_tensor indices = p.Tensor(info[2], "indices", backend);
-  grip_tensor out = p.Tensor(info[3], "out", backend);
-  if (p.failed) return info.Env().Undefined();
-  return Run(info, mode, [=]() mutable { return grip_gather_rows(&x, &indices, &out); });
+  static const char* const names[] = {"x", "indices", "out"};
+  return TensorOp(info, names, [](std::array<grip_tensor, 3>& t) {
+    return grip_gather_rows(&t[0], &t[1], &t[2]);
+  });
 }
 
 Napi::Value CompactKV(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
-  Parser p{info.Env()};
-  grip_tensor cache = p.Tensor(info[1], "cache", backend);
-  grip_tensor keep = p.Tensor(info[2], "keep", backend);
-  grip_tensor out = p.Tensor(info[3], "out", backend);
-  if (p.failed) return info.Env().Undefined();
-  return Run(info, mode, [=]() mutable { return grip_compact_kv(&cache, &keep, &out); });
+  static const char* const names[] = {"cache", "keep", "out"};
+  return TensorOp(info, names, [](std::array<grip_tensor, 3>& t) {
+    return grip_compact_kv(&t[0], &t[1], &t[2]);
+  });
 }
 
 Napi::Value CompactKVInPlace(const Napi::CallbackInfo& info) {
