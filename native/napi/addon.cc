@@ -56,6 +56,32 @@ struct DeviceBuffer {
   }
 };
 
+// The data pointer and byte length of a TypedArray, straight from N-API
+// (no ArrayBuffer handle: this runs for every tensor of every call).
+void* TypedArrayData(Napi::Value value, size_t* byte_length) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(value.Env(), value, &type, &length, &data, &buffer, &offset) != napi_ok) {
+    *byte_length = 0;
+    return nullptr;
+  }
+  static const size_t kElementBytes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
+  *byte_length = length * ((size_t)type < 11 ? kElementBytes[type] : 1);
+  return data;
+}
+
+// A short string property (dtype, device) without a heap round trip for the usual values.
+std::string ShortString(Napi::Value value) {
+  char buffer[16];
+  size_t length = 0;
+  if (!value.IsString() ||
+      napi_get_value_string_utf8(value.Env(), value, buffer, sizeof buffer, &length) != napi_ok)
+    return std::string();
+  return std::string(buffer, length);
+}
+
 // Argument conversion failures are programming errors of lib/ (it validates
 // first), reported as ERR_GRIP_INTERNAL-free TypeErrors would hide them: we
 // report ERR_GRIP_SHAPE / ERR_GRIP_DTYPE with the usual message shape.
@@ -78,7 +104,7 @@ struct Parser {
       return t;
     }
     Napi::Object obj = value.As<Napi::Object>();
-    const std::string dtype = obj.Get("dtype").ToString().Utf8Value();
+    const std::string dtype = ShortString(obj.Get("dtype"));
     if (dtype == "f32") t.dtype = GRIP_F32;
     else if (dtype == "f16") t.dtype = GRIP_F16;
     else if (dtype == "bf16") t.dtype = GRIP_BF16;
@@ -108,7 +134,7 @@ struct Parser {
     }
     const size_t bytes = count * grip_dtype_size(t.dtype);
     Napi::Value data = obj.Get("data");
-    const std::string device = obj.Get("device").ToString().Utf8Value();
+    const std::string device = ShortString(obj.Get("device"));
     if (device == "cuda") {
       t.device = GRIP_DEVICE_CUDA;
       Napi::Value handle = data.IsObject() ? data.As<Napi::Object>().Get("handle") : data;
@@ -137,13 +163,13 @@ struct Parser {
                                  " but received another value");
       return t;
     }
-    Napi::TypedArray array = data.As<Napi::TypedArray>();
-    if (array.ByteLength() < bytes) {
+    size_t byte_length = 0;
+    t.data = TypedArrayData(data, &byte_length);
+    if (byte_length < bytes) {
       Fail("ERR_GRIP_SHAPE", "expected at least " + std::to_string(bytes) + " bytes for data of " +
-                                 name + " but received " + std::to_string(array.ByteLength()));
+                                 name + " but received " + std::to_string(byte_length));
       return t;
     }
-    t.data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
     return t;
   }
 
@@ -178,13 +204,14 @@ struct Parser {
                                  " but received another value");
       return nullptr;
     }
-    Napi::TypedArray array = value.As<Napi::TypedArray>();
-    if (array.ByteLength() < min_bytes) {
+    size_t byte_length = 0;
+    void* data = TypedArrayData(value, &byte_length);
+    if (byte_length < min_bytes) {
       Fail("ERR_GRIP_SHAPE", "expected at least " + std::to_string(min_bytes) + " bytes for " +
-                                 name + " but received " + std::to_string(array.ByteLength()));
+                                 name + " but received " + std::to_string(byte_length));
       return nullptr;
     }
-    return static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    return data;
   }
 };
 
