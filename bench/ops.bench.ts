@@ -11,6 +11,9 @@ import { info, ops, setBackend, tensor, zeros, type ScorerParams, type Tensor } 
 import * as ref from '../test/ref/ops.ts';
 import { scoreTokens as scoreRef, type RefParams } from '../test/ref/scorer.ts';
 import { runTable, type Row } from './harness.ts';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 setBackend('cpu');
 let seed = 1;
@@ -45,6 +48,35 @@ function rowCopies(src: Float32Array | Uint16Array, dst: Float32Array | Uint16Ar
 
 const i = info();
 console.log(`grip-vlm ${i.version} · backend cpu · simd ${i.simd} · threads ${i.threads} · node ${process.version}`);
+
+// ---- GEMM against OpenBLAS (numpy), same shapes, same thread count ----------------------
+const gemmShapes: [number, number, number, boolean][] = [[576, 4096, 4096, false], [576, 256, 4096, false], [576, 4096, 256, true]];
+function numpySeconds(): number[] | null {
+  // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (set on some machines for old
+  // OpenBLAS builds) slow a current one down: unset for this run only.
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(i.threads) };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const run = spawnSync('python3', [join(dirname(fileURLToPath(import.meta.url)), 'gemm_numpy.py'), '--seconds',
+    ...gemmShapes.map(([m, n, k, t]) => `${m},${n},${k},${t ? 1 : 0}`)], { encoding: 'utf8', env });
+  if (run.status !== 0) return null;
+  return run.stdout.trim().split(' ').map(Number);
+}
+const gemmRows: Row[] = [];
+const numpy = numpySeconds();
+if (numpy === null) console.log('(python3 with numpy not found: the GEMM table is skipped)');
+else {
+  gemmShapes.forEach(([M, N, K, transB], s) => {
+    const a = tensor(floats(M * K), [M, K]);
+    const b = tensor(floats(K * N), transB ? [N, K] : [K, N]);
+    const out = zeros([M, N]);
+    gemmRows.push({
+      op: 'matmul (f32)', shape: `${M}x${N}x${K}${transB ? ' transB' : ''}`, work: { flop: 2 * M * N * K },
+      run: () => ops.matmulSync(a, b, { transB, out }),
+      baseline: { name: `numpy/OpenBLAS, ${i.threads} thread${i.threads > 1 ? 's' : ''}`, ns: numpy[s]! * 1e9 },
+    });
+  });
+}
 
 // ---- scorer ---------------------------------------------------------------------------
 const scoreRows: Row[] = [];
@@ -181,6 +213,7 @@ const moveRows: Row[] = [];
   });
 }
 
+if (gemmRows.length) await runTable('GEMM (the matmul op) against OpenBLAS', gemmRows);
 await runTable('Scorer (fused LayerNorm + MLP + FiLM + query term)', scoreRows);
 await runTable('Selection and sampling', selectRows);
 await runTable('Gather, KV compaction, optimiser', moveRows);
