@@ -1,7 +1,8 @@
 // native.test.ts — runs the native checks (test/native/*.cc: the SIMT
 // emulator's self-tests, the CUDA kernels on the emulator against the CPU
-// twins under every schedule, GEMM and CPU-op checks) twice: a normal build,
-// and a build with AddressSanitizer + UBSan. Each native check is one test.
+// twins under every schedule, GEMM and CPU-op checks): a normal build at
+// every SIMD level, and a build with AddressSanitizer + UBSan. Each native
+// check is one test.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -34,5 +35,9 @@ function registerChecks(name: string, dir: string, defines: string[], env: Recor
 }
 
 registerChecks('native checks', 'checks', []);
+// The same binary with the run-time dispatch held to lower SIMD levels, so
+// the AVX2 and scalar kernels a prebuilt binary may pick elsewhere are tested here too.
+registerChecks('native checks (GRIP_SIMD=avx2)', 'checks', [], { GRIP_SIMD: 'avx2' });
+registerChecks('native checks (GRIP_SIMD=scalar)', 'checks', [], { GRIP_SIMD: 'scalar' });
 registerChecks('native checks (ASan+UBSan)', 'asan', ['GRIP_SANITIZE=ON', 'CMAKE_BUILD_TYPE=RelWithDebInfo'],
   { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1' });
