@@ -50,6 +50,10 @@ test('the packed tarball installs without scripts and loads from ESM and CommonJ
     const install = sh('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball!)], work);
     assert.ok(install.ok, `npm install of the tarball failed:\n${install.out.slice(-3000)}`);
     assert.not.ok(existsSync(join(work, 'node_modules/grip-vlm/build')), 'the tarball must not carry a build folder');
+    // Where install scripts do run, the package's own finds its prebuilt binary and builds nothing.
+    const installScript = sh(process.execPath, [join(work, 'node_modules/grip-vlm/scripts/install.mjs')], work);
+    assert.ok(installScript.ok, `the install script failed with the prebuilt binary present:\n${installScript.out}`);
+    assert.not.ok(existsSync(join(work, 'node_modules/grip-vlm/build')), 'the install script built from source although a prebuilt binary was there');
 
     const esm = sh(process.execPath, ['--input-type=module', '-e',
       "import { info, ops, tensor } from 'grip-vlm'; const r = ops.topkSync(tensor([3, 1, 2], [1, 3]), 2); console.log(info().version, Array.from(r.indices.host).join(','));"], work);
