@@ -6,7 +6,7 @@
 import { BACKEND_CODE, resolveBackend, type Backend } from './backend.js';
 import { GripError } from './errors.js';
 import { native, type NativeTensor } from './native.js';
-import { DTYPE_BYTES, Tensor, allocHost, describe, numel, type DType } from './tensor.js';
+import { Tensor, allocHost, describe, numel, type DType } from './tensor.js';
 import { check } from './validate.js';
 
 export interface OpOptions {
@@ -562,4 +562,3 @@ export const ops = {
   },
 };
 
-export { DTYPE_BYTES };
