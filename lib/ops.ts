@@ -73,7 +73,7 @@ export interface GumbelTopkResult {
 // ---- the one executor -----------------------------------------------------------
 
 type Named = readonly [name: string, tensor: Tensor];
-interface OutputSpec { shape: number[]; dtype: DType; fill?: number; given?: Tensor | undefined }
+interface OutputSpec { shape: number[]; dtype: DType; given?: Tensor | undefined }
 interface Plan {
   inputs: Named[];
   /** Tensors the op modifies in place. */
@@ -122,7 +122,6 @@ function execute(plan: Plan, options: OpOptions | undefined, async: boolean): Te
         continue;
       }
       const host = allocHost(spec.dtype, numel(spec.shape));
-      if (spec.fill !== undefined) host.fill(spec.fill);
       const t = new Tensor(spec.dtype, spec.shape, host, 'cpu');
       outputs.push(backend === 'cuda' ? t.toDevice() : t);
     }

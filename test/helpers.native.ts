@@ -1,6 +1,6 @@
 // helpers.native.ts — builds and locates native artefacts for the tests that
 // run programs (the C ABI example, the native checks under the emulator).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,11 +19,3 @@ export function cmakeBuild(dir: string, target: string, defines: string[]): { ok
   return { ok: build.status === 0, log: build.stdout + build.stderr, binaryDir };
 }
 
-export function which(program: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}

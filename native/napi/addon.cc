@@ -264,30 +264,41 @@ Napi::Value Run(const Napi::CallbackInfo& info, int mode, std::function<grip_sta
 
 int Mode(const Napi::CallbackInfo& info) { return info[0].ToNumber().Int32Value(); }
 
+// The scorer's inputs, info[1..4]: x, query, keepRatio, params.
+struct ScorerInputs {
+  grip_tensor x, query, ratio;
+  grip_scorer_params params;
+};
+
+ScorerInputs ParseScorerInputs(Parser& p, const Napi::CallbackInfo& info, int backend) {
+  ScorerInputs in;
+  in.x = p.Tensor(info[1], "x", backend);
+  in.query = p.Tensor(info[2], "query", backend);
+  in.ratio = p.Tensor(info[3], "keepRatio", backend);
+  in.params = p.Params(info[4], "params", backend);
+  return in;
+}
+
 Napi::Value ScoreTokens(const Napi::CallbackInfo& info) {
   const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
-  grip_tensor x = p.Tensor(info[1], "x", backend);
-  grip_tensor query = p.Tensor(info[2], "query", backend);
-  grip_tensor ratio = p.Tensor(info[3], "keepRatio", backend);
-  grip_scorer_params params = p.Params(info[4], "params", backend);
+  ScorerInputs in = ParseScorerInputs(p, info, backend);
   grip_tensor scores = p.Tensor(info[5], "scores", backend);
   if (p.failed) return info.Env().Undefined();
-  return Run(info, mode, [=]() mutable { return grip_score_tokens(&x, &query, &ratio, &params, &scores); });
+  return Run(info, mode, [=]() mutable {
+    return grip_score_tokens(&in.x, &in.query, &in.ratio, &in.params, &scores);
+  });
 }
 
 Napi::Value ScoreTokensBackward(const Napi::CallbackInfo& info) {
   const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
-  grip_tensor x = p.Tensor(info[1], "x", backend);
-  grip_tensor query = p.Tensor(info[2], "query", backend);
-  grip_tensor ratio = p.Tensor(info[3], "keepRatio", backend);
-  grip_scorer_params params = p.Params(info[4], "params", backend);
+  ScorerInputs in = ParseScorerInputs(p, info, backend);
   grip_tensor d_scores = p.Tensor(info[5], "dScores", backend);
   grip_scorer_params grads = p.Params(info[6], "grads", backend);
   if (p.failed) return info.Env().Undefined();
   return Run(info, mode, [=]() mutable {
-    return grip_score_tokens_backward(&x, &query, &ratio, &params, &d_scores, &grads);
+    return grip_score_tokens_backward(&in.x, &in.query, &in.ratio, &in.params, &d_scores, &grads);
   });
 }
 
