@@ -1,4 +1,5 @@
-// ops.bench.ts — every pruning op at LLaVA-1.5-7B shapes (N=576 visual
+// ops.bench.ts — every pruning op and the transformer ops (linear, attention,
+// rmsNorm) at LLaVA-1.5-7B shapes (N=576 visual
 // tokens, D=4096, scorer H=256, R=64, K=144 kept; KV cache 32 heads x 128
 // dims x 600 tokens) and at small shapes, each beside a baseline measured in
 // the same run: the plain GEMM the scorer contains (its floor), the
@@ -6,7 +7,7 @@
 // and TypedArray copies of the same bytes (memcpy) for the data movers.
 // Results go into preallocated tensors ({ out }), as in a serving loop, so
 // the figures measure the ops rather than fresh-page faults.
-// Usage: npm run bench [-- --quick]
+// Usage: npm run bench [-- --quick] [-- --only WORD]  (WORD picks the tables whose title contains it)
 import { info, ops, setBackend, tensor, zeros, type ScorerParams, type Tensor } from '../lib/index.ts';
 import * as ref from '../test/ref/ops.ts';
 import { scoreTokens as scoreRef, type RefParams } from '../test/ref/scorer.ts';
@@ -62,9 +63,12 @@ function numpySeconds(): number[] | null {
   if (run.status !== 0) return null;
   return run.stdout.trim().split(' ').map(Number);
 }
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? process.argv[onlyAt + 1]?.toLowerCase() : undefined;
+const wanted = (title: string) => only === undefined || title.toLowerCase().includes(only);
 const gemmRows: Row[] = [];
-const numpy = numpySeconds();
-if (numpy === null) console.log('(python3 with numpy not found: the GEMM table is skipped)');
+const numpy = wanted('GEMM') ? numpySeconds() : null;
+if (numpy === null) { if (wanted('GEMM')) console.log('(python3 with numpy not found: the GEMM table is skipped)'); }
 else {
   gemmShapes.forEach(([M, N, K, transB], s) => {
     const a = tensor(floats(M * K), [M, K]);
@@ -213,7 +217,69 @@ const moveRows: Row[] = [];
   });
 }
 
-if (gemmRows.length) await runTable('GEMM (the matmul op) against OpenBLAS', gemmRows);
-await runTable('Scorer (fused LayerNorm + MLP + FiLM + query term)', scoreRows);
-await runTable('Selection and sampling', selectRows);
-await runTable('Gather, KV compaction, optimiser', moveRows);
+// ---- transformer ops (LLaVA-1.5-7B: D=4096, 32 heads x 128, prefill of 640 tokens) ------
+const transformerRows: Row[] = [];
+{
+  const [T, D, Hq, Dh] = [640, 4096, 32, 128];
+  // linear with bf16 weights (bias in the GEMM's store) vs the f32 matmul of the same shape.
+  const x = tensor(floats(T * D), [T, D]);
+  const wBf16 = tensor(floats(D * D, 1 / 64), [D, D], 'bf16');
+  const wF32 = tensor(floats(D * D, 1 / 64), [D, D]);
+  const bias = tensor(floats(D), [D]);
+  const [y1, y2] = [zeros([T, D]), zeros([T, D])];
+  transformerRows.push({
+    op: 'linear (bf16 W, bias)', shape: `${T}x${D}x${D}`, work: { flop: 2 * T * D * D },
+    run: () => ops.linearSync(x, wBf16, bias, { out: y1 }),
+    baseline: { name: 'matmul f32 W, same shape', run: () => ops.matmulSync(x, wF32, { transB: true, out: y2 }) },
+  });
+  // Causal prefill attention vs a GEMM of the same FLOP count (4·Hq·Dh·T(T+1)/2 ≈ 2·T·T·4096).
+  const q = tensor(floats(T * Hq * Dh), [1, T, Hq, Dh]);
+  const k = tensor(floats(Hq * T * Dh), [1, Hq, T, Dh]);
+  const v = tensor(floats(Hq * T * Dh), [1, Hq, T, Dh]);
+  const attnOut = zeros([1, T, Hq, Dh]);
+  const a = tensor(floats(T * D), [T, D]), b = tensor(floats(D * T), [D, T]), c = zeros([T, T]);
+  transformerRows.push({
+    op: 'attention prefill (causal)', shape: `Tq=Tk=${T} Hq=${Hq} Dh=${Dh}`, work: { flop: 4 * Hq * Dh * (T * (T + 1)) / 2 },
+    run: () => ops.attentionSync(q, k, v, { out: attnOut }),
+    baseline: { name: `matmul ${T}x${T}x${D} (same FLOPs)`, run: () => ops.matmulSync(a, b, { out: c }) },
+  });
+  // Decode: one query against 1000 cached keys per head: K and V (32 MB) read once.
+  const Tk = 1000;
+  const q1 = tensor(floats(Hq * Dh), [1, 1, Hq, Dh]);
+  const kc = tensor(floats(Hq * Tk * Dh), [1, Hq, Tk, Dh]);
+  const vc = tensor(floats(Hq * Tk * Dh), [1, Hq, Tk, Dh]);
+  const decOut = zeros([1, 1, Hq, Dh]);
+  const gv = tensor(floats(D), [1, D]), gm = tensor(floats(D * 2 * Tk), [D, 2 * Tk]), go = zeros([1, 2 * Tk]);
+  transformerRows.push({
+    op: 'attention decode', shape: `Tq=1 Tk=${Tk} Hq=${Hq} Dh=${Dh}`, work: { flop: 4 * Hq * Dh * Tk },
+    run: () => ops.attentionSync(q1, kc, vc, { out: decOut }),
+    baseline: { name: `matmul 1x${2 * Tk}x${D} (same FLOPs and bytes)`, run: () => ops.matmulSync(gv, gm, { out: go }) },
+  });
+  // rmsNorm vs the plain TypeScript loop.
+  const hidden = tensor(floats(T * D, 3), [T, D]);
+  const gamma = tensor(floats(D), [D]);
+  const normed = zeros([T, D]);
+  const [hx, gw, jsOut] = [hidden.host as Float32Array, gamma.host as Float32Array, new Float32Array(T * D)];
+  const rmsNormTs = () => {
+    for (let r = 0; r < T; r++) {
+      let ss = 0;
+      for (let d = 0; d < D; d++) ss += hx[r * D + d]! * hx[r * D + d]!;
+      const inv = 1 / Math.sqrt(ss / D + 1e-6);
+      for (let d = 0; d < D; d++) jsOut[r * D + d] = hx[r * D + d]! * inv * gw[d]!;
+    }
+  };
+  transformerRows.push({
+    op: 'rmsNorm', shape: `${T}x${D}`, work: { bytes: 2 * T * D * 4 },
+    run: () => ops.rmsNormSync(hidden, gamma, 1e-6, { out: normed }),
+    baseline: { name: 'plain TS loop', run: rmsNormTs },
+  });
+}
+
+const tables: [string, Row[]][] = [
+  ['GEMM (the matmul op) against OpenBLAS', gemmRows],
+  ['Transformer ops (LLaVA-7B shapes)', transformerRows],
+  ['Scorer (fused LayerNorm + MLP + FiLM + query term)', scoreRows],
+  ['Selection and sampling', selectRows],
+  ['Gather, KV compaction, optimiser', moveRows],
+];
+for (const [title, rows] of tables) if (rows.length && wanted(title)) await runTable(title, rows);

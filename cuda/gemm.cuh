@@ -1,5 +1,6 @@
-// gemm.cuh — tiled shared-memory SGEMM for the scorer:
-// C[M,N] = op(A)[M,K] · op(B)[K,N] (C overwritten), all f32, row-major.
+// gemm.cuh — tiled shared-memory SGEMM for the scorer, matmul and linear:
+// C[M,N] = op(A)[M,K] · op(B)[K,N] (+ bias[N] per row when given; C
+// overwritten), all f32, row-major.
 // kTrans bit 1: A transposed (A stored [K,M], row stride lda), bit 0: B
 // transposed (B stored [N,K], row stride ldb). 64x64 tile per block of 256
 // threads, each computing a 4x4 strided sub-tile; K in steps of 16.
@@ -16,7 +17,7 @@ constexpr int kGemmTile = 64, kGemmK = 16, kGemmThreads = 256;
 template <int kTrans>
 __global__ void gemm_kernel(const float* A, int64_t lda, const float* B,
                        int64_t ldb, float* C, int64_t ldc, int64_t M,
-                       int64_t N, int64_t K) {
+                       int64_t N, int64_t K, const float* bias) {
   constexpr bool ta = (kTrans & 2) != 0, tb = (kTrans & 1) != 0;
   __shared__ float As[kGemmK][kGemmTile + 1];
   __shared__ float Bs[kGemmK][kGemmTile + 1];
@@ -57,22 +58,23 @@ __global__ void gemm_kernel(const float* A, int64_t lda, const float* B,
     if (gm >= M) continue;
     for (int j = 0; j < 4; ++j) {
       const int64_t gn = n0 + tx + 16 * j;
-      if (gn < N) C[gm * ldc + gn] = acc[i][j];
+      if (gn < N) C[gm * ldc + gn] = bias ? acc[i][j] + bias[gn] : acc[i][j];
     }
   }
 }
 
 // Host: C = op(A)·op(B). M, N, K as in the math (after the transposes).
 inline Status gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
-                   int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+                   int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+                   const float* bias = nullptr) {
   if (M == 0 || N == 0) return Status::Ok();
   const dim3 grid(ceil_div(M, kGemmTile), ceil_div(N, kGemmTile));
   const int t = (trans_a ? 2 : 0) | (trans_b ? 1 : 0);
   switch (t) {
-    case 0: GRIP_LAUNCH(gemm_kernel<0>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K); break;
-    case 1: GRIP_LAUNCH(gemm_kernel<1>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K); break;
-    case 2: GRIP_LAUNCH(gemm_kernel<2>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K); break;
-    default: GRIP_LAUNCH(gemm_kernel<3>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K); break;
+    case 0: GRIP_LAUNCH(gemm_kernel<0>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K, bias); break;
+    case 1: GRIP_LAUNCH(gemm_kernel<1>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K, bias); break;
+    case 2: GRIP_LAUNCH(gemm_kernel<2>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K, bias); break;
+    default: GRIP_LAUNCH(gemm_kernel<3>, grid, kGemmThreads, 0, A, lda, B, ldb, C, ldc, M, N, K, bias); break;
   }
   return grip_dev_check_launch("gemm_kernel");
 }

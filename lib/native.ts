@@ -56,6 +56,25 @@ export interface NativeAddon {
     weightDecay: number): Promise<void> | undefined;
   matmul(mode: number, a: NativeTensor, b: NativeTensor, transB: boolean,
     out: NativeTensor): Promise<void> | undefined;
+  linear(mode: number, x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null,
+    out: NativeTensor): Promise<void> | undefined;
+  layerNorm(mode: number, x: NativeTensor, weight: NativeTensor, bias: NativeTensor, eps: number,
+    out: NativeTensor): Promise<void> | undefined;
+  rmsNorm(mode: number, x: NativeTensor, weight: NativeTensor, eps: number,
+    out: NativeTensor): Promise<void> | undefined;
+  rope(mode: number, x: NativeTensor, positions: NativeTensor, theta: number,
+    out: NativeTensor): Promise<void> | undefined;
+  cacheWrite(mode: number, cache: NativeTensor, src: NativeTensor, start: Int32Array,
+    count: Int32Array): Promise<void> | undefined;
+  attention(mode: number, q: NativeTensor, k: NativeTensor, v: NativeTensor, causal: boolean,
+    scale: number, qLen: Int32Array | null, kvLen: Int32Array | null, probRows: Int32Array | null,
+    out: NativeTensor, probs: NativeTensor | null): Promise<void> | undefined;
+  /** kind: 0 erf, 1 tanh, 2 quick. */
+  gelu(mode: number, x: NativeTensor, kind: number, out: NativeTensor): Promise<void> | undefined;
+  siluMul(mode: number, gate: NativeTensor, up: NativeTensor, out: NativeTensor): Promise<void> | undefined;
+  add(mode: number, a: NativeTensor, b: NativeTensor, out: NativeTensor): Promise<void> | undefined;
+  softmax(mode: number, x: NativeTensor, log: boolean, out: NativeTensor): Promise<void> | undefined;
+  embedding(mode: number, table: NativeTensor, ids: NativeTensor, out: NativeTensor): Promise<void> | undefined;
 }
 
 /** The package root: the nearest folder above this file whose package.json is grip-vlm's. */

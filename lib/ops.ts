@@ -1,4 +1,5 @@
-// ops.ts — the pruning ops. Each op validates its arguments (lib/validate.ts),
+// ops.ts — the pruning ops and the transformer ops of the LLaVA runtime.
+// Each op validates its arguments (lib/validate.ts),
 // allocates its outputs and calls the addon once, on the backend chosen by
 // lib/backend.ts. `ops.x(...)` runs off the event loop and returns a Promise
 // (with an optional AbortSignal); `ops.xSync(...)` runs on the calling thread
@@ -54,6 +55,36 @@ export interface AdamWOptions {
   beta2?: number; // default 0.999
   eps?: number; // default 1e-8
   weightDecay?: number; // default 0.01
+}
+
+/** GELU variant: exact erf, the GPT-2 tanh approximation, or CLIP's quick_gelu x·sigmoid(1.702x). */
+export type GeluKind = 'erf' | 'tanh' | 'quick';
+
+export interface SoftmaxOptions extends OutOptions {
+  /** Log-softmax instead of softmax. */
+  log?: boolean;
+}
+
+export interface AttentionOptions extends OpOptions {
+  /** Query i of row b sits at key kvLen[b] - qLen[b] + i and attends keys up to it (default true). */
+  causal?: boolean;
+  /** Valid query rows per batch row (default Tq); rows past it get zeros. */
+  qLen?: ArrayLike<number>;
+  /** Valid keys per batch row (default Tk). */
+  kvLen?: ArrayLike<number>;
+  /** Multiplies q·k (default 1/sqrt(Dh)). */
+  scale?: number;
+  /** Query rows (0..Tq-1, shared by all batch rows) whose softmax probabilities are returned in `probs`. */
+  probRows?: ArrayLike<number>;
+  /** Write the output [B,Tq,Hq,Dh] here. */
+  out?: Tensor;
+}
+
+export interface AttentionResult {
+  /** [B,Tq,Hq,Dh] f32. */
+  out: Tensor;
+  /** [B,Hq,R,Tk] f32 probabilities of the `probRows` rows (0 for keys not attended); only with probRows. */
+  probs?: Tensor;
 }
 
 export interface TopkResult {
@@ -459,6 +490,233 @@ function matmulPlan(a: Tensor, b: Tensor, options?: MatmulOptions): Plan {
   };
 }
 
+// ---- transformer plans ----------------------------------------------------------
+
+const GELU_KINDS: readonly GeluKind[] = ['erf', 'tanh', 'quick'];
+
+/** A Tensor of any rank >= minRank (layout like "[..., D]" names it in messages). */
+function anyRank(value: unknown, what: string, layout: string, dtypes: readonly DType[], minRank = 0): asserts value is Tensor {
+  if (!(value instanceof Tensor)) check.fail('ERR_GRIP_SHAPE', `a Tensor ${layout}`, what, describe(value));
+  if (value.shape.length < minRank) check.fail('ERR_GRIP_SHAPE', `at least ${minRank} dimension ${layout}`, what, `0 dimensions []`);
+  check.tensor(value, what, `[${value.shape.map((_, i) => `d${i}`).join(',')}]`, dtypes);
+}
+
+/** A tensor with exactly `shape` (named `layout` in messages) and a dtype from `dtypes`. */
+function sameShape(value: unknown, what: string, shape: readonly number[], layout: string, dtypes: readonly DType[]): asserts value is Tensor {
+  if (!(value instanceof Tensor) || value.shape.length !== shape.length || value.shape.some((d, i) => d !== shape[i])) {
+    check.fail('ERR_GRIP_SHAPE', `[${shape.join(', ')}] ${layout}`, what, value instanceof Tensor ? `[${value.shape.join(', ')}]` : describe(value));
+  }
+  check.tensor(value, what, `[${shape.map((_, i) => `d${i}`).join(',')}]`, dtypes);
+}
+
+const isArrayLike = (v: unknown): v is ArrayLike<unknown> => v != null && typeof v === 'object' && typeof (v as ArrayLike<unknown>).length === 'number';
+
+/** n integers per row from a host array, each in [lo, hi(i)] (hiText names the bound). */
+function hostInts(values: unknown, what: string, n: number, lo: number, hi: (i: number) => number, hiText?: (i: number) => string): Int32Array {
+  if (!isArrayLike(values)) check.fail('ERR_GRIP_RANGE', `an array of ${n} integers`, what, describe(values));
+  if (values.length !== n) check.fail('ERR_GRIP_SHAPE', `${n} values [${what === 'probRows' ? 'R' : 'B'}]`, what, String(values.length));
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    const max = hi(i);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > max) {
+      check.fail('ERR_GRIP_RANGE', `values in [${lo}, ${max}]${hiText ? ` ${hiText(i)}` : ''}`, what, `${typeof v === 'number' ? v : describe(v)} at [${i}]`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+function linearPlan(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, options?: OutOptions): Plan {
+  checkOptions(options);
+  anyRank(x, 'x', '[..., K]', F32, 1);
+  const K = x.shape[x.shape.length - 1]!;
+  check.tensor(weight, 'weight', '[N,K]', FLOATS, [undefined, K]);
+  const N = weight.shape[0]!;
+  const hasBias = bias !== null && bias !== undefined;
+  if (hasBias) check.tensor(bias, 'bias', '[N]', F32, [N]);
+  const shape = [...x.shape.slice(0, -1), N];
+  return {
+    inputs: hasBias ? [['x', x], ['weight', weight], ['bias', bias]] : [['x', x], ['weight', weight]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', x.device) }],
+    call: (mode, [xn, wn, bn], _io, [out]) => native().linear(mode, xn!, wn!, hasBias ? bn! : null, out!),
+  };
+}
+
+const eps32 = (eps: unknown) => check.number(eps, 'eps', (v) => Number.isFinite(Math.fround(v)) && v >= 0, 'a finite float32 >= 0');
+
+function normPlan(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number, options?: OutOptions): Plan {
+  checkOptions(options);
+  anyRank(x, 'x', '[..., D]', F32, 1);
+  const D = x.shape[x.shape.length - 1]!;
+  check.tensor(weight, 'weight', '[D]', F32, [D]);
+  if (bias !== null) check.tensor(bias, 'bias', '[D]', F32, [D]);
+  eps32(eps);
+  const shape = [...x.shape];
+  return {
+    inputs: bias !== null ? [['x', x], ['weight', weight], ['bias', bias]] : [['x', x], ['weight', weight]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', x.device) }],
+    call: (mode, [xn, wn, bn], _io, [out]) => (bias !== null ? native().layerNorm(mode, xn!, wn!, bn!, eps, out!) : native().rmsNorm(mode, xn!, wn!, eps, out!)),
+  };
+}
+
+function ropePlan(x: Tensor, positions: Tensor, theta: number, options?: OutOptions): Plan {
+  checkOptions(options);
+  check.tensor(x, 'x', '[B,T,H,Dh]', F32);
+  const [B, T, , Dh] = x.shape as [number, number, number, number];
+  if (Dh % 2 !== 0) check.fail('ERR_GRIP_SHAPE', 'an even head dim Dh [B,T,H,Dh]', 'x', `[${x.shape.join(', ')}]`);
+  check.tensor(positions, 'positions', '[B,T]', I32, [B, T]);
+  check.number(theta, 'theta', (v) => Number.isFinite(v) && v > 0, 'a finite number > 0');
+  const shape = [...x.shape];
+  return {
+    inputs: [['x', x], ['positions', positions]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', x.device) }],
+    call: (mode, [xn, pn], _io, [out]) => native().rope(mode, xn!, pn!, theta, out!),
+  };
+}
+
+function cacheWritePlan(cache: Tensor, src: Tensor, start: ArrayLike<number>, count: ArrayLike<number>, options?: OpOptions): Plan {
+  checkOptions(options);
+  check.tensor(cache, 'cache', '[B,Hkv,Tmax,Dh]', FLOATS);
+  const [B, Hkv, Tmax, Dh] = cache.shape as [number, number, number, number];
+  check.tensor(src, 'src', '[B,T,Hkv,Dh]', F32, [B, undefined, Hkv, Dh]);
+  const T = src.shape[1]!;
+  const counts = hostInts(count, 'count', B, 0, () => T);
+  const starts = hostInts(start, 'start', B, 0, () => Tmax);
+  for (let b = 0; b < B; b++) {
+    if (starts[b]! + counts[b]! > Tmax) check.fail('ERR_GRIP_RANGE', `start + count <= Tmax = ${Tmax}`, `row ${b}`, `${starts[b]} + ${counts[b]}`);
+  }
+  return {
+    inputs: [['src', src]],
+    inouts: [['cache', cache]],
+    outputs: [],
+    call: (mode, [sn], [cn]) => native().cacheWrite(mode, cn!, sn!, starts, counts),
+  };
+}
+
+function attentionPlan(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptions): Plan {
+  checkOptions(options);
+  check.tensor(q, 'q', '[B,Tq,Hq,Dh]', F32);
+  const [B, Tq, Hq, Dh] = q.shape as [number, number, number, number];
+  check.tensor(k, 'k', '[B,Hkv,Tk,Dh]', F32, [B, undefined, undefined, Dh]);
+  const [, Hkv, Tk] = k.shape as [number, number, number, number];
+  check.tensor(v, 'v', '[B,Hkv,Tk,Dh]', F32, [...k.shape]);
+  if (Hkv === 0 ? Hq !== 0 : Hq % Hkv !== 0) check.fail('ERR_GRIP_SHAPE', `a multiple of Hkv = ${Hkv} query heads [B,Tq,Hq,Dh]`, 'q', `[${q.shape.join(', ')}]`);
+  const causal = options?.causal ?? true;
+  if (typeof causal !== 'boolean') check.fail('ERR_GRIP_RANGE', 'a boolean', 'options.causal', describe(causal));
+  const scale = options?.scale ?? 1 / Math.sqrt(Dh);
+  check.number(scale, 'options.scale', (x) => Number.isFinite(Math.fround(x)), 'a finite float32');
+  const kvLen = options?.kvLen === undefined ? Int32Array.from({ length: B }, () => Tk) : hostInts(options.kvLen, 'kvLen', B, 0, () => Tk);
+  let qLen: Int32Array;
+  if (options?.qLen === undefined) {
+    qLen = new Int32Array(B).fill(Tq);
+    kvLen.forEach((kvl, b) => {
+      if (Tq > kvl) check.fail('ERR_GRIP_RANGE', 'Tq <= kvLen (or an explicit qLen)', 'q', `Tq = ${Tq} > kvLen = ${kvl} at [${b}]`);
+    });
+  } else {
+    qLen = hostInts(options.qLen, 'qLen', B, 0, (b) => Math.min(Tq, kvLen[b]!), () => '(qLen <= Tq and qLen <= kvLen)');
+  }
+  const rows = options?.probRows;
+  if (rows !== undefined && !isArrayLike(rows)) check.fail('ERR_GRIP_RANGE', 'an array of query row indices', 'probRows', describe(rows));
+  const probRows = rows === undefined ? null : hostInts(rows, 'probRows', rows.length, 0, () => Tq - 1);
+  const R = probRows?.length ?? 0;
+  const shape = [B, Tq, Hq, Dh];
+  const outputs: OutputSpec[] = [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', q.device) }];
+  if (probRows) outputs.push({ shape: [B, Hq, R, Tk], dtype: 'f32' });
+  const scale32 = Math.fround(scale);
+  return {
+    inputs: [['q', q], ['k', k], ['v', v]],
+    inouts: [],
+    outputs,
+    call: (mode, [qn, kn, vn], _io, [out, probs]) => native().attention(mode, qn!, kn!, vn!, causal, scale32, qLen, kvLen, probRows, out!, probs ?? null),
+  };
+}
+
+function geluPlan(x: Tensor, kind: GeluKind, options?: OutOptions): Plan {
+  checkOptions(options);
+  anyRank(x, 'x', '(any shape)', F32);
+  check.oneOf(kind, 'kind', GELU_KINDS);
+  const shape = [...x.shape];
+  return {
+    inputs: [['x', x]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', x.device) }],
+    call: (mode, [xn], _io, [out]) => native().gelu(mode, xn!, GELU_KINDS.indexOf(kind), out!),
+  };
+}
+
+function siluMulPlan(gate: Tensor, up: Tensor, options?: OutOptions): Plan {
+  checkOptions(options);
+  anyRank(gate, 'gate', '(any shape)', F32);
+  sameShape(up, 'up', gate.shape, '(the shape of gate)', F32);
+  const shape = [...gate.shape];
+  return {
+    inputs: [['gate', gate], ['up', up]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', gate.device) }],
+    call: (mode, [g, u], _io, [out]) => native().siluMul(mode, g!, u!, out!),
+  };
+}
+
+function addPlan(a: Tensor, b: Tensor, options?: OutOptions): Plan {
+  checkOptions(options);
+  anyRank(a, 'a', '(any shape)', F32);
+  anyRank(b, 'b', '(a trailing part of the shape of a)', F32);
+  const offset = a.shape.length - b.shape.length;
+  if (offset < 0 || b.shape.some((d, i) => d !== a.shape[offset + i])) {
+    check.fail('ERR_GRIP_SHAPE', `a trailing part of [${a.shape.join(', ')}] (the shape of a)`, 'b', `[${b.shape.join(', ')}]`);
+  }
+  const shape = [...a.shape];
+  return {
+    inputs: [['a', a], ['b', b]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', a.device) }],
+    call: (mode, [an, bn], _io, [out]) => native().add(mode, an!, bn!, out!),
+  };
+}
+
+function softmaxPlan(x: Tensor, options?: SoftmaxOptions): Plan {
+  checkOptions(options);
+  anyRank(x, 'x', '[..., N]', F32, 1);
+  const log = options?.log ?? false;
+  if (typeof log !== 'boolean') check.fail('ERR_GRIP_RANGE', 'a boolean', 'options.log', describe(log));
+  const shape = [...x.shape];
+  return {
+    inputs: [['x', x]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', x.device) }],
+    call: (mode, [xn], _io, [out]) => native().softmax(mode, xn!, log, out!),
+  };
+}
+
+function embeddingPlan(table: Tensor, ids: Tensor, options?: OutOptions): Plan {
+  checkOptions(options);
+  check.tensor(table, 'table', '[V,D]', FLOATS);
+  const D = table.shape[1]!;
+  anyRank(ids, 'ids', '[...]', I32);
+  if (ids.shape.length > 7) check.fail('ERR_GRIP_SHAPE', 'at most 7 dimensions', 'ids', `${ids.shape.length} dimensions`);
+  const shape = [...ids.shape, D];
+  return {
+    inputs: [['table', table], ['ids', ids]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', table.device) }],
+    call: (mode, [tn, idn], _io, [out]) => native().embedding(mode, tn!, idn!, out!),
+  };
+}
+
+/** layerNorm's bias is required (null is refused like any non-Tensor). */
+function layerNormBias(bias: Tensor): Tensor {
+  check.tensor(bias, 'bias', '[D]', F32);
+  return bias;
+}
+
+function attentionResult([out, probs]: Tensor[]): AttentionResult {
+  return probs ? { out: out!, probs } : { out: out! };
+}
+
 // ---- the public ops ----------------------------------------------------------------
 
 type KeepRatio = Tensor | number | ArrayLike<number>;
@@ -550,6 +808,96 @@ export const ops = {
   },
   matmulSync(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
     return execute(matmulPlan(a, b, options), options, false)[0]!;
+  },
+
+  // ---- transformer ops (f32 activations; "[..., D]" = any rank >= 1, last dim D) ----
+
+  /** out[..., N] = x[..., K] · weight[N,K]ᵀ + bias[N]; weight f32, f16 or bf16; bias f32 or null. */
+  async linear(x: Tensor, weight: Tensor, bias: Tensor | null, options?: OutOptions): Promise<Tensor> {
+    return (await execute(linearPlan(x, weight, bias, options), options, true))[0]!;
+  },
+  linearSync(x: Tensor, weight: Tensor, bias: Tensor | null, options?: OutOptions): Tensor {
+    return execute(linearPlan(x, weight, bias, options), options, false)[0]!;
+  },
+
+  /** LayerNorm over the last dim (biased variance, as torch): (x - mean) / sqrt(var + eps) * weight + bias. */
+  async layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number, options?: OutOptions): Promise<Tensor> {
+    return (await execute(normPlan(x, weight, layerNormBias(bias), eps, options), options, true))[0]!;
+  },
+  layerNormSync(x: Tensor, weight: Tensor, bias: Tensor, eps: number, options?: OutOptions): Tensor {
+    return execute(normPlan(x, weight, layerNormBias(bias), eps, options), options, false)[0]!;
+  },
+
+  /** RMSNorm over the last dim (Llama): x / sqrt(mean(x²) + eps) * weight. */
+  async rmsNorm(x: Tensor, weight: Tensor, eps: number, options?: OutOptions): Promise<Tensor> {
+    return (await execute(normPlan(x, weight, null, eps, options), options, true))[0]!;
+  },
+  rmsNormSync(x: Tensor, weight: Tensor, eps: number, options?: OutOptions): Tensor {
+    return execute(normPlan(x, weight, null, eps, options), options, false)[0]!;
+  },
+
+  /** Rotary embedding (Hugging Face Llama, rotate_half) of x[B,T,H,Dh] at positions[B,T] i32; `out: x` works in place. */
+  async rope(x: Tensor, positions: Tensor, theta: number, options?: OutOptions): Promise<Tensor> {
+    return (await execute(ropePlan(x, positions, theta, options), options, true))[0]!;
+  },
+  ropeSync(x: Tensor, positions: Tensor, theta: number, options?: OutOptions): Tensor {
+    return execute(ropePlan(x, positions, theta, options), options, false)[0]!;
+  },
+
+  /** In place: cache[b, h, start[b]+i, :] = src[b, i, h, :] for i < count[b] (cache [B,Hkv,Tmax,Dh] f32|f16|bf16, src [B,T,Hkv,Dh] f32). */
+  async cacheWrite(cache: Tensor, src: Tensor, start: ArrayLike<number>, count: ArrayLike<number>, options?: OpOptions): Promise<void> {
+    await execute(cacheWritePlan(cache, src, start, count, options), options, true);
+  },
+  cacheWriteSync(cache: Tensor, src: Tensor, start: ArrayLike<number>, count: ArrayLike<number>, options?: OpOptions): void {
+    execute(cacheWritePlan(cache, src, start, count, options), options, false);
+  },
+
+  /** Grouped-query attention of q[B,Tq,Hq,Dh] over k, v [B,Hkv,Tk,Dh] (causal by default, ragged qLen/kvLen, optional probabilities of probRows). */
+  async attention(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptions): Promise<AttentionResult> {
+    return attentionResult(await execute(attentionPlan(q, k, v, options), options, true));
+  },
+  attentionSync(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptions): AttentionResult {
+    return attentionResult(execute(attentionPlan(q, k, v, options), options, false));
+  },
+
+  /** GELU elementwise: 'erf' (exact), 'tanh' (GPT-2 approximation) or 'quick' (x·sigmoid(1.702x), CLIP); `out: x` works in place. */
+  async gelu(x: Tensor, kind: GeluKind, options?: OutOptions): Promise<Tensor> {
+    return (await execute(geluPlan(x, kind, options), options, true))[0]!;
+  },
+  geluSync(x: Tensor, kind: GeluKind, options?: OutOptions): Tensor {
+    return execute(geluPlan(x, kind, options), options, false)[0]!;
+  },
+
+  /** silu(gate) * up elementwise (Llama MLP). */
+  async siluMul(gate: Tensor, up: Tensor, options?: OutOptions): Promise<Tensor> {
+    return (await execute(siluMulPlan(gate, up, options), options, true))[0]!;
+  },
+  siluMulSync(gate: Tensor, up: Tensor, options?: OutOptions): Tensor {
+    return execute(siluMulPlan(gate, up, options), options, false)[0]!;
+  },
+
+  /** a + b, b's shape equal to a trailing part of a's (broadcast over the leading dims); `out: a` works in place. */
+  async add(a: Tensor, b: Tensor, options?: OutOptions): Promise<Tensor> {
+    return (await execute(addPlan(a, b, options), options, true))[0]!;
+  },
+  addSync(a: Tensor, b: Tensor, options?: OutOptions): Tensor {
+    return execute(addPlan(a, b, options), options, false)[0]!;
+  },
+
+  /** Softmax (or log-softmax with `log: true`) over the last dim. */
+  async softmax(x: Tensor, options?: SoftmaxOptions): Promise<Tensor> {
+    return (await execute(softmaxPlan(x, options), options, true))[0]!;
+  },
+  softmaxSync(x: Tensor, options?: SoftmaxOptions): Tensor {
+    return execute(softmaxPlan(x, options), options, false)[0]!;
+  },
+
+  /** out[..., D] f32 = table[ids[...], :] for table [V,D] f32|f16|bf16 and ids i32 in [0, V). */
+  async embedding(table: Tensor, ids: Tensor, options?: OutOptions): Promise<Tensor> {
+    return (await execute(embeddingPlan(table, ids, options), options, true))[0]!;
+  },
+  embeddingSync(table: Tensor, ids: Tensor, options?: OutOptions): Tensor {
+    return execute(embeddingPlan(table, ids, options), options, false)[0]!;
   },
 
   /** One AdamW step in place on param, m and v (PyTorch semantics: decoupled weight decay, bias correction). */

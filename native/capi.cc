@@ -7,6 +7,8 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <algorithm>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/cpu_features.h"
@@ -230,6 +232,48 @@ Status ScoreCommon(Checker& c, const grip_tensor* x, const grip_tensor* query,
   args->keep_ratio = static_cast<const float*>(keep_ratio->data);
   args->params = ParamPtrs(*params);
   args->B = B; args->N = N; args->D = D; args->H = H; args->R = R;
+  return Status::Ok();
+}
+
+// A "[..., D]" tensor: any rank >= 1 (at most GRIP_MAX_DIMS); M = the product
+// of the leading extents, *last = the last extent.
+Status CheckRows(Checker& c, const grip_tensor* t, const char* name, DTypeSet dtypes,
+                 const char* layout, int64_t* M, int64_t* last) {
+  if (t == nullptr) return Error(GRIP_ERR_SHAPE, "a tensor", name, "NULL");
+  if (t->ndim < 1 || t->ndim > GRIP_MAX_DIMS)
+    return Error(GRIP_ERR_SHAPE, std::string("1 to 8 dimensions ") + layout, name,
+                 std::to_string(t->ndim) + " dimensions");
+  GRIP_RETURN_IF_ERROR(c.Tensor(t, name, t->ndim, nullptr, dtypes, layout));
+  *last = t->shape[t->ndim - 1];
+  *M = 1;
+  for (int i = 0; i + 1 < t->ndim; ++i) *M *= t->shape[i];
+  return Status::Ok();
+}
+
+// A tensor of any rank (0..8).
+Status CheckAny(Checker& c, const grip_tensor* t, const char* name, DTypeSet dtypes) {
+  if (t == nullptr) return Error(GRIP_ERR_SHAPE, "a tensor", name, "NULL");
+  if (t->ndim < 0 || t->ndim > GRIP_MAX_DIMS)
+    return Error(GRIP_ERR_SHAPE, "0 to 8 dimensions (any shape)", name,
+                 std::to_string(t->ndim) + " dimensions");
+  return c.Tensor(t, name, t->ndim, nullptr, dtypes, "(any shape)");
+}
+
+// out with exactly `like`'s shape (ndim extents), f32.
+Status CheckOutLike(Checker& c, const grip_tensor* out, int ndim, const int64_t* shape,
+                    const char* layout) {
+  return c.Tensor(out, "out", ndim, shape, kF32Only, layout);
+}
+
+// A host array of B int32 values, each in [lo, hi]; NULL -> ok (a default).
+Status CheckHostRange(const int32_t* values, int64_t n, int64_t lo, int64_t hi, const char* name) {
+  if (values == nullptr) return Status::Ok();
+  for (int64_t i = 0; i < n; ++i) {
+    if (values[i] < lo || values[i] > hi)
+      return Error(GRIP_ERR_RANGE,
+                   "values in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", name,
+                   std::to_string(values[i]) + " at [" + std::to_string(i) + "]");
+  }
   return Status::Ok();
 }
 
@@ -543,6 +587,253 @@ grip_status grip_matmul(const grip_tensor* a, const grip_tensor* b, int trans_b,
     MatmulArgs args{static_cast<const float*>(a->data), b->data, b->dtype, trans_b != 0, M, N, K,
                     static_cast<float*>(out->data)};
     return GRIP_DISPATCH(c.device, matmul, args);
+  });
+}
+
+grip_status grip_linear(const grip_tensor* x, const grip_tensor* weight, const grip_tensor* bias,
+                        grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    int64_t M = 0, K = 0;
+    GRIP_RETURN_IF_ERROR(CheckRows(c, x, "x", kF32Only, "[..., K]", &M, &K));
+    const int64_t w[2] = {-1, K};
+    GRIP_RETURN_IF_ERROR(c.Tensor(weight, "weight", 2, w, kFloatAny, "[N,K]"));
+    const int64_t N = weight->shape[0];
+    if (bias != nullptr) {
+      const int64_t bn[1] = {N};
+      GRIP_RETURN_IF_ERROR(c.Tensor(bias, "bias", 1, bn, kF32Only, "[N]"));
+    }
+    int64_t o[GRIP_MAX_DIMS];
+    for (int i = 0; i < x->ndim; ++i) o[i] = x->shape[i];
+    o[x->ndim - 1] = N;
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, x->ndim, o, "[..., N]"));
+    LinearArgs args{static_cast<const float*>(x->data), weight->data, weight->dtype,
+                    bias ? static_cast<const float*>(bias->data) : nullptr, M, N, K,
+                    static_cast<float*>(out->data)};
+    return GRIP_DISPATCH(c.device, linear, args);
+  });
+}
+
+static Status NormCommon(Checker& c, const grip_tensor* x, const grip_tensor* weight,
+                         const grip_tensor* bias, float eps, grip_tensor* out, NormArgs* args) {
+  int64_t M = 0, D = 0;
+  GRIP_RETURN_IF_ERROR(CheckRows(c, x, "x", kF32Only, "[..., D]", &M, &D));
+  const int64_t d[1] = {D};
+  GRIP_RETURN_IF_ERROR(c.Tensor(weight, "weight", 1, d, kF32Only, "[D]"));
+  if (bias != nullptr) GRIP_RETURN_IF_ERROR(c.Tensor(bias, "bias", 1, d, kF32Only, "[D]"));
+  if (!(eps >= 0.f) || !std::isfinite(eps))
+    return Error(GRIP_ERR_RANGE, "a finite number >= 0", "eps", std::to_string(eps));
+  GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, x->ndim, x->shape, "(the shape of x)"));
+  *args = NormArgs{static_cast<const float*>(x->data), static_cast<const float*>(weight->data),
+                   bias ? static_cast<const float*>(bias->data) : nullptr, eps, M, D,
+                   static_cast<float*>(out->data)};
+  return Status::Ok();
+}
+
+grip_status grip_layer_norm(const grip_tensor* x, const grip_tensor* weight,
+                            const grip_tensor* bias, float eps, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    if (bias == nullptr) return Error(GRIP_ERR_SHAPE, "a tensor [D]", "bias", "NULL");
+    NormArgs args;
+    GRIP_RETURN_IF_ERROR(NormCommon(c, x, weight, bias, eps, out, &args));
+    return GRIP_DISPATCH(c.device, layer_norm, args);
+  });
+}
+
+grip_status grip_rms_norm(const grip_tensor* x, const grip_tensor* weight, float eps,
+                          grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    NormArgs args;
+    GRIP_RETURN_IF_ERROR(NormCommon(c, x, weight, nullptr, eps, out, &args));
+    return GRIP_DISPATCH(c.device, rms_norm, args);
+  });
+}
+
+grip_status grip_rope(const grip_tensor* x, const grip_tensor* positions, double theta,
+                      grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(c.Tensor(x, "x", 4, nullptr, kF32Only, "[B,T,H,Dh]"));
+    const int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], Dh = x->shape[3];
+    if (Dh % 2 != 0)
+      return Error(GRIP_ERR_SHAPE, "an even head dim Dh [B,T,H,Dh]", "x", ShapeString(x->shape, 4));
+    const int64_t p[2] = {B, T};
+    GRIP_RETURN_IF_ERROR(c.Tensor(positions, "positions", 2, p, kI32Only, "[B,T]"));
+    if (!(theta > 0.0) || !std::isfinite(theta))
+      return Error(GRIP_ERR_RANGE, "a finite number > 0", "theta", std::to_string(theta));
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, 4, x->shape, "[B,T,H,Dh]"));
+    RopeArgs args{static_cast<const float*>(x->data), static_cast<const int32_t*>(positions->data),
+                  theta, B, T, H, Dh, static_cast<float*>(out->data)};
+    return GRIP_DISPATCH(c.device, rope, args);
+  });
+}
+
+grip_status grip_cache_write(grip_tensor* cache, const grip_tensor* src, const int32_t* start,
+                             const int32_t* count) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(c.Tensor(cache, "cache", 4, nullptr, kFloatAny, "[B,Hkv,Tmax,Dh]"));
+    const int64_t B = cache->shape[0], Hkv = cache->shape[1], Tmax = cache->shape[2],
+                  Dh = cache->shape[3];
+    const int64_t s[4] = {B, -1, Hkv, Dh};
+    GRIP_RETURN_IF_ERROR(c.Tensor(src, "src", 4, s, kF32Only, "[B,T,Hkv,Dh]"));
+    const int64_t T = src->shape[1];
+    if ((start == nullptr || count == nullptr) && B > 0)
+      return Error(GRIP_ERR_SHAPE, "start and count arrays [B]", start ? "count" : "start", "NULL");
+    GRIP_RETURN_IF_ERROR(CheckHostRange(count, B, 0, T, "count"));
+    GRIP_RETURN_IF_ERROR(CheckHostRange(start, B, 0, Tmax, "start"));
+    for (int64_t b = 0; b < B; ++b) {
+      if ((int64_t)start[b] + count[b] > Tmax)
+        return Error(GRIP_ERR_RANGE, "start + count <= Tmax = " + std::to_string(Tmax),
+                     "row " + std::to_string(b),
+                     std::to_string(start[b]) + " + " + std::to_string(count[b]));
+    }
+    CacheWriteArgs args{cache->data, cache->dtype, static_cast<const float*>(src->data),
+                        start, count, B, Hkv, Tmax, T, Dh};
+    return GRIP_DISPATCH(c.device, cache_write, args);
+  });
+}
+
+grip_status grip_attention(const grip_tensor* q, const grip_tensor* k, const grip_tensor* v,
+                           const grip_attention_options* options, grip_tensor* out,
+                           grip_tensor* probs) {
+  return Guard([&]() -> Status {
+    Checker c;
+    if (options == nullptr) return Error(GRIP_ERR_RANGE, "options", "attention", "NULL");
+    GRIP_RETURN_IF_ERROR(c.Tensor(q, "q", 4, nullptr, kF32Only, "[B,Tq,Hq,Dh]"));
+    const int64_t B = q->shape[0], Tq = q->shape[1], Hq = q->shape[2], Dh = q->shape[3];
+    const int64_t ks[4] = {B, -1, -1, Dh};
+    GRIP_RETURN_IF_ERROR(c.Tensor(k, "k", 4, ks, kF32Only, "[B,Hkv,Tk,Dh]"));
+    const int64_t Hkv = k->shape[1], Tk = k->shape[2];
+    GRIP_RETURN_IF_ERROR(c.Tensor(v, "v", 4, k->shape, kF32Only, "[B,Hkv,Tk,Dh]"));
+    if (Hkv == 0 ? Hq != 0 : Hq % Hkv != 0)
+      return Error(GRIP_ERR_SHAPE, "a multiple of Hkv = " + std::to_string(Hkv) + " query heads [B,Tq,Hq,Dh]",
+                   "q", ShapeString(q->shape, 4));
+    if (!std::isfinite(options->scale))
+      return Error(GRIP_ERR_RANGE, "a finite number", "scale", std::to_string(options->scale));
+    GRIP_RETURN_IF_ERROR(CheckHostRange(options->kv_len, B, 0, Tk, "kvLen"));
+    for (int64_t b = 0; b < B && options->q_len; ++b) {
+      const int64_t limit = std::min<int64_t>(Tq, options->kv_len ? options->kv_len[b] : Tk);
+      if (options->q_len[b] < 0 || options->q_len[b] > limit)
+        return Error(GRIP_ERR_RANGE, "values in [0, " + std::to_string(limit) + "] (qLen <= Tq and qLen <= kvLen)",
+                     "qLen", std::to_string(options->q_len[b]) + " at [" + std::to_string(b) + "]");
+    }
+    const int64_t R = options->num_prob_rows;
+    if (R < 0) return Error(GRIP_ERR_RANGE, "an integer >= 0", "numProbRows", std::to_string(R));
+    if (R > 0 && options->prob_rows == nullptr)
+      return Error(GRIP_ERR_SHAPE, "an array [R]", "probRows", "NULL");
+    GRIP_RETURN_IF_ERROR(CheckHostRange(options->prob_rows, R, 0, Tq - 1, "probRows"));
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, 4, q->shape, "[B,Tq,Hq,Dh]"));
+    if (R > 0) {
+      const int64_t ps[4] = {B, Hq, R, Tk};
+      GRIP_RETURN_IF_ERROR(c.Tensor(probs, "probs", 4, ps, kF32Only, "[B,Hq,R,Tk]"));
+    }
+    // Defaults as arrays, so that every backend reads per-row lengths. The
+    // default q_len (Tq) must fit under each row's kv_len.
+    std::vector<int32_t> q_len(options->q_len ? 0 : B), kv_len(options->kv_len ? 0 : B);
+    if (!options->kv_len)
+      for (int64_t b = 0; b < B; ++b) kv_len[b] = (int32_t)Tk;
+    for (int64_t b = 0; b < B && !options->q_len; ++b) {
+      const int32_t kvl = options->kv_len ? options->kv_len[b] : (int32_t)Tk;
+      if (Tq > kvl)
+        return Error(GRIP_ERR_RANGE, "Tq <= kvLen (or an explicit qLen)", "q",
+                     "Tq = " + std::to_string(Tq) + " > kvLen = " + std::to_string(kvl) + " at [" + std::to_string(b) + "]");
+      q_len[b] = (int32_t)Tq;
+    }
+    AttentionArgs args{};
+    args.q = static_cast<const float*>(q->data);
+    args.k = static_cast<const float*>(k->data);
+    args.v = static_cast<const float*>(v->data);
+    args.q_len = options->q_len ? options->q_len : q_len.data();
+    args.kv_len = options->kv_len ? options->kv_len : kv_len.data();
+    args.prob_rows = options->prob_rows;
+    args.B = B; args.Tq = Tq; args.Tk = Tk; args.Hq = Hq; args.Hkv = Hkv; args.Dh = Dh; args.R = R;
+    args.causal = options->causal != 0;
+    args.scale = options->scale;
+    args.out = static_cast<float*>(out->data);
+    args.probs = R > 0 ? static_cast<float*>(probs->data) : nullptr;
+    return GRIP_DISPATCH(c.device, attention, args);
+  });
+}
+
+grip_status grip_gelu(const grip_tensor* x, grip_gelu_kind kind, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(CheckAny(c, x, "x", kF32Only));
+    if (kind != GRIP_GELU_ERF && kind != GRIP_GELU_TANH && kind != GRIP_GELU_QUICK)
+      return Error(GRIP_ERR_RANGE, "0 (erf), 1 (tanh) or 2 (quick)", "kind", std::to_string((int)kind));
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, x->ndim, x->shape, "(the shape of x)"));
+    GeluArgs args{static_cast<const float*>(x->data), kind, NumElements(*x),
+                  static_cast<float*>(out->data)};
+    return GRIP_DISPATCH(c.device, gelu, args);
+  });
+}
+
+grip_status grip_silu_mul(const grip_tensor* gate, const grip_tensor* up, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(CheckAny(c, gate, "gate", kF32Only));
+    GRIP_RETURN_IF_ERROR(c.Tensor(up, "up", gate->ndim, gate->shape, kF32Only, "(the shape of gate)"));
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, gate->ndim, gate->shape, "(the shape of gate)"));
+    SiluMulArgs args{static_cast<const float*>(gate->data), static_cast<const float*>(up->data),
+                     NumElements(*gate), static_cast<float*>(out->data)};
+    return GRIP_DISPATCH(c.device, silu_mul, args);
+  });
+}
+
+grip_status grip_add(const grip_tensor* a, const grip_tensor* b, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(CheckAny(c, a, "a", kF32Only));
+    GRIP_RETURN_IF_ERROR(CheckAny(c, b, "b", kF32Only));
+    bool trailing = b->ndim <= a->ndim;
+    for (int i = 0; trailing && i < b->ndim; ++i)
+      trailing = b->shape[i] == a->shape[a->ndim - b->ndim + i];
+    if (!trailing)
+      return Error(GRIP_ERR_SHAPE, "a trailing part of " + ShapeString(a->shape, a->ndim) + " (the shape of a)",
+                   "b", ShapeString(b->shape, b->ndim));
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, a->ndim, a->shape, "(the shape of a)"));
+    AddArgs args{static_cast<const float*>(a->data), static_cast<const float*>(b->data),
+                 NumElements(*a), NumElements(*b), static_cast<float*>(out->data)};
+    return GRIP_DISPATCH(c.device, add, args);
+  });
+}
+
+grip_status grip_softmax(const grip_tensor* x, int log, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    int64_t M = 0, N = 0;
+    GRIP_RETURN_IF_ERROR(CheckRows(c, x, "x", kF32Only, "[..., N]", &M, &N));
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, x->ndim, x->shape, "(the shape of x)"));
+    SoftmaxArgs args{static_cast<const float*>(x->data), M, N, log != 0,
+                     static_cast<float*>(out->data)};
+    return GRIP_DISPATCH(c.device, softmax, args);
+  });
+}
+
+grip_status grip_embedding(const grip_tensor* table, const grip_tensor* ids, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(c.Tensor(table, "table", 2, nullptr, kFloatAny, "[V,D]"));
+    const int64_t V = table->shape[0], D = table->shape[1];
+    GRIP_RETURN_IF_ERROR(CheckAny(c, ids, "ids", kI32Only));
+    if (ids->ndim >= GRIP_MAX_DIMS)
+      return Error(GRIP_ERR_SHAPE, "at most 7 dimensions", "ids", std::to_string(ids->ndim) + " dimensions");
+    int64_t o[GRIP_MAX_DIMS];
+    for (int i = 0; i < ids->ndim; ++i) o[i] = ids->shape[i];
+    o[ids->ndim] = D;
+    GRIP_RETURN_IF_ERROR(CheckOutLike(c, out, ids->ndim + 1, o, "[..., D]"));
+    EmbeddingArgs args{};
+    args.table = table->data;
+    args.dtype = table->dtype;
+    args.ids = static_cast<const int32_t*>(ids->data);
+    args.ids_ndim = ids->ndim;
+    for (int i = 0; i < ids->ndim; ++i) args.ids_shape[i] = ids->shape[i];
+    args.V = V; args.D = D; args.n = NumElements(*ids);
+    args.out = static_cast<float*>(out->data);
+    return GRIP_DISPATCH(c.device, embedding, args);
   });
 }
 

@@ -98,4 +98,100 @@ struct AdamWArgs {
   grip_adamw_options options;
 };
 
+// ---- transformer ops: M rows = all leading dims flattened ------------------
+
+struct LinearArgs {
+  const float* x;       // [M,K]
+  const void* weight;   // [N,K] of w_dtype
+  grip_dtype w_dtype;   // f32|f16|bf16
+  const float* bias;    // [N] or nullptr
+  int64_t M, N, K;
+  float* out;           // [M,N]
+};
+
+// layer_norm (bias set) and rms_norm (bias nullptr, no mean subtraction).
+struct NormArgs {
+  const float* x;       // [M,D]
+  const float* weight;  // [D]
+  const float* bias;    // [D] (layer_norm) or nullptr (rms_norm)
+  float eps;
+  int64_t M, D;
+  float* out;           // [M,D], may be x
+};
+
+struct RopeArgs {
+  const float* x;            // [B,T,H,Dh], Dh even
+  const int32_t* positions;  // [B,T], each >= 0 (checked by the backend)
+  double theta;
+  int64_t B, T, H, Dh;
+  float* out;                // [B,T,H,Dh], may be x
+};
+
+struct CacheWriteArgs {
+  void* cache;              // [B,Hkv,Tmax,Dh] of dtype
+  grip_dtype dtype;         // f32|f16|bf16
+  const float* src;         // [B,T,Hkv,Dh]
+  const int32_t* start;     // [B] host
+  const int32_t* count;     // [B] host, count <= T, start + count <= Tmax
+  int64_t B, Hkv, Tmax, T, Dh;
+};
+
+struct AttentionArgs {
+  const float* q;           // [B,Tq,Hq,Dh]
+  const float* k;           // [B,Hkv,Tk,Dh]
+  const float* v;           // [B,Hkv,Tk,Dh]
+  const int32_t* q_len;     // [B] host, q_len <= Tq, q_len <= kv_len
+  const int32_t* kv_len;    // [B] host, kv_len <= Tk
+  const int32_t* prob_rows; // [R] host, each in [0, Tq)
+  int64_t B, Tq, Tk, Hq, Hkv, Dh, R;
+  bool causal;
+  float scale;
+  float* out;               // [B,Tq,Hq,Dh]
+  float* probs;             // [B,Hq,R,Tk] (R > 0)
+};
+
+// The first key that query i of row b does not attend (causal: one past its
+// position kv_len - q_len + i).
+inline int64_t attention_key_end(const AttentionArgs& a, int64_t b, int64_t i) {
+  return a.causal ? (int64_t)a.kv_len[b] - a.q_len[b] + i + 1 : (int64_t)a.kv_len[b];
+}
+
+struct GeluArgs {
+  const float* x;
+  grip_gelu_kind kind;
+  int64_t n;
+  float* out;  // may be x
+};
+
+struct SiluMulArgs {
+  const float* gate;
+  const float* up;
+  int64_t n;
+  float* out;  // may be gate or up
+};
+
+struct AddArgs {
+  const float* a;   // [n] (any shape, flattened)
+  const float* b;   // [nb], a trailing part of a's shape: b[i % nb] pairs with a[i]
+  int64_t n, nb;
+  float* out;       // may be a
+};
+
+struct SoftmaxArgs {
+  const float* x;  // [M,N]
+  int64_t M, N;
+  bool log;
+  float* out;      // may be x
+};
+
+struct EmbeddingArgs {
+  const void* table;      // [V,D] of dtype
+  grip_dtype dtype;
+  const int32_t* ids;     // ids_shape, each in [0, V) (checked by the backend)
+  int32_t ids_ndim;
+  int64_t ids_shape[GRIP_MAX_DIMS];
+  int64_t V, D, n;        // n = number of ids
+  float* out;             // [n,D]
+};
+
 }  // namespace grip

@@ -16,7 +16,18 @@
   Status compact_kv(const CompactKVArgs& args);                   \
   Status compact_kv_inplace(const CompactKVArgs& args);           \
   Status adamw(const AdamWArgs& args);                            \
-  Status matmul(const MatmulArgs& args);
+  Status matmul(const MatmulArgs& args);                          \
+  Status linear(const LinearArgs& args);                          \
+  Status layer_norm(const NormArgs& args);                        \
+  Status rms_norm(const NormArgs& args);                          \
+  Status rope(const RopeArgs& args);                              \
+  Status cache_write(const CacheWriteArgs& args);                 \
+  Status attention(const AttentionArgs& args);                    \
+  Status gelu(const GeluArgs& args);                              \
+  Status silu_mul(const SiluMulArgs& args);                       \
+  Status add(const AddArgs& args);                                \
+  Status softmax(const SoftmaxArgs& args);                        \
+  Status embedding(const EmbeddingArgs& args);
 
 namespace grip {
 namespace cpu { GRIP_BACKEND_OPS }

@@ -22,6 +22,17 @@ Status compact_kv(const CompactKVArgs&) { return unavailable("compact_kv"); }
 Status compact_kv_inplace(const CompactKVArgs&) { return unavailable("compact_kv_inplace"); }
 Status adamw(const AdamWArgs&) { return unavailable("adamw"); }
 Status matmul(const MatmulArgs&) { return unavailable("matmul"); }
+Status linear(const LinearArgs&) { return unavailable("linear"); }
+Status layer_norm(const NormArgs&) { return unavailable("layer_norm"); }
+Status rms_norm(const NormArgs&) { return unavailable("rms_norm"); }
+Status rope(const RopeArgs&) { return unavailable("rope"); }
+Status cache_write(const CacheWriteArgs&) { return unavailable("cache_write"); }
+Status attention(const AttentionArgs&) { return unavailable("attention"); }
+Status gelu(const GeluArgs&) { return unavailable("gelu"); }
+Status silu_mul(const SiluMulArgs&) { return unavailable("silu_mul"); }
+Status add(const AddArgs&) { return unavailable("add"); }
+Status softmax(const SoftmaxArgs&) { return unavailable("softmax"); }
+Status embedding(const EmbeddingArgs&) { return unavailable("embedding"); }
 
 }  // namespace cuda
 }  // namespace grip

@@ -56,4 +56,25 @@ inline Status KeepIndexError(int32_t value, int64_t T, int64_t b, int64_t k) {
                "keep", std::to_string(value) + " at " + Position({b, k}));
 }
 
+// rope: positions[b,t] is negative.
+inline Status RopePositionError(int32_t value, int64_t b, int64_t t) {
+  return Error(GRIP_ERR_RANGE, "positions >= 0", "positions",
+               std::to_string(value) + " at " + Position({b, t}));
+}
+
+// embedding: ids at flat index `flat` (of an ids tensor of shape[ndim]) is
+// outside [0, V); the position is printed as a multi-index.
+inline Status EmbeddingIdError(int32_t value, int64_t V, int64_t flat, const int64_t* shape,
+                               int ndim) {
+  std::string at = "[";
+  int64_t stride = 1;
+  for (int i = 0; i < ndim; ++i) stride *= shape[i];
+  for (int i = 0; i < ndim; ++i) {
+    stride = shape[i] ? stride / shape[i] : 1;
+    at += (i ? ", " : "") + std::to_string(stride ? (flat / stride) % shape[i] : 0);
+  }
+  return Error(GRIP_ERR_RANGE, "ids in [0, " + std::to_string(V) + ")", "ids",
+               std::to_string(value) + " at " + at + "]");
+}
+
 }  // namespace grip

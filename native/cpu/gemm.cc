@@ -70,7 +70,7 @@ void scalar_pack_b(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0
 typedef float v4f __attribute__((vector_size(16)));
 
 void scalar_macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, float* C,
-                  int64_t ldc, float alpha, float beta) {
+                  int64_t ldc, float alpha, float beta, const float* bias) {
   for (int64_t jr = 0; jr < nc; jr += SNR) {
     const int64_t nr = nc - jr < SNR ? nc - jr : SNR;
     for (int64_t ir = 0; ir < mc; ir += SMR) {
@@ -96,8 +96,10 @@ void scalar_macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const flo
         std::memcpy(t, &acc[i][0], 16);
         std::memcpy(t + 4, &acc[i][1], 16);
         float* c = C + (ir + i) * ldc + jr;
-        for (int64_t j = 0; j < nr; ++j)
-          c[j] = beta == 0.f ? alpha * t[j] : alpha * t[j] + beta * c[j];
+        for (int64_t j = 0; j < nr; ++j) {
+          const float r0 = beta == 0.f ? alpha * t[j] : alpha * t[j] + beta * c[j];
+          c[j] = bias ? r0 + bias[jr + j] : r0;
+        }
       }
     }
   }
@@ -168,11 +170,14 @@ const char* active_kernel_name() { return select_kernel()->name; }
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const void* B, grip_dtype b_dtype, int64_t ldb, float beta,
-          float* C, int64_t ldc) {
+          float* C, int64_t ldc, const float* bias) {
   using namespace gemm_detail;
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) {
     gemm_detail::scale_c(M, N, beta, C, ldc);
+    if (bias)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += bias[j];
     return;
   }
   const Kernel& kn = *select_kernel();
@@ -241,7 +246,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           if (p1 <= p0) continue;
           const int64_t c0 = p0 * NR, c1 = p1 * NR < ncur ? p1 * NR : ncur;
           kn.macro(mcur, c1 - c0, kcur, Ap, Bp + c0 * kcur, C + ic * ldc + jc + c0, ldc, alpha,
-                   beta_eff);
+                   beta_eff, bias && pc == 0 ? bias + jc + c0 : nullptr);
         }
       };
       if (nthr > 1) parallel_for(nmb * nsplit, 1, compute);

@@ -33,7 +33,8 @@ inline float bf16_bits_to_f32(uint16_t h) {
 template <int R>
 __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __restrict a,
                                                    const float* __restrict b, float* c, int64_t ldc,
-                                                   float alpha, float beta, int64_t nr) {
+                                                   float alpha, float beta, const float* bias,
+                                                   int64_t nr) {
   __m256 acc0[R], acc1[R];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
@@ -55,10 +56,16 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __re
   const __m256 va = _mm256_set1_ps(alpha);
   const __m256 vb = _mm256_set1_ps(beta);
   if (nr == NR) {
+    const __m256 bv0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    const __m256 bv1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       float* ci = c + i * ldc;
       __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
+      if (bias) {  // the Linear bias joins the store
+        r0 = _mm256_add_ps(r0, bv0);
+        r1 = _mm256_add_ps(r1, bv1);
+      }
       if (beta != 0.f) {
         r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
         r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
@@ -69,10 +76,16 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __re
   } else {
     const __m256i m0 = lane_mask(nr < 8 ? nr : 8);
     const __m256i m1 = lane_mask(nr > 8 ? nr - 8 : 0);
+    const __m256 bv0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
+    const __m256 bv1 = bias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       float* ci = c + i * ldc;
       __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
+      if (bias) {
+        r0 = _mm256_add_ps(r0, bv0);
+        r1 = _mm256_add_ps(r1, bv1);
+      }
       if (beta != 0.f) {
         r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, m0), r0);
         r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, m1), r1);
@@ -85,26 +98,29 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __re
 
 template <int R>
 __attribute__((noinline)) void ukernel_n(int64_t kc, const float* a, const float* b, float* c,
-                                         int64_t ldc, float alpha, float beta, int64_t nr) {
-  ukernel<R>(kc, a, b, c, ldc, alpha, beta, nr);
+                                         int64_t ldc, float alpha, float beta, const float* bias,
+                                         int64_t nr) {
+  ukernel<R>(kc, a, b, c, ldc, alpha, beta, bias, nr);
 }
 
-using UK = void (*)(int64_t, const float*, const float*, float*, int64_t, float, float, int64_t);
+using UK = void (*)(int64_t, const float*, const float*, float*, int64_t, float, float,
+                    const float*, int64_t);
 constexpr UK kTable[MR] = {&ukernel_n<1>, &ukernel_n<2>, &ukernel_n<3>,
                            &ukernel_n<4>, &ukernel_n<5>, &ukernel_n<6>};
 
 void macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, float* C,
-           int64_t ldc, float alpha, float beta) {
+           int64_t ldc, float alpha, float beta, const float* bias) {
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int64_t nr = nc - jr < NR ? nc - jr : NR;
     const float* b = Bp + jr * kc;
+    const float* bj = bias ? bias + jr : nullptr;
     for (int64_t ir = 0; ir < mc; ir += MR) {
       const float* a = Ap + ir * kc;
       float* c = C + ir * ldc + jr;
       if (mc - ir >= MR)
-        ukernel<MR>(kc, a, b, c, ldc, alpha, beta, nr);
+        ukernel<MR>(kc, a, b, c, ldc, alpha, beta, bj, nr);
       else
-        kTable[mc - ir - 1](kc, a, b, c, ldc, alpha, beta, nr);
+        kTable[mc - ir - 1](kc, a, b, c, ldc, alpha, beta, bj, nr);
     }
   }
 }

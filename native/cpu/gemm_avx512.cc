@@ -44,8 +44,8 @@ constexpr int NR = 32;
 template <int R>
 __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __restrict a,
                                                    const float* __restrict b, float* c, int64_t ldc,
-                                                   float alpha, float beta, __mmask16 m0,
-                                                   __mmask16 m1) {
+                                                   float alpha, float beta, const float* bias,
+                                                   __mmask16 m0, __mmask16 m1) {
   __m512 acc0[R], acc1[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
@@ -73,7 +73,20 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __re
     b += NR;
   }
   const __m512 va = _mm512_set1_ps(alpha);
-  if (beta == 0.f) {
+  if (bias) {  // the bias joins the store (C = alpha*acc + beta*C + bias)
+    const __m512 bv0 = _mm512_maskz_loadu_ps(m0, bias), bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      __m512 r0 = _mm512_fmadd_ps(va, acc0[i], bv0), r1 = _mm512_fmadd_ps(va, acc1[i], bv1);
+      if (beta != 0.f) {
+        r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c + i * ldc), r0);
+        r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + i * ldc + 16), r1);
+      }
+      _mm512_mask_storeu_ps(c + i * ldc, m0, r0);
+      _mm512_mask_storeu_ps(c + i * ldc + 16, m1, r1);
+    }
+  } else if (beta == 0.f) {
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       _mm512_mask_storeu_ps(c + i * ldc, m0, _mm512_mul_ps(va, acc0[i]));
@@ -94,13 +107,13 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __re
 
 template <int R>
 __attribute__((noinline)) void ukernel_n(int64_t kc, const float* a, const float* b, float* c,
-                                         int64_t ldc, float alpha, float beta, __mmask16 m0,
-                                         __mmask16 m1) {
-  ukernel<R>(kc, a, b, c, ldc, alpha, beta, m0, m1);
+                                         int64_t ldc, float alpha, float beta, const float* bias,
+                                         __mmask16 m0, __mmask16 m1) {
+  ukernel<R>(kc, a, b, c, ldc, alpha, beta, bias, m0, m1);
 }
 
-using UK = void (*)(int64_t, const float*, const float*, float*, int64_t, float, float, __mmask16,
-                    __mmask16);
+using UK = void (*)(int64_t, const float*, const float*, float*, int64_t, float, float,
+                    const float*, __mmask16, __mmask16);
 
 template <int... Rs>
 struct Table {
@@ -115,7 +128,7 @@ constexpr const UK* make_table(std::integer_sequence<int, Is...>) {
 }
 
 void macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, float* C,
-           int64_t ldc, float alpha, float beta) {
+           int64_t ldc, float alpha, float beta, const float* bias) {
   static constexpr const UK* kTable = make_table(std::make_integer_sequence<int, MR>());
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int64_t nr = nc - jr < NR ? nc - jr : NR;
@@ -123,13 +136,14 @@ void macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp,
     const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff
                                   : (nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1));
     const float* b = Bp + jr * kc;
+    const float* bj = bias ? bias + jr : nullptr;
     for (int64_t ir = 0; ir < mc; ir += MR) {
       const float* a = Ap + ir * kc;
       float* c = C + ir * ldc + jr;
       if (mc - ir >= MR)
-        ukernel<MR>(kc, a, b, c, ldc, alpha, beta, m0, m1);
+        ukernel<MR>(kc, a, b, c, ldc, alpha, beta, bj, m0, m1);
       else
-        kTable[mc - ir - 1](kc, a, b, c, ldc, alpha, beta, m0, m1);
+        kTable[mc - ir - 1](kc, a, b, c, ldc, alpha, beta, bj, m0, m1);
     }
   }
 }

@@ -24,9 +24,10 @@ struct Kernel {
   // dtype: 0 f32, 1 f16, 2 bf16 (grip_dtype values)
   void (*pack_b)(bool trans, const void* B, int dtype, int64_t ldb, int64_t p0, int64_t kc,
                  int64_t j0, int64_t nc, float* Bp);
-  // C[0:mc, 0:nc] = alpha * Ap·Bp + beta * C (beta == 0: C is not read).
+  // C[0:mc, 0:nc] = alpha * Ap·Bp + beta * C (+ bias[0:nc] per row when bias
+  // is not null; beta == 0: C is not read).
   void (*macro)(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp, float* C,
-                int64_t ldc, float alpha, float beta);
+                int64_t ldc, float alpha, float beta, const float* bias);
 };
 
 const Kernel* kernel_scalar();

@@ -13,6 +13,7 @@
 #include "../core/portable.h"
 #include "grip/grip.h"
 #include "score_kernels.h"
+#include "vmath.h"
 #if defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
@@ -21,24 +22,7 @@ namespace grip {
 namespace cpu {
 namespace GRIP_SCORE_ISA {
 
-// erf for float, rational approximation on [-4,4] (|error| < 5e-7), branch
-// free so it vectorises.
-static inline float erf_fast(float a) {
-  const float x = a < -4.f ? -4.f : (a > 4.f ? 4.f : a);
-  const float x2 = x * x;
-  float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-  p = x2 * p + -2.10102402082508e-06f;
-  p = x2 * p + -5.69250639462346e-05f;
-  p = x2 * p + -7.34990630326855e-04f;
-  p = x2 * p + -2.95459980854025e-03f;
-  p = x2 * p + -1.60960333262415e-02f;
-  p = x * p;
-  float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
-  q = x2 * q + -1.68282697438203e-03f;
-  q = x2 * q + -7.37332916720468e-03f;
-  q = x2 * q + -1.42647390514189e-02f;
-  return p / q;
-}
+using vmath::erf_fast;
 
 // Widens row `row` (D elements) of x to f32.
 static inline void load_row(const void* x, grip_dtype dtype, int64_t row, int64_t D, float* dst) {

@@ -408,6 +408,152 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return Run(info, mode, [=]() mutable { return grip_matmul(&a, &b, trans_b, &out); });
 }
 
+// ---- transformer ops -----------------------------------------------------------
+
+// An optional tensor argument: null/undefined -> absent (*present false).
+grip_tensor OptionalTensor(Parser& p, Napi::Value value, const char* name, int backend, bool* present) {
+  *present = !(value.IsNull() || value.IsUndefined());
+  return *present ? p.Tensor(value, name, backend) : grip_tensor{};
+}
+
+// An optional Int32Array of at least n values: null/undefined -> nullptr.
+const int32_t* OptionalHostArray(Parser& p, Napi::Value value, const char* name, size_t n) {
+  if (value.IsNull() || value.IsUndefined()) return nullptr;
+  return static_cast<const int32_t*>(p.HostArray(value, name, 4 * n));
+}
+
+// linear(mode, x, weight, bias | null, out)
+Napi::Value Linear(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor weight = p.Tensor(info[2], "weight", backend);
+  bool has_bias = false;
+  grip_tensor bias = OptionalTensor(p, info[3], "bias", backend, &has_bias);
+  grip_tensor out = p.Tensor(info[4], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable {
+    return grip_linear(&x, &weight, has_bias ? &bias : nullptr, &out);
+  });
+}
+
+// layerNorm(mode, x, weight, bias, eps, out)
+Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor weight = p.Tensor(info[2], "weight", backend);
+  grip_tensor bias = p.Tensor(info[3], "bias", backend);
+  const float eps = info[4].ToNumber().FloatValue();
+  grip_tensor out = p.Tensor(info[5], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_layer_norm(&x, &weight, &bias, eps, &out); });
+}
+
+// rmsNorm(mode, x, weight, eps, out)
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor weight = p.Tensor(info[2], "weight", backend);
+  const float eps = info[3].ToNumber().FloatValue();
+  grip_tensor out = p.Tensor(info[4], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_rms_norm(&x, &weight, eps, &out); });
+}
+
+// rope(mode, x, positions, theta, out)
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor positions = p.Tensor(info[2], "positions", backend);
+  const double theta = info[3].ToNumber().DoubleValue();
+  grip_tensor out = p.Tensor(info[4], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_rope(&x, &positions, theta, &out); });
+}
+
+// cacheWrite(mode, cache, src, start: Int32Array, count: Int32Array)
+Napi::Value CacheWrite(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor cache = p.Tensor(info[1], "cache", backend);
+  grip_tensor src = p.Tensor(info[2], "src", backend);
+  const size_t B = (size_t)(cache.ndim ? cache.shape[0] : 0);
+  const int32_t* start = static_cast<const int32_t*>(p.HostArray(info[3], "start", 4 * B));
+  const int32_t* count = static_cast<const int32_t*>(p.HostArray(info[4], "count", 4 * B));
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_cache_write(&cache, &src, start, count); });
+}
+
+// attention(mode, q, k, v, causal, scale, qLen | null, kvLen | null, probRows | null, out, probs | null)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor q = p.Tensor(info[1], "q", backend);
+  grip_tensor k = p.Tensor(info[2], "k", backend);
+  grip_tensor v = p.Tensor(info[3], "v", backend);
+  grip_attention_options o{};
+  o.causal = info[4].ToBoolean().Value() ? 1 : 0;
+  o.scale = info[5].ToNumber().FloatValue();
+  const size_t B = (size_t)(q.ndim ? q.shape[0] : 0);
+  o.q_len = OptionalHostArray(p, info[6], "qLen", B);
+  o.kv_len = OptionalHostArray(p, info[7], "kvLen", B);
+  if (!info[8].IsNull() && !info[8].IsUndefined()) {
+    o.prob_rows = OptionalHostArray(p, info[8], "probRows", 0);
+    if (!p.failed) o.num_prob_rows = (int32_t)info[8].As<Napi::TypedArray>().ElementLength();
+  }
+  grip_tensor out = p.Tensor(info[9], "out", backend);
+  bool has_probs = false;
+  grip_tensor probs = OptionalTensor(p, info[10], "probs", backend, &has_probs);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable {
+    return grip_attention(&q, &k, &v, &o, &out, has_probs ? &probs : nullptr);
+  });
+}
+
+// gelu(mode, x, kind: 0 erf | 1 tanh | 2 quick, out)
+Napi::Value Gelu(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  const grip_gelu_kind kind = (grip_gelu_kind)info[2].ToNumber().Int32Value();
+  grip_tensor out = p.Tensor(info[3], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_gelu(&x, kind, &out); });
+}
+
+Napi::Value SiluMul(const Napi::CallbackInfo& info) {
+  static const char* const names[] = {"gate", "up", "out"};
+  return TensorOp(info, names, [](std::array<grip_tensor, 3>& t) {
+    return grip_silu_mul(&t[0], &t[1], &t[2]);
+  });
+}
+
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  static const char* const names[] = {"a", "b", "out"};
+  return TensorOp(info, names, [](std::array<grip_tensor, 3>& t) { return grip_add(&t[0], &t[1], &t[2]); });
+}
+
+// softmax(mode, x, log: boolean, out)
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  const int log = info[2].ToBoolean().Value() ? 1 : 0;
+  grip_tensor out = p.Tensor(info[3], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_softmax(&x, log, &out); });
+}
+
+Napi::Value Embedding(const Napi::CallbackInfo& info) {
+  static const char* const names[] = {"table", "ids", "out"};
+  return TensorOp(info, names, [](std::array<grip_tensor, 3>& t) {
+    return grip_embedding(&t[0], &t[1], &t[2]);
+  });
+}
+
 // ---- library-level functions ------------------------------------------------
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
@@ -505,6 +651,17 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("compactKVInPlace", Napi::Function::New(env, CompactKVInPlace));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("linear", Napi::Function::New(env, Linear));
+  exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
+  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("cacheWrite", Napi::Function::New(env, CacheWrite));
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("gelu", Napi::Function::New(env, Gelu));
+  exports.Set("siluMul", Napi::Function::New(env, SiluMul));
+  exports.Set("add", Napi::Function::New(env, Add));
+  exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("embedding", Napi::Function::New(env, Embedding));
   return exports;
 }
 

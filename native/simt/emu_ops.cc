@@ -7,3 +7,6 @@
 #include "../../cuda/score.cuh"
 #include "../../cuda/topk.cuh"
 #include "../../cuda/matmul.cuh"
+#include "../../cuda/attention.cuh"
+#include "../../cuda/elementwise.cuh"
+#include "../../cuda/norm.cuh"

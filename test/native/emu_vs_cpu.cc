@@ -460,3 +460,149 @@ GRIP_CHECK(emu_vs_cpu_adamw) {
 }
 
 }  // namespace
+
+// ---- transformer ops ---------------------------------------------------------------
+
+namespace {
+
+// Attention shapes that take the CPU's GEMM-tile path (rows x G > 4) and its
+// row path (decode), GQA, a cached prefix, ragged lengths and padding rows.
+struct AttnShape {
+  int64_t B, Tq, Tk, Hq, Hkv, Dh;
+  bool causal;
+  std::vector<int32_t> q_len, kv_len, prob_rows;
+};
+
+GRIP_CHECK(emu_vs_cpu_attention) {
+  std::mt19937_64 rng(21);
+  const AttnShape shapes[] = {
+      {1, 6, 6, 4, 2, 8, true, {6}, {6}, {0, 5}},
+      {2, 4, 9, 6, 2, 5, true, {4, 2}, {9, 3}, {3, 1}},
+      {2, 3, 7, 2, 2, 8, false, {3, 0}, {7, 0}, {2}},
+      {2, 1, 13, 4, 4, 16, true, {1, 1}, {13, 6}, {0}},
+  };
+  for (const AttnShape& s : shapes) {
+    const std::vector<float> q = randn(rng, s.B * s.Tq * s.Hq * s.Dh, 1.f);
+    const std::vector<float> k = randn(rng, s.B * s.Hkv * s.Tk * s.Dh, 1.f);
+    const std::vector<float> v = randn(rng, s.B * s.Hkv * s.Tk * s.Dh, 1.f);
+    const int64_t R = (int64_t)s.prob_rows.size();
+    std::vector<float> want(q.size(), 7.f), got(q.size()), pw(s.B * s.Hq * R * s.Tk, 7.f), pg(pw.size());
+    grip::AttentionArgs a{};
+    a.q = q.data(); a.k = k.data(); a.v = v.data();
+    a.q_len = s.q_len.data(); a.kv_len = s.kv_len.data(); a.prob_rows = s.prob_rows.data();
+    a.B = s.B; a.Tq = s.Tq; a.Tk = s.Tk; a.Hq = s.Hq; a.Hkv = s.Hkv; a.Dh = s.Dh; a.R = R;
+    a.causal = s.causal;
+    a.scale = 1.f / std::sqrt((float)s.Dh);
+    a.out = want.data();
+    a.probs = pw.data();
+    CHECK_TRUE(grip::cpu::attention(a).ok(), "cpu attention");
+    const std::string tag = "Tq " + std::to_string(s.Tq) + " Tk " + std::to_string(s.Tk) + " Hq " + std::to_string(s.Hq);
+    for_schedules([&](const std::string& sched) {
+      std::fill(got.begin(), got.end(), NAN);
+      std::fill(pg.begin(), pg.end(), NAN);
+      a.out = got.data();
+      a.probs = pg.data();
+      const Status st = grip::emu::attention(a);
+      CHECK_TRUE(st.ok(), "emu attention: " + st.message);
+      CHECK_TRUE(norm_err(got.data(), want.data(), got.size()) <= 1e-5, "attention out " + tag + " " + sched);
+      CHECK_TRUE(norm_err(pg.data(), pw.data(), pg.size()) <= 1e-5, "attention probs " + tag + " " + sched);
+    });
+  }
+}
+
+GRIP_CHECK(emu_vs_cpu_norms_softmax_activations) {
+  std::mt19937_64 rng(22);
+  const int64_t M = 5, D = 67;
+  const std::vector<float> x = randn(rng, M * D, 2.f), w = randn(rng, D, 1.f), bias = randn(rng, D, 1.f);
+  std::vector<float> want(M * D), got(M * D);
+  auto compare = [&](const std::string& what, auto&& cpu, auto&& emu, double tol) {
+    CHECK_TRUE(cpu(want.data()).ok(), "cpu " + what);
+    for_schedules([&](const std::string& sched) {
+      std::fill(got.begin(), got.end(), NAN);
+      const Status st = emu(got.data());
+      CHECK_TRUE(st.ok(), "emu " + what + ": " + st.message);
+      CHECK_TRUE(norm_err(got.data(), want.data(), got.size()) <= tol, what + " " + sched);
+    });
+  };
+  for (int kind = 0; kind < 2; ++kind) {
+    auto args = [&](float* out) {
+      return grip::NormArgs{x.data(), w.data(), kind == 0 ? bias.data() : nullptr, 1e-5f, M, D, out};
+    };
+    compare(kind == 0 ? "layer_norm" : "rms_norm",
+            [&](float* o) { return kind == 0 ? grip::cpu::layer_norm(args(o)) : grip::cpu::rms_norm(args(o)); },
+            [&](float* o) { return kind == 0 ? grip::emu::layer_norm(args(o)) : grip::emu::rms_norm(args(o)); }, 1e-5);
+  }
+  for (bool log : {false, true})
+    compare(log ? "log_softmax" : "softmax",
+            [&](float* o) { return grip::cpu::softmax({x.data(), M, D, log, o}); },
+            [&](float* o) { return grip::emu::softmax({x.data(), M, D, log, o}); }, 1e-6);
+  for (grip_gelu_kind kind : {GRIP_GELU_ERF, GRIP_GELU_TANH, GRIP_GELU_QUICK})
+    compare("gelu " + std::to_string((int)kind),
+            [&](float* o) { return grip::cpu::gelu({x.data(), kind, M * D, o}); },
+            [&](float* o) { return grip::emu::gelu({x.data(), kind, M * D, o}); }, 2e-6);
+  compare("silu_mul", [&](float* o) { return grip::cpu::silu_mul({x.data(), x.data() + 1, M * D - 1, o}); },
+          [&](float* o) { return grip::emu::silu_mul({x.data(), x.data() + 1, M * D - 1, o}); }, 2e-6);
+}
+
+GRIP_CHECK(emu_vs_cpu_rope_cache_embedding) {
+  std::mt19937_64 rng(23);
+  {  // rope: values, and the first negative position in row-major order
+    const int64_t B = 2, T = 3, H = 2, Dh = 12;
+    const std::vector<float> x = randn(rng, B * T * H * Dh, 1.f);
+    std::vector<int32_t> pos = {0, 5, 99, 4095, 7, 1};
+    std::vector<float> want(x.size()), got(x.size());
+    grip::RopeArgs a{x.data(), pos.data(), 10000.0, B, T, H, Dh, want.data()};
+    CHECK_TRUE(grip::cpu::rope(a).ok(), "cpu rope");
+    for_schedules([&](const std::string& sched) {
+      a.out = got.data();
+      CHECK_TRUE(grip::emu::rope(a).ok(), "emu rope");
+      CHECK_TRUE(norm_err(got.data(), want.data(), got.size()) <= 1e-6, "rope " + sched);
+    });
+    pos[4] = -2;
+    pos[5] = -1;
+    const Status ws = grip::cpu::rope(a), gs = grip::emu::rope(a);
+    CHECK_TRUE(!ws.ok() && status_str(gs) == status_str(ws), "rope error: " + status_str(gs) + " vs " + status_str(ws));
+  }
+  {  // cache_write in every dtype: bit-identical stores
+    const int64_t B = 2, Hkv = 3, Tmax = 9, T = 4, Dh = 5;
+    const std::vector<float> src = randn(rng, B * T * Hkv * Dh, 3.f);
+    const std::vector<int32_t> start = {2, 9}, count = {4, 0};
+    for (grip_dtype dt : {GRIP_F32, GRIP_F16, GRIP_BF16}) {
+      const size_t words = (size_t)(B * Hkv * Tmax * Dh) * (dt == GRIP_F32 ? 2 : 1);
+      const std::vector<uint16_t> init = random_bits(rng, words);
+      std::vector<uint16_t> want = init;
+      grip::CacheWriteArgs a{want.data(), dt, src.data(), start.data(), count.data(), B, Hkv, Tmax, T, Dh};
+      CHECK_TRUE(grip::cpu::cache_write(a).ok(), "cpu cache_write");
+      for_schedules([&](const std::string& sched) {
+        std::vector<uint16_t> got = init;
+        a.cache = got.data();
+        CHECK_TRUE(grip::emu::cache_write(a).ok(), "emu cache_write");
+        CHECK_TRUE(same_bits(got, want), "cache_write dtype " + std::to_string((int)dt) + " " + sched);
+      });
+    }
+  }
+  {  // embedding: exact widening, and the first bad id with its position
+    const int64_t V = 11, D = 6;
+    const std::vector<uint16_t> table = random_bits(rng, V * D * 2);
+    std::vector<int32_t> ids = {3, 10, 0, 7, 7, 1};
+    for (grip_dtype dt : {GRIP_F32, GRIP_F16, GRIP_BF16}) {
+      std::vector<float> want(ids.size() * D), got(want.size());
+      grip::EmbeddingArgs a{};
+      a.table = table.data(); a.dtype = dt; a.ids = ids.data(); a.ids_ndim = 2;
+      a.ids_shape[0] = 2; a.ids_shape[1] = 3;
+      a.V = V; a.D = D; a.n = (int64_t)ids.size(); a.out = want.data();
+      CHECK_TRUE(grip::cpu::embedding(a).ok(), "cpu embedding");
+      a.out = got.data();
+      CHECK_TRUE(grip::emu::embedding(a).ok(), "emu embedding");
+      CHECK_TRUE(std::memcmp(got.data(), want.data(), want.size() * 4) == 0, "embedding dtype " + std::to_string((int)dt));
+      ids[4] = 11;
+      const Status ws = grip::cpu::embedding(a), gs = grip::emu::embedding(a);
+      CHECK_TRUE(!ws.ok() && status_str(gs) == status_str(ws) &&
+                     ws.message == "expected ids in [0, 11) for ids but received 11 at [1, 1]",
+                 "embedding error: " + status_str(gs) + " vs " + status_str(ws));
+      ids[4] = 7;
+    }
+  }
+}
+
+}  // namespace

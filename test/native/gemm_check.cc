@@ -161,6 +161,45 @@ GRIP_CHECK(gemm_matches_reference) {
   grip::set_num_threads(saved);
 }
 
+// The bias joins the micro-kernels' store once (on the first K block, K > KC
+// included), at every SIMD level, with and without beta; K = 0 gives beta*C + bias.
+GRIP_CHECK(gemm_bias_in_store) {
+  const std::vector<std::string> lv = levels();
+  const Case cases[] = {{1, 1, 1}, {15, 37, 9}, {29, 70, 300}, {3, 5, 0}};
+  for (const Case& cs : cases) {
+    const int64_t M = cs.M, N = cs.N, K = cs.K;
+    Lcg rng{(uint64_t)(M * 31 + N * 7 + K)};
+    std::vector<float> a((size_t)(M * K)), b((size_t)(N * K)), bias((size_t)N), c0((size_t)(M * N));
+    for (auto& x : a) x = rng.next();
+    for (auto& x : b) x = rng.next();
+    for (auto& x : bias) x = rng.next();
+    for (auto& x : c0) x = rng.next();
+    for (const auto& level : lv) {
+      grip::cpu::gemm_detail::set_simd_override(level.c_str());
+      for (float beta : {0.f, 0.5f}) {
+        std::vector<float> C = c0;
+        // B stored [N,K] (a Linear weight).
+        grip::cpu::gemm(false, true, M, N, K, 1.f, a.data(), K, b.data(), GRIP_F32, K, beta, C.data(), N,
+                        bias.data());
+        int bad = 0;
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double want = (double)bias[j] + (double)beta * c0[i * N + j], mag = std::fabs(want);
+            for (int64_t k = 0; k < K; ++k) {
+              want += (double)a[i * K + k] * b[j * K + k];
+              mag += std::fabs((double)a[i * K + k] * b[j * K + k]);
+            }
+            if (!(std::fabs(C[i * N + j] - want) <= 1.2e-7 * (2.0 * (double)K + 8.0) * mag + 1e-30)) ++bad;
+          }
+        CHECK_TRUE(bad == 0, "gemm bias " + level + " M,N,K=" + std::to_string(M) + "," + std::to_string(N) +
+                                 "," + std::to_string(K) + " beta=" + std::to_string(beta) + ": " +
+                                 std::to_string(bad) + " bad");
+      }
+    }
+    grip::cpu::gemm_detail::set_simd_override(nullptr);
+  }
+}
+
 GRIP_CHECK(gemm_degenerate) {
   // K == 0 and alpha == 0: C = beta * C, A and B not read (null / NaN).
   std::vector<float> C = {1.f, 2.f, 3.f, 4.f};

@@ -9,7 +9,10 @@
  * every tensor of one call must live on the same device.
  *
  * Shape letters: B batch rows, N visual tokens, D hidden size, H scorer hidden,
- * R query rank, K kept, G samples, T cache length, Hkv kv heads, Dh head dim.
+ * R query rank, K kept, G samples, T cache length, Hkv kv heads, Dh head dim;
+ * for the transformer ops also M rows (all leading dims flattened: "[..., D]"
+ * is any rank >= 1 whose last extent is D), Hq query heads, Tq/Tk query and
+ * key lengths, Tmax cache capacity, V vocabulary size.
  */
 #ifndef GRIP_GRIP_H
 #define GRIP_GRIP_H
@@ -76,6 +79,22 @@ typedef struct grip_scorer_params {
   grip_tensor wq;        /* [D,R] */
   grip_tensor wk;        /* [D,R] */
 } grip_scorer_params;
+
+/* grip_attention's options. Host arrays may be NULL (their defaults). */
+typedef struct grip_attention_options {
+  int causal;              /* 1: query i of row b sits at key kv_len[b]-q_len[b]+i and sees keys up to it */
+  float scale;             /* multiplies q·k; usually 1/sqrt(Dh) */
+  const int32_t* q_len;    /* [B] host, valid query rows per row (NULL: Tq each) */
+  const int32_t* kv_len;   /* [B] host, valid keys per row (NULL: Tk each) */
+  const int32_t* prob_rows; /* [num_prob_rows] host, query rows whose probabilities go to probs */
+  int32_t num_prob_rows;   /* R, 0 when no probabilities are wanted */
+} grip_attention_options;
+
+typedef enum grip_gelu_kind {
+  GRIP_GELU_ERF = 0,   /* 0.5 x (1 + erf(x / sqrt 2)) */
+  GRIP_GELU_TANH = 1,  /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+  GRIP_GELU_QUICK = 2  /* x sigmoid(1.702 x) (CLIP's quick_gelu) */
+} grip_gelu_kind;
 
 typedef struct grip_adamw_options {
   int64_t step; /* 1-based step count, for bias correction */
@@ -169,6 +188,70 @@ GRIP_API grip_status grip_adamw(grip_tensor* param, const grip_tensor* grad, gri
  * the fly). */
 GRIP_API grip_status grip_matmul(const grip_tensor* a, const grip_tensor* b, int trans_b,
                                  grip_tensor* out);
+
+/* ---- transformer ops (the LLaVA runtime: CLIP ViT, projector, Llama) ------
+ * Unless said otherwise every tensor is f32, and `out` may be the very tensor
+ * of the first input (in place) or a disjoint one. */
+
+/* out[..., N] = x[..., K] · weight[N,K]^T + bias[N]; weight f32|f16|bf16
+ * (widened exactly), bias f32 or NULL. */
+GRIP_API grip_status grip_linear(const grip_tensor* x, const grip_tensor* weight,
+                                 const grip_tensor* bias, grip_tensor* out);
+
+/* out[..., D] = (x - mean) / sqrt(var + eps) * weight[D] + bias[D] over the
+ * last dim, var biased (as torch.nn.LayerNorm). */
+GRIP_API grip_status grip_layer_norm(const grip_tensor* x, const grip_tensor* weight,
+                                     const grip_tensor* bias, float eps, grip_tensor* out);
+
+/* out[..., D] = x / sqrt(mean(x^2) + eps) * weight[D] (Llama's RMSNorm). */
+GRIP_API grip_status grip_rms_norm(const grip_tensor* x, const grip_tensor* weight, float eps,
+                                   grip_tensor* out);
+
+/* Rotary embedding, Hugging Face Llama convention (rotate_half: pairs (i, i+Dh/2)):
+ * x[B,T,H,Dh] (Dh even), positions[B,T] i32 >= 0, angle = positions[b,t] *
+ * theta^(-2i/Dh) in double, cos/sin rounded to f32;
+ * out[i] = x[i] cos - x[i+Dh/2] sin, out[i+Dh/2] = x[i+Dh/2] cos + x[i] sin. */
+GRIP_API grip_status grip_rope(const grip_tensor* x, const grip_tensor* positions, double theta,
+                               grip_tensor* out);
+
+/* In place: cache[b, h, start[b]+i, :] = src[b, i, h, :] for i < count[b];
+ * cache [B,Hkv,Tmax,Dh] f32|f16|bf16 (rounded to nearest even on store),
+ * src [B,T,Hkv,Dh] f32; start, count [B] host, count[b] <= T,
+ * start[b] + count[b] <= Tmax. */
+GRIP_API grip_status grip_cache_write(grip_tensor* cache, const grip_tensor* src,
+                                      const int32_t* start, const int32_t* count);
+
+/* Scaled dot-product attention with grouped-query heads (query head h reads
+ * kv head h / (Hq/Hkv)): q[B,Tq,Hq,Dh], k and v [B,Hkv,Tk,Dh] -> out[B,Tq,Hq,Dh].
+ * Row b has queries i < q_len[b] and keys j < kv_len[b] (q_len <= kv_len <= Tk,
+ * q_len <= Tq). Causal: query i attends keys 0..kv_len-q_len+i; otherwise all
+ * kv_len keys. Query rows i >= q_len[b] get zeros. With num_prob_rows R > 0,
+ * probs[B,Hq,R,Tk] receives the softmax probabilities of query rows
+ * prob_rows[0..R) (0 for keys not attended and for rows i >= q_len[b]);
+ * otherwise probs may be NULL. */
+GRIP_API grip_status grip_attention(const grip_tensor* q, const grip_tensor* k,
+                                    const grip_tensor* v,
+                                    const grip_attention_options* options, grip_tensor* out,
+                                    grip_tensor* probs);
+
+/* out = GELU(x) elementwise (any shape), of the given kind. */
+GRIP_API grip_status grip_gelu(const grip_tensor* x, grip_gelu_kind kind, grip_tensor* out);
+
+/* out = silu(gate) * up = gate / (1 + exp(-gate)) * up (same shapes). */
+GRIP_API grip_status grip_silu_mul(const grip_tensor* gate, const grip_tensor* up,
+                                   grip_tensor* out);
+
+/* out = a + b, where b's shape is a trailing part of a's (broadcast over the
+ * leading dims of a; equal shapes included). */
+GRIP_API grip_status grip_add(const grip_tensor* a, const grip_tensor* b, grip_tensor* out);
+
+/* out[..., N] = softmax over the last dim (log-softmax when log != 0). */
+GRIP_API grip_status grip_softmax(const grip_tensor* x, int log, grip_tensor* out);
+
+/* out[..., D] f32 = table[ids[...], :] for table [V,D] f32|f16|bf16 (widened
+ * exactly) and ids i32 in [0, V). */
+GRIP_API grip_status grip_embedding(const grip_tensor* table, const grip_tensor* ids,
+                                    grip_tensor* out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,2 @@
+// attention.cu — nvcc translation unit for cuda/attention.cuh (grip::cuda).
+#include "attention.cuh"

@@ -1,0 +1,175 @@
+// attention.cc — CPU twin of attention: grouped-query, causal or not, ragged
+// per-row lengths, optional probabilities of selected query rows.
+//
+// Tasks (parallel): (b, kv head, tile of query rows). The G = Hq/Hkv query
+// heads that share a kv head go into one tile, so each K/V block is packed
+// once for all of them. Per tile (flash-attention style, online softmax):
+//   Qs [M,Dh] = scale * q rows of the tile (M = rows x G)
+//   for key blocks of kKeyBlock:  S = Qs · K_blk^T      (the packed GEMM)
+//                                 P = exp(S - m_new) per row, masked; O *= corr
+//                                 O += P · V_blk         (the packed GEMM)
+//   out = O / l
+// so no [Tq,Tk] matrix exists beyond one [M, kKeyBlock] tile. Tiles of a few
+// rows (decode) take a row path instead: scores by dot products, V by axpy
+// (no packing of K and V for a single row).
+// Probabilities (prob_rows) are a separate exact pass over the chosen rows.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "../core/backend.h"
+#include "../core/threadpool.h"
+#include "gemm.h"
+#include "transformer_kernels.h"
+
+namespace grip {
+namespace cpu {
+namespace {
+
+constexpr int64_t kTileRows = 56;   // rows of a GEMM tile (4 AVX-512 register tiles)
+constexpr int64_t kKeyBlock = 128;  // keys per block: S and P tiles of 56 x 128 floats
+constexpr int64_t kRowPathRows = 4; // tiles this small take the row path
+
+// Flush-to-zero and denormals-are-zero for the scope (x86 MXCSR): a peaked
+// softmax makes probabilities near 1e-38 whose products with V are
+// subnormal, and subnormal FMAs take microcode assists (10x slower GEMMs).
+// Results change by less than 1e-38.
+struct FlushDenormals {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned saved = _mm_getcsr();
+  FlushDenormals() { _mm_setcsr(saved | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
+};
+
+struct Task {
+  int64_t b, hkv, i0, i1;  // query rows [i0, i1) of batch row b, kv head hkv
+};
+
+thread_local std::vector<float> t_q, t_o, t_s, t_m, t_l;
+
+float* sized(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// Row-major index of q/out row (b, i, head h).
+inline int64_t qrow(const AttentionArgs& a, int64_t b, int64_t i, int64_t h) {
+  return ((b * a.Tq + i) * a.Hq + h) * a.Dh;
+}
+
+void tile_gemm(const AttentionArgs& a, const TransformerKernels& kn, const Task& t) {
+  const int64_t G = a.Hq / a.Hkv, Dh = a.Dh, rows = t.i1 - t.i0, M = rows * G;
+  float* Qs = sized(t_q, (size_t)(M * Dh));
+  float* O = sized(t_o, (size_t)(M * Dh));
+  float* S = sized(t_s, (size_t)(M * kKeyBlock));
+  float* m = sized(t_m, (size_t)M);
+  float* l = sized(t_l, (size_t)M);
+  for (int64_t r = 0; r < M; ++r) {
+    const float* src = a.q + qrow(a, t.b, t.i0 + r / G, t.hkv * G + r % G);
+    for (int64_t d = 0; d < Dh; ++d) Qs[r * Dh + d] = a.scale * src[d];
+    m[r] = -INFINITY;
+    l[r] = 0.f;
+  }
+  std::memset(O, 0, sizeof(float) * (size_t)(M * Dh));
+  const float* K = a.k + (t.b * a.Hkv + t.hkv) * a.Tk * Dh;
+  const float* V = a.v + (t.b * a.Hkv + t.hkv) * a.Tk * Dh;
+  const int64_t key_end = attention_key_end(a, t.b, t.i1 - 1);  // the last row sees the most keys
+  for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
+    const int64_t kb = std::min(kKeyBlock, key_end - j0);
+    gemm(false, true, M, kb, Dh, 1.f, Qs, Dh, K + j0 * Dh, GRIP_F32, Dh, 0.f, S, kb);
+    for (int64_t r = 0; r < M; ++r) {
+      const int64_t valid = std::clamp<int64_t>(attention_key_end(a, t.b, t.i0 + r / G) - j0, 0, kb);
+      const float corr = kn.softmax_block(S + r * kb, kb, valid, &m[r], &l[r]);
+      if (corr != 1.f)
+        for (int64_t d = 0; d < Dh; ++d) O[r * Dh + d] *= corr;
+    }
+    gemm(false, false, M, Dh, kb, 1.f, S, kb, V + j0 * Dh, GRIP_F32, Dh, 1.f, O, Dh);
+  }
+  for (int64_t r = 0; r < M; ++r) {
+    float* dst = a.out + qrow(a, t.b, t.i0 + r / G, t.hkv * G + r % G);
+    const float inv = 1.f / l[r];
+    for (int64_t d = 0; d < Dh; ++d) dst[d] = O[r * Dh + d] * inv;
+  }
+}
+
+// Scores of one query row against keys [0, n) into s (scaled), then their
+// softmax in place.
+void row_probs(const AttentionArgs& a, const TransformerKernels& kn, const float* qv,
+               const float* K, int64_t n, float* s) {
+  for (int64_t j = 0; j < n; ++j) s[j] = a.scale * kn.dot(qv, K + j * a.Dh, a.Dh);
+  float m = -INFINITY, l = 0.f;
+  kn.softmax_block(s, n, n, &m, &l);
+  const float inv = 1.f / l;
+  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+}
+
+void tile_rows(const AttentionArgs& a, const TransformerKernels& kn, const Task& t) {
+  const int64_t G = a.Hq / a.Hkv, Dh = a.Dh;
+  const float* K = a.k + (t.b * a.Hkv + t.hkv) * a.Tk * Dh;
+  const float* V = a.v + (t.b * a.Hkv + t.hkv) * a.Tk * Dh;
+  float* s = sized(t_s, (size_t)a.Tk);
+  float* o = sized(t_o, (size_t)Dh);
+  for (int64_t i = t.i0; i < t.i1; ++i) {
+    const int64_t n = attention_key_end(a, t.b, i);
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t h = t.hkv * G + g;
+      row_probs(a, kn, a.q + qrow(a, t.b, i, h), K, n, s);
+      std::memset(o, 0, sizeof(float) * (size_t)Dh);
+      for (int64_t j = 0; j < n; ++j) kn.axpy(s[j], V + j * Dh, Dh, o);
+      std::memcpy(a.out + qrow(a, t.b, i, h), o, sizeof(float) * (size_t)Dh);
+    }
+  }
+}
+
+}  // namespace
+
+Status attention(const AttentionArgs& a) {
+  // Shapes: q, out [B,Tq,Hq,Dh]; k, v [B,Hkv,Tk,Dh]; probs [B,Hq,R,Tk].
+  const TransformerKernels& kn = transformer_kernels();
+  const int64_t G = a.Hkv ? a.Hq / a.Hkv : 1;
+  for (int64_t b = 0; b < a.B; ++b) {  // padding query rows: zeros
+    const int64_t pad = a.Tq - a.q_len[b];
+    if (pad > 0) std::memset(a.out + qrow(a, b, a.q_len[b], 0), 0, sizeof(float) * (size_t)(pad * a.Hq * a.Dh));
+  }
+  const int64_t tile = std::max<int64_t>(1, kTileRows / G);
+  std::vector<Task> tasks;
+  for (int64_t b = 0; b < a.B; ++b)
+    for (int64_t h = 0; h < a.Hkv; ++h)
+      for (int64_t i0 = 0; i0 < a.q_len[b]; i0 += tile)
+        tasks.push_back(Task{b, h, i0, std::min<int64_t>(a.q_len[b], i0 + tile)});
+  parallel_for((int64_t)tasks.size(), 1, [&](int64_t t0, int64_t t1) {
+    FlushDenormals ftz;
+    for (int64_t t = t0; t < t1; ++t) {
+      const Task& task = tasks[t];
+      if ((task.i1 - task.i0) * G <= kRowPathRows) tile_rows(a, kn, task);
+      else tile_gemm(a, kn, task);
+    }
+  });
+  if (a.R == 0) return Status::Ok();
+  // probs[b,h,r,:] of query row i = prob_rows[r]; zeros past its keys.
+  parallel_for(a.B * a.Hq * a.R, 1, [&](int64_t t0, int64_t t1) {
+    FlushDenormals ftz;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t % a.R, h = (t / a.R) % a.Hq, b = t / (a.R * a.Hq);
+      const int64_t i = a.prob_rows[r];
+      float* p = a.probs + t * a.Tk;
+      int64_t n = 0;
+      if (i < a.q_len[b]) {
+        n = attention_key_end(a, b, i);
+        const float* K = a.k + (b * a.Hkv + h / G) * a.Tk * a.Dh;
+        row_probs(a, kn, a.q + qrow(a, b, i, h), K, n, p);
+      }
+      std::memset(p + n, 0, sizeof(float) * (size_t)(a.Tk - n));
+    }
+  });
+  return Status::Ok();
+}
+
+}  // namespace cpu
+}  // namespace grip
