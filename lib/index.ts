@@ -1,7 +1,7 @@
 // index.ts — the public API of grip-vlm.
 export { GripError, type GripErrorCode } from './errors.js';
 export { Tensor, DeviceBuffer, tensor, zeros, type DType, type Device, type HostData } from './tensor.js';
-export { ops, SCORER_PARAM_NAMES, type OpOptions, type ScorerParams, type AdamWOptions, type MatmulOptions, type OutOptions, type TopkResult, type GumbelTopkResult } from './ops.js';
+export { ops, SCORER_PARAM_NAMES, type OpOptions, type ScorerParams, type AdamWOptions, type MatmulOptions, type OutOptions, type TopkResult, type GumbelTopkResult, type GeluKind, type SoftmaxOptions, type AttentionOptions, type AttentionResult } from './ops.js';
 export { info, setBackend, getBackend, setNumThreads, setEmulatorSchedule, type Backend, type Info } from './backend.js';
 
 import { Tensor } from './tensor.js';
@@ -15,3 +15,18 @@ export function toDevice(t: Tensor): Tensor {
 export function toHost(t: Tensor): Tensor {
   return t.toHost();
 }
+
+// ---- the LLaVA runtime and its pruners ------------------------------------------------
+export {
+  loadVLM, VLM,
+  type LoadVLMOptions, type GenerateRequest, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
+  type LogitsRequest, type LogitsResult, type Timings, type ImageSource, type PromptSource, type PruneOptions,
+} from './model/llava.js';
+export { parseLlavaConfig, loadLlavaConfig, type LlavaConfig, type VisionConfig, type TextConfig } from './model/config.js';
+export { SafetensorsFile, Checkpoint, writeSafetensors, type TensorInfo } from './model/safetensors.js';
+export { preprocessImage, loadProcessorConfig, parseProcessorConfig, type ProcessorConfig, type ImageInput, type RawImage } from './model/processor.js';
+export { TextTokenizer, buildPrompt, encodePrompt, type PromptTemplate } from './model/tokenizer.js';
+export { FixedPruner, numKeepFor, type Pruner, type PrunePoint, type PruneContext, type AttentionSource } from './prune/pruner.js';
+export { RandomPruner } from './prune/heuristics/random.js';
+export { FastVPruner } from './prune/heuristics/fastv.js';
+export { makePruner, PRUNER_NAMES, type PrunerName } from './prune/registry.js';
