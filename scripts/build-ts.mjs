@@ -1,7 +1,7 @@
 // build-ts.mjs — compiles lib/ to ESM with declarations (tsc -> dist/esm) and
 // bundles a CommonJS entry from it (esbuild -> dist/cjs/index.cjs).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -15,7 +15,8 @@ esbuild.buildSync({
   format: 'cjs',
   target: 'node20',
   outfile: 'dist/cjs/index.js',
-  external: ['node-gyp-build'],
+  // Dependencies stay packages of their own (sharp loads its native binary by path).
+  external: Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies),
   // import.meta.url has no CommonJS twin; give it the bundle's own file URL.
   define: { 'import.meta.url': '__gripImportMetaUrl' },
   banner: { js: "const __gripImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
