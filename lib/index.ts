@@ -18,7 +18,7 @@ export function toHost(t: Tensor): Tensor {
 
 // ---- the LLaVA runtime and its pruners ------------------------------------------------
 export {
-  loadVLM, VLM,
+  loadVLM, VLM, PreparedPrompt, type PrepareRequest,
   type LoadVLMOptions, type GenerateRequest, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
   type LogitsRequest, type LogitsResult, type Timings, type ImageSource, type PromptSource, type PruneOptions,
 } from './model/llava.js';

@@ -17,10 +17,13 @@ export class KVCache {
   /** Valid cache entries per layer and row. */
   readonly lengths: Int32Array[] = [];
 
-  constructor(readonly rows: number, readonly capacity: number, config: TextConfig, device: Device) {
+  /** Layers below `firstAllocated` get their tensors from the caller (copies of a shared prefix). */
+  constructor(readonly rows: number, readonly capacity: number, config: TextConfig, device: Device, firstAllocated = 0) {
+    const empty = new Tensor('f32', [0], new Float32Array(0), 'cpu');
     for (let l = 0; l < config.numLayers; l++) {
-      this.keys.push(zerosOn([rows, config.numKvHeads, capacity, config.headDim], device));
-      this.values.push(zerosOn([rows, config.numKvHeads, capacity, config.headDim], device));
+      const shape = [rows, config.numKvHeads, capacity, config.headDim];
+      this.keys.push(l < firstAllocated ? empty : zerosOn(shape, device));
+      this.values.push(l < firstAllocated ? empty : zerosOn(shape, device));
       this.lengths.push(new Int32Array(rows));
     }
   }

@@ -86,7 +86,44 @@ export interface GenerateResult {
   timings: Timings;
 }
 
+export interface PrepareRequest extends ImageSource, PromptSource {
+  /** Where the visual states are taken (default 'pre-llm'). */
+  point?: PrunePoint;
+  /** Attention to the visual tokens to return with them. */
+  attention?: AttentionSource;
+  /** For a pre-LLM point: the attention of 'last-token'/'text-tokens' is read as if pruning at this layer (from layer - 1; default 2). */
+  attentionLayer?: number;
+  /** Answer tokens answerLogProb may append to a prepared in-LLM prompt (default 16). */
+  answerCapacity?: number;
+  signal?: AbortSignal;
+}
+
+/** A request run up to its prune point (from VLM.prepare): what a pruner sees, and the shared work for answerLogProb. */
+export class PreparedPrompt {
+  constructor(
+    /** The model that prepared it. */
+    readonly model: VLM,
+    readonly point: PrunePoint,
+    /** [1, N, D] f32 visual token states at the point. */
+    readonly visual: Tensor,
+    /** [1, D] f32 mean of the text tokens after the image at the point. */
+    readonly query: Tensor,
+    /** [N] the requested attention to the visual tokens (mean over heads and query rows). */
+    readonly attention: Float32Array | undefined,
+    /** Internal: the tokenised, preprocessed request. */
+    readonly row: Row,
+    /** Internal: the projected visual tokens [1, N, D]. */
+    readonly projected: Tensor,
+    /** Internal: for an in-LLM point, the hidden states entering layer K and the caches of layers < K. */
+    readonly stage: { x: Tensor; cache: KVCache; fullLen: number; answerCapacity: number } | undefined,
+  ) {}
+}
+
 export interface AnswerLogProbRequest extends ImageSource, PromptSource {
+  /** A prepared prompt (VLM.prepare) to reuse; then image, prompt and point come from it. */
+  prepared?: PreparedPrompt;
+  /** Also return log-softmax over the vocabulary at the first answer position, [G, V] (for a fidelity reward). */
+  returnFirstLogProbs?: boolean;
   /** The answer text (encoded without special tokens) or its ids. */
   answer: string | ArrayLike<number>;
   /** Visual token indices to keep, one set per candidate; null keeps all. */
@@ -104,6 +141,10 @@ export interface AnswerLogProbResult {
   /** [keepSets, answer tokens] the per-token log-probabilities. */
   tokenLogProbs: Float32Array;
   answerIds: Int32Array;
+  /** 1 where every answer token is the argmax of its teacher-forced distribution (greedy decoding would produce the answer). */
+  greedyMatch: Uint8Array;
+  /** [G, V] log-softmax at the first answer position, when asked for. */
+  firstLogProbs?: Float32Array;
 }
 
 export interface LogitsRequest extends ImageSource, PromptSource, PruneOptions {
@@ -121,7 +162,7 @@ export interface LogitsResult {
 }
 
 /** One request, tokenised and preprocessed. */
-interface Row {
+export interface Row {
   before: Int32Array;
   after: Int32Array;
   pixels: Float32Array;
@@ -215,18 +256,61 @@ export class VLM {
   }
 
   /**
+   * Runs one request up to a prune point and returns what a pruner sees
+   * there (visual token states, text query, attention if asked), keeping
+   * the image encoding and, for an in-LLM point, the unpruned layers < K for
+   * answerLogProb: a trainer scores, samples keep-sets, then rewards them
+   * without recomputing the shared part.
+   */
+  async prepare(request: PrepareRequest): Promise<PreparedPrompt> {
+    if (typeof request !== 'object' || request === null) check.fail('ERR_GRIP_RANGE', 'a request object', 'request', String(request));
+    const { signal } = request;
+    check.signal(signal, 'request.signal');
+    const point = request.point ?? 'pre-llm';
+    const L = this.config.text.numLayers, N = this.numImageTokens;
+    const K = pruneLayer(point, L, 'request.point');
+    const source = request.attention;
+    if (source !== undefined) check.oneOf(source, 'request.attention', ['last-token', 'text-tokens', 'cls']);
+    const attentionLayer = request.attentionLayer ?? 2;
+    check.integer(attentionLayer, 'request.attentionLayer', 1, L - 1);
+    const answerCapacity = request.answerCapacity ?? 16;
+    check.integer(answerCapacity, 'request.answerCapacity', 1, 1 << 16);
+    const row = await this.prepareRow(request, 'request', signal);
+    const { visual: projected, clsAttention } = await this.encodeImages([row], source === 'cls', signal);
+    const llmSource = source === 'cls' ? undefined : source;
+    let states: Tensor, query: Tensor, attention: Float32Array | undefined = source === 'cls' ? clsAttention : undefined;
+    let stage: PreparedPrompt['stage'];
+    if (K === 0) {
+      states = projected;
+      const after = await this.embed([row.after], signal);
+      query = after ? await this.meanRows(after, [0], [row.after.length]) : zerosOn([1, this.config.text.hiddenSize], deviceOf(this.backend));
+      if (llmSource) {
+        const a = await this.stageA([row], projected, null, false, attentionLayer, 0, llmSource, signal);
+        a.cache.dispose();
+        attention = a.attention;
+      }
+    } else {
+      const a = await this.stageA([row], projected, null, false, K, answerCapacity, llmSource, signal);
+      states = await gatherRagged(a.x, [Int32Array.from({ length: N }, (_, i) => a.nb[0]! + i)], this.backend);
+      query = await this.meanRows(a.x, [a.nb[0]! + N], [a.na[0]!]);
+      if (llmSource) attention = a.attention;
+      stage = { x: a.x, cache: a.cache, fullLen: a.fullLen[0]!, answerCapacity };
+    }
+    return new PreparedPrompt(this, point, states, query, attention, row, projected, stage);
+  }
+
+  /**
    * log p(answer | image, prompt) under each keep-set, in one batch: the image
    * is encoded once, and for an in-LLM point the unpruned layers < K run once
    * and are shared by every keep-set (the GRPO reward needs exactly this).
+   * Pass `prepared` (from prepare()) to reuse that work across calls.
    */
   async answerLogProb(request: AnswerLogProbRequest): Promise<AnswerLogProbResult> {
     if (typeof request !== 'object' || request === null) check.fail('ERR_GRIP_RANGE', 'a request object', 'request', String(request));
     const { signal } = request;
     check.signal(signal, 'request.signal');
     const o = { backend: this.backend, signal };
-    const N = this.numImageTokens, L = this.config.text.numLayers;
-    const point = request.point ?? 'pre-llm';
-    const K = pruneLayer(point, L, 'request.point');
+    const N = this.numImageTokens, L = this.config.text.numLayers, V = this.config.text.vocabSize;
     if (!Array.isArray(request.keepSets) || request.keepSets.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of keep-sets', 'request.keepSets', Array.isArray(request.keepSets) ? 'an empty array' : describe(request.keepSets));
     const all = Int32Array.from({ length: N }, (_, i) => i);
     const keepSets = checkKeepSets('keepSets', request.keepSets.map((s) => (s === null ? all : Int32Array.from(s))), request.keepSets.length, N);
@@ -234,31 +318,38 @@ export class VLM {
       ? this.tokenizer.encode(request.answer, { addSpecialTokens: false })
       : Int32Array.from(request.answer);
     if (answerIds.length === 0) check.fail('ERR_GRIP_SHAPE', 'at least one answer token', 'request.answer', '0');
-    const vocab = this.config.text.vocabSize;
-    answerIds.forEach((id, i) => check.integer(id, `answer token [${i}]`, 0, vocab - 1));
+    answerIds.forEach((id, i) => check.integer(id, `answer token [${i}]`, 0, V - 1));
     const G = keepSets.length, A = answerIds.length;
     const renumber = request.renumberPositions ?? false;
     const policy = request.cachePolicy ?? 'keep';
-    const row = await this.prepareRow(request, 'request', signal);
-    const { visual } = await this.encodeImages([row], false, signal);
-    const rowsG = Array.from({ length: G }, () => row);
+    let prepared = request.prepared;
+    if (prepared !== undefined) {
+      if (!(prepared instanceof PreparedPrompt) || prepared.model !== this) check.fail('ERR_GRIP_RANGE', 'a PreparedPrompt from this model', 'request.prepared', describe(prepared));
+      if (request.point !== undefined && JSON.stringify(request.point) !== JSON.stringify(prepared.point)) {
+        check.fail('ERR_GRIP_RANGE', `the point of request.prepared (${JSON.stringify(prepared.point)})`, 'request.point', JSON.stringify(request.point));
+      }
+    } else {
+      prepared = await this.prepare({ ...request, point: request.point ?? 'pre-llm', answerCapacity: A });
+    }
+    const K = pruneLayer(prepared.point, L);
+    const { row } = prepared;
     let state: Prefilled;
     if (K === 0) {
       const fixed = { name: 'keepSets', point: 'pre-llm' as const, select: async () => keepSets };
-      state = await this.prefill(rowsG, await repeatRows(visual, G, this.backend), { pruner: fixed, keepRatio: new Float32Array(G).fill(1), cachePolicy: policy, renumber, extraCapacity: A, signal });
+      const rowsG = Array.from({ length: G }, () => row);
+      state = await this.prefill(rowsG, await repeatRows(prepared.projected, G, this.backend), { pruner: fixed, keepRatio: new Float32Array(G).fill(1), cachePolicy: policy, renumber, extraCapacity: A, signal });
     } else {
-      // Stage A once, for one row; then G copies of its states and caches.
-      const one = await this.stageA([row], visual, null, false, K, A, undefined, signal);
-      const cache = new KVCache(G, one.cache.capacity, this.config.text, deviceOf(this.backend));
+      // Stage A ran once, for one row; G copies of its states and caches go on.
+      const one = prepared.stage!;
+      if (A > one.answerCapacity) check.fail('ERR_GRIP_RANGE', `at most ${one.answerCapacity} answer tokens (prepare's answerCapacity)`, 'request.answer', `${A} tokens`);
+      const cache = new KVCache(G, one.cache.capacity, this.config.text, deviceOf(this.backend), K);
       for (let l = 0; l < K; l++) {
         cache.keys[l] = await repeatRows(one.cache.keys[l]!, G, this.backend);
         cache.values[l] = await repeatRows(one.cache.values[l]!, G, this.backend);
         cache.lengths[l] = new Int32Array(G).fill(one.cache.lengths[l]![0]!);
       }
       const x = await repeatRows(one.x, G, this.backend);
-      const fullLen = new Int32Array(G).fill(one.fullLen[0]!);
-      const nb = new Int32Array(G).fill(row.before.length);
-      state = await this.stageB(x, cache, keepSets, nb, fullLen, K, policy, renumber, signal);
+      state = await this.stageB(x, cache, keepSets, new Int32Array(G).fill(row.before.length), new Int32Array(G).fill(one.fullLen), K, policy, renumber, signal);
     }
     // The answer tokens, teacher-forced as one chunk after the prompt.
     const ids = new Int32Array(G * A);
@@ -270,21 +361,26 @@ export class VLM {
     const dev = deviceOf(this.backend);
     const xa = await ops.embedding(this.weights.text.embed, int32Tensor(ids, [G, A], dev), o);
     await runDecoder(this.weights.text, this.config.text, xa, int32Tensor(positions, [G, A], dev), new Int32Array(G).fill(A), state.cache, { from: 0, to: L }, o);
-    // Token i is predicted by the last prompt row (i = 0) or by answer token i-1.
-    const lastPrompt = await gatherRagged(state.x, Array.from(state.length, (len) => [len - 1]), this.backend);
-    const logitsFirst = await this.logSoftmaxRows(view(lastPrompt, [G, this.config.text.hiddenSize]), o);
-    const logitsRest = A > 1 ? await this.logSoftmaxRows(view(await gatherRagged(xa, Array.from({ length: G }, () => Int32Array.from({ length: A - 1 }, (_, i) => i)), this.backend), [G * (A - 1), this.config.text.hiddenSize]), o) : null;
     state.cache.dispose();
+    // Token i is predicted by the last prompt row (i = 0) or by answer token i-1.
+    const D = this.config.text.hiddenSize;
+    const lastPrompt = await gatherRagged(state.x, Array.from(state.length, (len) => [len - 1]), this.backend);
+    const first = await this.logSoftmaxRows(view(lastPrompt, [G, D]), o);
+    const rest = A > 1 ? await this.logSoftmaxRows(view(await gatherRagged(xa, Array.from({ length: G }, () => Int32Array.from({ length: A - 1 }, (_, i) => i)), this.backend), [G * (A - 1), D]), o) : null;
     const tokenLogProbs = new Float32Array(G * A);
     const logProb = new Float64Array(G);
+    const greedyMatch = new Uint8Array(G).fill(1);
     for (let g = 0; g < G; g++) {
       for (let i = 0; i < A; i++) {
-        const value = i === 0 ? logitsFirst[g * vocab + answerIds[0]!]! : logitsRest![(g * (A - 1) + i - 1) * vocab + answerIds[i]!]!;
+        const offset = i === 0 ? g * V : (g * (A - 1) + i - 1) * V;
+        const table = i === 0 ? first : rest!;
+        const value = table[offset + answerIds[i]!]!;
         tokenLogProbs[g * A + i] = value;
         logProb[g] = logProb[g]! + value;
+        if (argmax(table, offset, V) !== answerIds[i]) greedyMatch[g] = 0;
       }
     }
-    return { logProb, tokenLogProbs, answerIds };
+    return { logProb, tokenLogProbs, answerIds, greedyMatch, ...(request.returnFirstLogProbs ? { firstLogProbs: first } : {}) };
   }
 
   /** Logits of one request (for conformance checks and analysis). */

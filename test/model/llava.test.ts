@@ -26,6 +26,7 @@ interface Case {
 }
 interface Reference {
   images: Record<string, Packed>; cases: Case[];
+  features: { case: string; vision_features: Packed; projected_features: Packed };
   loglik: { name: string; case: string; answer: string; answer_ids: number[]; token_logprobs: number[]; sum: number }[];
 }
 const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference;
@@ -121,6 +122,39 @@ test('answer log-likelihoods match the reference for each keep-set in one batch'
       assert.ok(Math.abs(result.logProb[1]! - unpruned) / Math.abs(unpruned) < 1e-4, `${l.name}: unpruned row ${result.logProb[1]} vs ${unpruned}`);
     }
   }
+});
+
+test('prepare returns the projected visual tokens of the reference at the pre-LLM point', async () => {
+  const c = caseNamed('a_unpruned');
+  const prepared = await model.prepare({ pixelValues: pixels(c.image), inputIds: c.input_ids });
+  assert.equal(prepared.visual.shape, [1, 64, 48]);
+  const err = relErr(prepared.visual.host as Float32Array, ref.features.projected_features.data);
+  assert.ok(err < 1e-4, `projected features: relative error ${err}`);
+});
+
+test('a prepared in-LLM prompt is reused by answerLogProb without being changed', async () => {
+  const l = ref.loglik.find((x) => x.name === 'h_loglik_in_llm_l2_k24_keep')!;
+  const c = caseNamed(l.case);
+  const prepared = await model.prepare({ pixelValues: pixels(c.image), inputIds: c.input_ids, point: { layer: 2 }, attention: 'text-tokens' });
+  assert.is(prepared.attention!.length, 64);
+  for (let round = 0; round < 2; round++) {
+    const r = await model.answerLogProb({ prepared, answer: l.answer, keepSets: [c.prune!.keep, null] });
+    assert.ok(Math.abs(r.logProb[0]! - l.sum) / Math.abs(l.sum) < 1e-4, `round ${round}: ${r.logProb[0]} vs ${l.sum}`);
+  }
+});
+
+test('answerLogProb says whether greedy decoding gives the answer, and can return the first distribution', async () => {
+  const c = caseNamed('a_unpruned');
+  const greedy = c.generated_ids[0]!;
+  const other = greedy === 5 ? 6 : 5;
+  const r = await model.answerLogProb({ pixelValues: pixels(c.image), inputIds: c.input_ids, answer: [greedy], keepSets: [null, c.prune?.keep ?? null], returnFirstLogProbs: true });
+  assert.equal(Array.from(r.greedyMatch), [1, 1]);
+  const logits = Float64Array.from(c.last_logits);
+  const max = Math.max(...logits);
+  const lse = max + Math.log(logits.reduce((sum, v) => sum + Math.exp(v - max), 0));
+  assert.ok(Math.abs(r.firstLogProbs![other]! - (logits[other]! - lse)) < 1e-4, 'first log-probs');
+  const wrong = await model.answerLogProb({ pixelValues: pixels(c.image), inputIds: c.input_ids, answer: [other], keepSets: [null] });
+  assert.equal(Array.from(wrong.greedyMatch), [0]);
 });
 
 test('the newer Hugging Face tensor names load to the same model', async () => {
