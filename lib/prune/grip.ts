@@ -1,0 +1,201 @@
+// grip.ts — the GRIP pruner (GRIP-VLM, arXiv 2605.13375): a budget-aware
+// scorer gives every visual token a logit conditioned on the question and on
+// the keep ratio ρ (the fused scoreTokens op: LayerNorm, MLP, FiLM on
+// Fourier features of ρ, a low-rank query term), so one scorer serves every
+// budget. Inference keeps the top k = ceil(ρN); training samples keep-sets
+// from the Plackett-Luce policy softmax(scores) with Gumbel-top-k.
+// On disk: pruner.safetensors (the scorer's parameters) + grip.json (settings).
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ResolvedBackend } from '../backend.js';
+import { GripError } from '../errors.js';
+import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
+import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
+import { Tensor, tensor } from '../tensor.js';
+import { check } from '../validate.js';
+import { pruneLayer, type PruneContext, type Pruner, type PrunePoint } from './pruner.js';
+
+export const GRIP_FORMAT = 'grip-vlm/pruner@1';
+
+export interface GripSettings {
+  format: typeof GRIP_FORMAT;
+  point: PrunePoint;
+  /** Width of the token states it scores (the LLM hidden size). */
+  dim: number;
+  /** Scorer MLP width H and query rank R. */
+  hidden: number;
+  rank: number;
+  /** Keep ratios it was trained for, [low, high]. */
+  budgetRange: [number, number];
+  /** How the runtime builds the query: the mean of the text tokens after the image at the point. */
+  queryPooling: 'mean-text-after-image';
+  /** The model it was trained for (name of its directory, sizes), to refuse a mismatched one. */
+  model: { name: string; hiddenSize: number; numImageTokens: number; numLayers: number };
+  /** Training metadata (steps, rewards, seeds, ...). */
+  training: Record<string, unknown>;
+}
+
+/** The minimal view of a VLM that init needs (avoids an import cycle with the runtime). */
+export interface ScorerHost {
+  readonly dir: string;
+  readonly numImageTokens: number;
+  readonly config: { text: { hiddenSize: number; numLayers: number } };
+}
+
+export interface GripInitOptions {
+  point?: PrunePoint;
+  hidden?: number;
+  rank?: number;
+  seed?: number;
+  budgetRange?: [number, number];
+}
+
+export class GripPruner implements Pruner {
+  readonly name = 'grip';
+  readonly point: PrunePoint;
+  params: ScorerParams;
+  settings: GripSettings;
+
+  constructor(params: ScorerParams, settings: GripSettings) {
+    this.params = params;
+    this.settings = settings;
+    this.point = settings.point;
+  }
+
+  /** A fresh scorer for `model` with seeded random weights. */
+  static init(model: ScorerHost, options: GripInitOptions = {}): GripPruner {
+    const point = options.point ?? 'pre-llm';
+    pruneLayer(point, model.config.text.numLayers, 'options.point');
+    const H = options.hidden ?? 64, R = options.rank ?? 16, seed = options.seed ?? 0;
+    check.integer(H, 'options.hidden', 1, 4096);
+    check.integer(R, 'options.rank', 1, 4096);
+    check.integer(seed, 'options.seed', 0, 0xffffffff);
+    const budgetRange = options.budgetRange ?? [0.05, 0.5];
+    checkRange(budgetRange, 'options.budgetRange');
+    const D = model.config.text.hiddenSize;
+    const normal = gaussian(seed);
+    const randn = (n: number, std: number) => Float32Array.from({ length: n }, () => normal() * std);
+    const params: ScorerParams = {
+      lnWeight: tensor(new Float32Array(D).fill(1), [D]),
+      lnBias: tensor(new Float32Array(D), [D]),
+      w1: tensor(randn(D * H, 1 / Math.sqrt(D)), [D, H]),
+      b1: tensor(new Float32Array(H), [H]),
+      // FiLM starts near the identity (γ = β = 0): ρ is learnt, not assumed.
+      filmW: tensor(randn(16 * 2 * H, 0.01), [16, 2 * H]),
+      filmB: tensor(new Float32Array(2 * H), [2 * H]),
+      w2: tensor(randn(H, 1 / Math.sqrt(H)), [H]),
+      b2: tensor(new Float32Array(1), [1]),
+      wq: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
+      wk: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
+    };
+    return new GripPruner(params, {
+      format: GRIP_FORMAT, point, dim: D, hidden: H, rank: R, budgetRange, queryPooling: 'mean-text-after-image',
+      model: { name: baseName(model.dir), hiddenSize: D, numImageTokens: model.numImageTokens, numLayers: model.config.text.numLayers },
+      training: { initSeed: seed },
+    });
+  }
+
+  /** Reads pruner.safetensors + grip.json from `dir`. */
+  static async load(dir: string): Promise<GripPruner> {
+    const settingsPath = join(dir, 'grip.json');
+    let text: string;
+    try {
+      text = await readFile(settingsPath, 'utf8');
+    } catch (error) {
+      throw new GripError('ERR_GRIP_IO', `expected a readable file for ${settingsPath} but received ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    let settings: GripSettings;
+    try {
+      settings = JSON.parse(text) as GripSettings;
+    } catch {
+      throw new GripError('ERR_GRIP_FORMAT', `expected JSON for ${settingsPath} but received text that does not parse`);
+    }
+    if (settings?.format !== GRIP_FORMAT) throw new GripError('ERR_GRIP_FORMAT', `expected format "${GRIP_FORMAT}" for ${settingsPath} but received ${JSON.stringify(settings?.format)}`);
+    const file = await SafetensorsFile.open(join(dir, 'pruner.safetensors'));
+    try {
+      const { dim: D, hidden: H, rank: R } = settings;
+      const shapes: Record<string, number[]> = {
+        lnWeight: [D], lnBias: [D], w1: [D, H], b1: [H], filmW: [16, 2 * H], filmB: [2 * H], w2: [H], b2: [1], wq: [D, R], wk: [D, R],
+      };
+      const params = {} as Record<string, Tensor>;
+      for (const name of SCORER_PARAM_NAMES) {
+        if (!file.has(name)) throw new GripError('ERR_GRIP_FORMAT', `expected tensor "${name}" in ${file.path} but received none`);
+        const t = await file.read(name);
+        const want = shapes[name]!;
+        if (t.dtype !== 'f32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+          throw new GripError('ERR_GRIP_FORMAT', `expected f32 [${want.join(', ')}] for tensor "${name}" in ${file.path} but received ${t.dtype} [${t.shape.join(', ')}]`);
+        }
+        params[name] = t;
+      }
+      return new GripPruner(params as unknown as ScorerParams, settings);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Writes pruner.safetensors and grip.json into `dir` (each atomically: temp file, then rename). */
+  async save(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    const tensors: Record<string, Tensor> = {};
+    for (const name of SCORER_PARAM_NAMES) tensors[name] = this.params[name].toHost();
+    await writeSafetensors(join(dir, 'pruner.safetensors'), tensors, { format: GRIP_FORMAT });
+    const path = join(dir, 'grip.json');
+    const temp = `${path}.${process.pid}.tmp`;
+    await writeFile(temp, `${JSON.stringify(this.settings, null, 2)}\n`);
+    await rename(temp, path);
+  }
+
+  /** A deep copy (for a frozen reference policy). */
+  clone(): GripPruner {
+    const params = {} as Record<string, Tensor>;
+    for (const name of SCORER_PARAM_NAMES) {
+      const t = this.params[name].toHost();
+      params[name] = new Tensor('f32', t.shape, Float32Array.from(t.host as Float32Array), 'cpu');
+    }
+    return new GripPruner(params as unknown as ScorerParams, structuredClone(this.settings));
+  }
+
+  /** Refuses a model other than the one the scorer was made for (sizes must match). */
+  checkModel(model: ScorerHost): void {
+    const m = this.settings.model;
+    if (m.hiddenSize !== model.config.text.hiddenSize || m.numImageTokens !== model.numImageTokens || m.numLayers !== model.config.text.numLayers) {
+      throw new GripError('ERR_GRIP_SHAPE', `expected a model with hidden ${m.hiddenSize}, ${m.numImageTokens} image tokens and ${m.numLayers} layers (the pruner was trained for ${m.name}) for the pruner's model but received hidden ${model.config.text.hiddenSize}, ${model.numImageTokens} image tokens and ${model.config.text.numLayers} layers`);
+    }
+  }
+
+  /** scores [B, N] of the visual states. */
+  async scores(visual: Tensor, query: Tensor, keepRatio: ArrayLike<number> | number, backend: ResolvedBackend, signal?: AbortSignal): Promise<Tensor> {
+    return ops.scoreTokens(visual, query, keepRatio, this.params, { backend: backend === 'emu' ? 'emu' : backend, ...(signal ? { signal } : {}) });
+  }
+
+  async select(ctx: PruneContext): Promise<Int32Array[]> {
+    const scores = await this.scores(ctx.visual, ctx.query, ctx.keepRatio, ctx.backend, ctx.signal);
+    const { indices } = await ops.topk(scores, ctx.numKeep, { backend: ctx.backend === 'emu' ? 'emu' : ctx.backend, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    const host = indices.toHost().host as Int32Array;
+    const maxK = indices.shape[1]!;
+    return Array.from(ctx.numKeep, (k, b) => host.slice(b * maxK, b * maxK + k));
+  }
+}
+
+function checkRange(range: unknown, what: string): asserts range is [number, number] {
+  if (!Array.isArray(range) || range.length !== 2 || !(range[0] > 0 && range[0] <= range[1] && range[1] <= 1)) {
+    check.fail('ERR_GRIP_RANGE', '[low, high] with 0 < low <= high <= 1', what, JSON.stringify(range));
+  }
+}
+
+function baseName(dir: string): string {
+  return dir.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? dir;
+}
+
+/** Seeded standard normal samples (mulberry32 + Box-Muller). */
+export function gaussian(seed: number): () => number {
+  let state = seed >>> 0;
+  const uniform = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}

@@ -1,0 +1,234 @@
+// grpo.ts — GRPO for the GRIP scorer (Shao et al., DeepSeekMath 2024, as the
+// GRIP-VLM paper applies it to pruning). For each prompt: sample a keep
+// ratio ρ, draw G keep-sets of k = ceil(ρN) tokens from the Plackett-Luce
+// policy softmax(scores) (Gumbel-top-k), reward each with one batched
+// answerLogProb call (the image encoding and the unpruned prefix are
+// shared), normalise the rewards within the group, A = (r - mean)/(std + eps),
+// and ascend the clipped-ratio objective minus β·KL to the frozen warm-up
+// policy (k3 estimator), for μ inner epochs against the log-probs recorded
+// at sampling. Gradient: plackettLuceBackward -> scoreTokensBackward -> adamw.
+import type { PreparedPrompt, VLM } from '../model/llava.js';
+import { ops } from '../ops.js';
+import type { GripPruner } from '../prune/grip.js';
+import { numKeepFor } from '../prune/pruner.js';
+import { tensor, type Tensor } from '../tensor.js';
+import { check } from '../validate.js';
+import { BudgetSampler, mulberry, type Budgets, type TrainExample } from './data.js';
+import { ScorerOptimizer, accumulate } from './optimizer.js';
+import { exampleInput, hostParams, zeroGrads } from './warmup.js';
+
+export type RewardName = 'loglik' | 'match' | 'fidelity';
+
+export interface GRPOOptions {
+  steps: number;
+  /** Keep-sets per prompt, G (default 8). */
+  group?: number;
+  /** Prompts per optimiser step (default 4). */
+  promptsPerStep?: number;
+  budgets?: Budgets;
+  /**
+   * 'loglik': log p(reference answer | kept tokens); 'match': 1 when greedy
+   * decoding gives the reference answer, else 0; 'fidelity': -KL(unpruned ||
+   * pruned) of the first answer distribution (needs no labels).
+   */
+  reward?: RewardName;
+  /** PPO clip ε (default 0.2). */
+  clip?: number;
+  /** Inner epochs μ per sampled group (default 2). */
+  innerEpochs?: number;
+  /** KL weight β (default 0.04). */
+  beta?: number;
+  lr?: number;
+  weightDecay?: number;
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+export interface GRPOStepStats {
+  step: number;
+  steps: number;
+  /** Mean reward of the sampled keep-sets. */
+  reward: number;
+  /** k3 estimate of KL(policy || reference), mean over samples. */
+  kl: number;
+  /** Fraction of samples whose ratio was clipped, and the KL, in the last inner epoch. */
+  clipFraction: number;
+  keepRatio: number;
+  gradNorm: number;
+  ms: { sampling: number; forwards: number; backward: number; optimizer: number };
+}
+
+export class GRPOTrainer {
+  readonly options: Required<Omit<GRPOOptions, 'signal' | 'budgets'>> & { budgets: Budgets };
+  readonly optimizer: ScorerOptimizer;
+  step = 0;
+  private readonly budgets: BudgetSampler;
+  private readonly random: () => number;
+  private readonly prepared = new Map<number, PreparedPrompt>();
+
+  constructor(readonly model: VLM, readonly policy: GripPruner, readonly reference: GripPruner, readonly examples: readonly TrainExample[], options: GRPOOptions) {
+    check.integer(options.steps, 'options.steps', 1, 1e9);
+    if (!Array.isArray(examples) || examples.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of examples', 'examples', String(examples));
+    policy.checkModel(model);
+    reference.checkModel(model);
+    this.options = {
+      steps: options.steps, group: options.group ?? 8, promptsPerStep: options.promptsPerStep ?? 4,
+      budgets: options.budgets ?? { range: policy.settings.budgetRange }, reward: options.reward ?? 'loglik',
+      clip: options.clip ?? 0.2, innerEpochs: options.innerEpochs ?? 2, beta: options.beta ?? 0.04,
+      lr: options.lr ?? 3e-4, weightDecay: options.weightDecay ?? 0, seed: options.seed ?? 0,
+    };
+    const o = this.options;
+    check.integer(o.group, 'options.group', 2, 4096);
+    check.integer(o.promptsPerStep, 'options.promptsPerStep', 1, 4096);
+    check.oneOf(o.reward, 'options.reward', ['loglik', 'match', 'fidelity']);
+    check.number(o.clip, 'options.clip', (v) => v > 0 && v < 1, 'a number in (0, 1)');
+    check.integer(o.innerEpochs, 'options.innerEpochs', 1, 100);
+    check.number(o.beta, 'options.beta', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0');
+    this.budgets = new BudgetSampler(o.budgets, o.seed);
+    this.random = mulberry(o.seed ^ 0x27d4eb2f);
+    this.optimizer = new ScorerOptimizer(policy.params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: 1 });
+  }
+
+  /** Runs the remaining steps, yielding stats after each. */
+  async *run(signal?: AbortSignal): AsyncGenerator<GRPOStepStats> {
+    while (this.step < this.options.steps) {
+      signal?.throwIfAborted();
+      yield await this.trainStep(signal);
+    }
+  }
+
+  /**
+   * One GRPO step: sample and reward a group of keep-sets for each of
+   * promptsPerStep prompts, then μ optimiser steps on the clipped objective
+   * (ratios against the log-probs recorded at sampling).
+   */
+  async trainStep(signal?: AbortSignal): Promise<GRPOStepStats> {
+    const o = this.options;
+    const N = this.model.numImageTokens;
+    const backend = this.model.backend === 'emu' ? 'emu' : this.model.backend;
+    const ms = { sampling: 0, forwards: 0, backward: 0, optimizer: 0 };
+    this.step++;
+    interface Group { visual: Tensor; query: Tensor; keepRatio: number; indices: Tensor; old: Float32Array; ref: Float32Array; advantages: Float64Array; logits: Tensor }
+    const groups: Group[] = [];
+    let rewardSum = 0, ratioSum = 0;
+    for (let p = 0; p < o.promptsPerStep; p++) {
+      const index = Math.floor(this.random() * this.examples.length);
+      const example = this.examples[index]!;
+      let t = performance.now();
+      const prepared = await this.prepare(index, example, signal);
+      ms.forwards += performance.now() - t;
+      const keepRatio = this.budgets.next();
+      ratioSum += keepRatio;
+      const k = numKeepFor(keepRatio, N);
+      t = performance.now();
+      const { visual, query } = prepared;
+      const logits = await this.policy.scores(visual, query, keepRatio, this.model.backend, signal);
+      const seed = Math.floor(this.random() * 2 ** 32);
+      const { indices, logProb } = await ops.gumbelTopk(logits, k, { samples: o.group, seed, backend });
+      const refLogits = await this.reference.scores(visual, query, keepRatio, this.model.backend, signal);
+      const ref = (await ops.plackettLuceLogProb(refLogits, indices, { backend })).toHost().host as Float32Array;
+      const drawn = indices.toHost().host as Int32Array;
+      const keepSets = Array.from({ length: o.group }, (_, g) => drawn.slice(g * k, (g + 1) * k).sort());
+      ms.sampling += performance.now() - t;
+      t = performance.now();
+      const rewards = await this.rewards(prepared, example, keepSets, signal);
+      ms.forwards += performance.now() - t;
+      rewardSum += rewards.reduce((a, b) => a + b, 0) / o.group;
+      groups.push({ visual, query, keepRatio, indices, old: logProb.toHost().host as Float32Array, ref, advantages: normalise(rewards), logits });
+    }
+    let clipped = 0, kl = 0, gradNorm = 0;
+    for (let epoch = 0; epoch < o.innerEpochs; epoch++) {
+      let t = performance.now();
+      const grads = zeroGrads(this.policy.params);
+      clipped = 0;
+      kl = 0;
+      for (const group of groups) {
+        // Epoch 0 runs at the sampling parameters: the recorded logits and log-probs are current.
+        const logits = epoch === 0 ? group.logits : await this.policy.scores(group.visual, group.query, group.keepRatio, this.model.backend, signal);
+        const logProb = epoch === 0 ? group.old : ((await ops.plackettLuceLogProb(logits, group.indices, { backend })).toHost().host as Float32Array);
+        const part = grpoObjective(logProb, group.old, group.ref, group.advantages, o.clip, o.beta);
+        clipped += part.clipped / groups.length;
+        kl += part.kl / groups.length;
+        const dLogProb = part.dLogProb.map((d) => d / groups.length);
+        const dLogits = await ops.plackettLuceBackward(logits, group.indices, tensor(dLogProb, [1, o.group]), { backend });
+        const g = await ops.scoreTokensBackward(group.visual, group.query, group.keepRatio, this.policy.params, dLogits, { backend });
+        accumulate(grads, hostParams(g));
+      }
+      ms.backward += performance.now() - t;
+      t = performance.now();
+      gradNorm = await this.optimizer.apply(this.policy.params, grads, this.learningRate());
+      ms.optimizer += performance.now() - t;
+    }
+    const n = o.promptsPerStep;
+    return { step: this.step, steps: o.steps, reward: rewardSum / n, kl, clipFraction: clipped, keepRatio: ratioSum / n, gradNorm, ms };
+  }
+
+  /** Linear warm-up over the first 5% of steps, then constant. */
+  private learningRate(): number {
+    const warm = Math.max(1, Math.floor(this.options.steps * 0.05));
+    return this.options.lr * Math.min(1, this.step / warm);
+  }
+
+  private async prepare(index: number, example: TrainExample, signal: AbortSignal | undefined): Promise<PreparedPrompt> {
+    const cached = this.prepared.get(index);
+    if (cached) return cached;
+    const prepared = await this.model.prepare({ ...exampleInput(example), point: this.policy.point, ...(signal ? { signal } : {}) });
+    // Prepared prompts hold caches for in-LLM points; keep a bounded number.
+    if (this.prepared.size < 512) this.prepared.set(index, prepared);
+    return prepared;
+  }
+
+  /** The reward of each keep-set. */
+  async rewards(prepared: PreparedPrompt, example: TrainExample, keepSets: Int32Array[], signal?: AbortSignal): Promise<Float64Array> {
+    const reward = this.options.reward;
+    const fidelity = reward === 'fidelity';
+    const r = await this.model.answerLogProb({
+      prepared, answer: example.answer, keepSets: fidelity ? [...keepSets, null] : keepSets,
+      returnFirstLogProbs: fidelity, ...(signal ? { signal } : {}),
+    });
+    const G = keepSets.length;
+    if (reward === 'loglik') return r.logProb.slice(0, G);
+    if (reward === 'match') return Float64Array.from(r.greedyMatch.subarray(0, G));
+    const V = this.model.config.text.vocabSize;
+    const lp = r.firstLogProbs!;
+    const full = lp.subarray(G * V, (G + 1) * V);
+    return Float64Array.from({ length: G }, (_, g) => {
+      let kl = 0;
+      for (let v = 0; v < V; v++) kl += Math.exp(full[v]!) * (full[v]! - lp[g * V + v]!);
+      return -kl;
+    });
+  }
+}
+
+/**
+ * The GRPO loss of one group and its gradient w.r.t. each sample's
+ * log-probability: loss = -(1/G) Σ_g [min(ρ_g A_g, clip(ρ_g, 1±ε) A_g) - β k3_g],
+ * ρ_g = exp(logProb - oldLogProb), k3_g = exp(ref - logProb) - (ref - logProb) - 1.
+ */
+export function grpoObjective(logProb: ArrayLike<number>, oldLogProb: ArrayLike<number>, refLogProb: ArrayLike<number>, advantages: ArrayLike<number>, clip: number, beta: number): { loss: number; dLogProb: Float32Array; clipped: number; kl: number } {
+  const G = advantages.length;
+  const dLogProb = new Float32Array(G);
+  let loss = 0, clipped = 0, kl = 0;
+  for (let g = 0; g < G; g++) {
+    const ratio = Math.exp(logProb[g]! - oldLogProb[g]!);
+    const a = advantages[g]!;
+    const isClipped = (a > 0 && ratio > 1 + clip) || (a < 0 && ratio < 1 - clip);
+    if (isClipped) clipped++;
+    const surrogate = Math.min(ratio * a, Math.min(Math.max(ratio, 1 - clip), 1 + clip) * a);
+    const toRef = refLogProb[g]! - logProb[g]!;
+    const k3 = Math.exp(toRef) - toRef - 1;
+    kl += k3 / G;
+    loss -= (surrogate - beta * k3) / G;
+    // d surrogate / d logProb = ratio·A where the unclipped term is the min; d k3 / d logProb = 1 - exp(ref - logProb).
+    dLogProb[g] = -((isClipped ? 0 : ratio * a) - beta * (1 - Math.exp(toRef))) / G;
+  }
+  return { loss, dLogProb, clipped: clipped / G, kl };
+}
+
+/** (r - mean) / (std + 1e-6) within the group; all zero when the rewards are equal. */
+export function normalise(rewards: Float64Array): Float64Array {
+  const n = rewards.length;
+  const mean = rewards.reduce((a, b) => a + b, 0) / n;
+  const std = Math.sqrt(rewards.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+  return rewards.map((r) => (std < 1e-12 ? 0 : (r - mean) / (std + 1e-6)));
+}

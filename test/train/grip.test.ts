@@ -1,0 +1,167 @@
+// grip.test.ts — the GRIP pruner and its trainers: the scorer's file format,
+// the losses' gradients by finite differences, and the warm-up and GRPO
+// loops on the tiny test checkpoint (mechanics: they run, learn the warm-up
+// target, and keep the policy a distribution over valid keep-sets).
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { GripError, tensor, type Tensor } from '../../lib/index.ts';
+import { loadVLM, type VLM } from '../../lib/model/llava.ts';
+import { GripPruner } from '../../lib/prune/grip.ts';
+import { SCORER_PARAM_NAMES } from '../../lib/ops.ts';
+import { grpoObjective, GRPOTrainer, normalise } from '../../lib/train/grpo.ts';
+import { listwise, pairwise, warmup } from '../../lib/train/warmup.ts';
+import { BudgetSampler, mulberry, parseBudgets, type TrainExample } from '../../lib/train/data.ts';
+import { caught } from '../helpers.ts';
+
+const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tiny-llava');
+const work = mkdtempSync(join(tmpdir(), 'grip-train-'));
+let model: VLM;
+let examples: TrainExample[];
+
+test.before(async () => {
+  model = await loadVLM(fixture, { backend: 'cpu' });
+  const random = mulberry(3);
+  const questions = ['what is the color of the shape?', 'what shape is on the left?', 'how many shapes are there?', 'is there a red circle?'];
+  const answers = ['red', 'circle', 'two', 'yes'];
+  examples = Array.from({ length: 6 }, (_, i) => ({
+    pixelValues: tensor(Float32Array.from({ length: 3 * 32 * 32 }, () => random() * 2 - 1), [3, 32, 32]),
+    prompt: questions[i % 4]!, answer: answers[i % 4]!,
+  }));
+});
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+const values = (t: Tensor) => Array.from(t.host as Float32Array);
+
+test('a GRIP pruner saves and loads its scorer exactly, with its settings', async () => {
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 7 });
+  await pruner.save(join(work, 'p1'));
+  assert.equal(readdirSync(join(work, 'p1')).sort(), ['grip.json', 'pruner.safetensors']);
+  const back = await GripPruner.load(join(work, 'p1'));
+  assert.equal(back.point, { layer: 2 });
+  assert.equal(back.settings, pruner.settings);
+  for (const name of SCORER_PARAM_NAMES) assert.equal(values(back.params[name]), values(pruner.params[name]), name);
+});
+
+test('the same seed gives the same scorer, another seed another', () => {
+  const a = GripPruner.init(model, { seed: 1, hidden: 8, rank: 4 });
+  const b = GripPruner.init(model, { seed: 1, hidden: 8, rank: 4 });
+  const c = GripPruner.init(model, { seed: 2, hidden: 8, rank: 4 });
+  assert.equal(values(a.params.w1), values(b.params.w1));
+  assert.not.equal(values(a.params.w1), values(c.params.w1));
+});
+
+test('a pruner for another model is refused by name', async () => {
+  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
+  pruner.settings.model.hiddenSize = 64;
+  const error = await caught(() => pruner.checkModel(model));
+  assert.instance(error, GripError);
+  assert.is(error.message, 'expected a model with hidden 64, 64 image tokens and 4 layers (the pruner was trained for tiny-llava) for the pruner\'s model but received hidden 48, 64 image tokens and 4 layers');
+});
+
+test('loading a pruner directory without grip.json is an IO error naming it', async () => {
+  const error = await caught(() => GripPruner.load(join(work, 'nothing-here')));
+  assert.instance(error, GripError);
+  assert.is(error.code, 'ERR_GRIP_IO');
+  assert.match(error.message, /grip\.json/);
+});
+
+test('the GRIP pruner keeps the top k of its scores, inside the runtime', async () => {
+  const pruner = GripPruner.init(model, { hidden: 8, rank: 4, seed: 3 });
+  const ex = examples[0]!;
+  const prepared = await model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt });
+  const scores = values(await pruner.scores(prepared.visual, prepared.query, 0.25, 'cpu'));
+  const expected = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, 16).sort((a, b) => a - b);
+  const r = await model.generate({ pixelValues: ex.pixelValues!, prompt: ex.prompt, pruner, keepRatio: 0.25, maxNewTokens: 1 });
+  assert.equal(Array.from(r.kept.indices), expected);
+});
+
+function finiteDifference(f: (x: Float64Array) => number, x: Float64Array, h = 1e-6): Float64Array {
+  return x.map((_, i) => {
+    const up = Float64Array.from(x), down = Float64Array.from(x);
+    up[i]! += h;
+    down[i]! -= h;
+    return (f(up) - f(down)) / (2 * h);
+  });
+}
+
+test('the GRPO objective gradient matches finite differences (clipped and unclipped samples)', () => {
+  const old = Float64Array.of(-10, -12, -9.5, -11, -10.2, -13);
+  const logProb = Float64Array.of(-9.9, -12.4, -9.0, -11.05, -10.9, -12.7); // ratios ~1.1, 0.67, 1.65, 0.95, 0.5, 1.35
+  const ref = Float64Array.of(-10.5, -11, -9.2, -11.5, -10, -12.5);
+  const adv = normalise(Float64Array.of(1, -2, 0.5, 3, -1, 0.2));
+  for (const beta of [0, 0.04, 1]) {
+    const { dLogProb, clipped } = grpoObjective(logProb, old, ref, adv, 0.2, beta);
+    assert.ok(clipped > 0 && clipped < 1, `some but not all samples clipped (${clipped})`);
+    const numeric = finiteDifference((x) => grpoObjective(x, old, ref, adv, 0.2, beta).loss, logProb);
+    dLogProb.forEach((d, g) => assert.ok(Math.abs(d - numeric[g]!) < 1e-5, `beta ${beta} sample ${g}: ${d} vs ${numeric[g]}`));
+  }
+});
+
+test('the warm-up losses have the gradients they claim', () => {
+  const random = mulberry(11);
+  const s = Float32Array.from({ length: 12 }, () => random() * 4 - 2);
+  const p = Float64Array.from({ length: 12 }, () => random());
+  const sum = p.reduce((a, b) => a + b, 0);
+  p.forEach((v, i) => { p[i] = v / sum; });
+  const { dScores } = listwise(s, p);
+  const numeric = finiteDifference((x) => listwise(Float32Array.from(x), p).value, Float64Array.from(s), 1e-3);
+  dScores.forEach((d, i) => assert.ok(Math.abs(d - numeric[i]!) < 1e-4, `listwise ${i}: ${d} vs ${numeric[i]}`));
+  // Pairwise: the same sampled pairs for value and gradient (same seed).
+  const value = (x: Float64Array) => pairwise(Float32Array.from(x), p, 4, mulberry(5)).value;
+  const grad = pairwise(s, p, 4, mulberry(5)).dScores;
+  const numericPairs = finiteDifference(value, Float64Array.from(s), 1e-3);
+  grad.forEach((d, i) => assert.ok(Math.abs(d - numericPairs[i]!) < 1e-4, `pairwise ${i}: ${d} vs ${numericPairs[i]}`));
+});
+
+test('budgets: a range is sampled continuously, a list by element, bad text refused', () => {
+  const range = new BudgetSampler(parseBudgets('0.1:0.3'), 1);
+  for (let i = 0; i < 100; i++) {
+    const v = range.next();
+    assert.ok(v >= 0.1 && v <= 0.3);
+  }
+  const list = new BudgetSampler(parseBudgets('0.25,0.5'), 1);
+  const seen = new Set(Array.from({ length: 50 }, () => list.next()));
+  assert.equal([...seen].sort(), [0.25, 0.5]);
+  assert.throws(() => parseBudgets('0.5:0.1'), /expected low:high or a comma-separated list of keep ratios in \(0, 1\] for budgets but received "0.5:0.1"/);
+});
+
+test('the warm-up learns the teacher attention ranking on the test checkpoint', async () => {
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 16, rank: 8, seed: 4 });
+  const stats = [];
+  for await (const s of warmup(model, pruner, examples, { steps: 40, batch: 6, lr: 3e-3, seed: 1, budgets: { list: [0.25] } })) stats.push(s);
+  const first = stats.slice(0, 5).reduce((a, s) => a + s.loss, 0) / 5;
+  const last = stats.slice(-5).reduce((a, s) => a + s.loss, 0) / 5;
+  assert.ok(last < first, `listwise loss went from ${first} to ${last}`);
+  const overlapFirst = stats.slice(0, 5).reduce((a, s) => a + s.overlap, 0) / 5;
+  const overlapLast = stats.slice(-5).reduce((a, s) => a + s.overlap, 0) / 5;
+  assert.ok(overlapLast > overlapFirst, `top-k overlap went from ${overlapFirst} to ${overlapLast}`);
+});
+
+test('GRPO steps run for every reward, change the policy, and report finite stats', async () => {
+  for (const reward of ['loglik', 'match', 'fidelity'] as const) {
+    const reference = GripPruner.init(model, { point: 'pre-llm', hidden: 8, rank: 4, seed: 9 });
+    const policy = reference.clone();
+    const trainer = new GRPOTrainer(model, policy, reference, examples, { steps: 3, group: 4, promptsPerStep: 2, reward, lr: 1e-2, seed: 2, budgets: { list: [0.25, 0.5] } });
+    const stats = [];
+    for await (const s of trainer.run()) stats.push(s);
+    assert.is(stats.length, 3);
+    for (const s of stats) {
+      for (const v of [s.reward, s.kl, s.clipFraction, s.gradNorm]) assert.ok(Number.isFinite(v), `${reward}: ${JSON.stringify(s)}`);
+      assert.ok(s.kl >= 0, `${reward}: k3 is non-negative`);
+    }
+    if (reward !== 'match') assert.not.equal(values(policy.params.w2), values(reference.params.w2), `${reward}: the policy moved`);
+  }
+});
+
+test('GRPO at an in-LLM point shares the prefix and trains', async () => {
+  const reference = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 9 });
+  const policy = reference.clone();
+  const trainer = new GRPOTrainer(model, policy, reference, examples, { steps: 2, group: 4, promptsPerStep: 2, reward: 'loglik', seed: 3 });
+  for await (const s of trainer.run()) assert.ok(Number.isFinite(s.reward));
+});
+
+test.run();
