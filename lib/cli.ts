@@ -3,6 +3,7 @@
 // with a LLaVA checkpoint, optionally pruning the visual tokens.
 import { parseArgs } from 'node:util';
 import { GripError } from './errors.js';
+import { runDemo } from './demo.js';
 import { loadVLM } from './model/llava.js';
 import { makePruner, PRUNER_NAMES } from './prune/registry.js';
 
@@ -20,6 +21,12 @@ commands:
           --backend B        auto | cpu | cuda (default auto)
           --threads N        CPU threads (default: all cores)
           --json             print the result as JSON
+  demo    answer questions at keep ratios 1, 0.5, 0.25, 0.11 on the embedded model
+          (or --model DIR), with accuracy on test questions of the shapes testbed,
+          prefill time, and pictures of the kept patches
+          --image FILE --prompt TEXT   your own image and question instead
+          --out DIR          where the pictures go (default ./grip-demo)
+          --questions N      test questions for the accuracy table (default 300)
   help    this text
 `;
 
@@ -67,14 +74,35 @@ async function run(argv: string[], signal: AbortSignal): Promise<void> {
   );
 }
 
+async function demo(argv: string[], signal: AbortSignal): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { model: { type: 'string' }, image: { type: 'string' }, prompt: { type: 'string' }, out: { type: 'string' }, questions: { type: 'string' } },
+    strict: true,
+  });
+  const questions = values.questions === undefined ? undefined : Number(values.questions);
+  if (questions !== undefined && !(Number.isInteger(questions) && questions > 0)) {
+    throw new GripError('ERR_GRIP_RANGE', `expected a positive integer for --questions but received "${values.questions}"`);
+  }
+  await runDemo({
+    ...(values.model !== undefined ? { modelDir: values.model } : {}),
+    ...(values.image !== undefined ? { image: values.image } : {}),
+    ...(values.prompt !== undefined ? { prompt: values.prompt } : {}),
+    ...(values.out !== undefined ? { outDir: values.out } : {}),
+    ...(questions !== undefined ? { questions } : {}),
+    signal,
+  });
+}
+
 async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort(new GripError('ERR_GRIP_RANGE', 'expected the run to finish but received Ctrl-C')));
   try {
     if (command === 'run') await run(rest, controller.signal);
+    else if (command === 'demo') await demo(rest, controller.signal);
     else if (command === undefined || command === 'help' || command === '--help' || command === '-h') process.stdout.write(USAGE);
-    else throw new GripError('ERR_GRIP_RANGE', `expected a command (run, help) for grip but received "${command}"`);
+    else throw new GripError('ERR_GRIP_RANGE', `expected a command (run, demo, help) for grip but received "${command}"`);
     return 0;
   } catch (error) {
     if (error instanceof GripError) console.error(`grip: ${error.message} (${error.code})`);

@@ -1,0 +1,65 @@
+// report.ts — evaluation results as a Markdown table, JSON, and Pareto plots
+// (accuracy against kept ratio and against prefill time) as SVG and PNG.
+import sharp from 'sharp';
+import type { EvalRow } from './evaluate.js';
+
+/** Markdown: one row per (pruner, ratio), with % of unpruned accuracy and the prefill speed-up. */
+export function markdownTable(rows: readonly EvalRow[]): string {
+  const base = rows.find((r) => r.pruner === 'unpruned');
+  const kinds = [...new Set(rows.flatMap((r) => Object.keys(r.perKind)))].sort();
+  const lines = [
+    `| pruner | keep ratio | kept | accuracy | % of unpruned | prefill ms | speed-up | ${kinds.join(' | ')} |`,
+    `|---|---|---|---|---|---|---|${kinds.map(() => '---|').join('')}`,
+  ];
+  for (const r of rows) {
+    const relative = base ? `${((100 * r.accuracy) / base.accuracy).toFixed(1)}%` : '';
+    const speedUp = base ? `${(base.prefillMs / r.prefillMs).toFixed(2)}x` : '';
+    const perKind = kinds.map((k) => (r.perKind[k] ? `${((100 * r.perKind[k]!.correct) / r.perKind[k]!.total).toFixed(1)}` : ''));
+    lines.push(`| ${r.pruner} | ${r.keepRatio} | ${r.kept} | ${(100 * r.accuracy).toFixed(1)}% | ${relative} | ${r.prefillMs.toFixed(2)} | ${speedUp} | ${perKind.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+const PALETTE = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+/** Two panels: accuracy vs keep ratio (log x) and accuracy vs prefill ms; one line per pruner, the unpruned point on both. */
+export function paretoSvg(rows: readonly EvalRow[], title: string): string {
+  const W = 960, H = 420, panel = { w: 400, h: 300 }, top = 60;
+  const pruners = [...new Set(rows.map((r) => r.pruner).filter((p) => p !== 'unpruned'))];
+  const base = rows.find((r) => r.pruner === 'unpruned');
+  const accMin = Math.max(0, Math.floor(Math.min(...rows.map((r) => r.accuracy)) * 10) / 10);
+  const msMax = Math.max(...rows.map((r) => r.prefillMs)) * 1.05;
+  const ratioMin = Math.min(...rows.map((r) => r.keepRatio));
+  const xRatio = (r: number) => (Math.log(r) - Math.log(ratioMin)) / (0 - Math.log(ratioMin) || 1);
+  const panels = [
+    { left: 60, x: (r: EvalRow) => xRatio(r.keepRatio), label: 'keep ratio (log scale)', ticks: [...new Set(rows.map((r) => r.keepRatio))].map((v) => ({ at: xRatio(v), text: String(v) })) },
+    { left: 540, x: (r: EvalRow) => r.prefillMs / msMax, label: 'prefill ms', ticks: [0, 0.25, 0.5, 0.75, 1].map((f) => ({ at: f, text: (f * msMax).toFixed(1) })) },
+  ];
+  const y = (acc: number) => top + panel.h - ((acc - accMin) / (1 - accMin || 1)) * panel.h;
+  const parts: string[] = [`<rect width="${W}" height="${H}" fill="white"/>`, `<text x="${W / 2}" y="28" text-anchor="middle" font-family="sans-serif" font-size="18">${escape(title)}</text>`];
+  for (const p of panels) {
+    parts.push(`<rect x="${p.left}" y="${top}" width="${panel.w}" height="${panel.h}" fill="none" stroke="#444"/>`);
+    parts.push(`<text x="${p.left + panel.w / 2}" y="${top + panel.h + 40}" text-anchor="middle" font-family="sans-serif" font-size="13">${p.label}</text>`);
+    for (const t of p.ticks) parts.push(`<text x="${p.left + t.at * panel.w}" y="${top + panel.h + 18}" text-anchor="middle" font-family="sans-serif" font-size="11">${t.text}</text>`);
+    for (let a = accMin; a <= 1.0001; a += 0.1) parts.push(`<text x="${p.left - 6}" y="${y(a) + 4}" text-anchor="end" font-family="sans-serif" font-size="11">${(100 * a).toFixed(0)}%</text><line x1="${p.left}" x2="${p.left + panel.w}" y1="${y(a)}" y2="${y(a)}" stroke="#eee"/>`);
+    pruners.forEach((name, i) => {
+      const points = rows.filter((r) => r.pruner === name).sort((a, b) => a.keepRatio - b.keepRatio);
+      if (base) points.push(base);
+      const color = PALETTE[i % PALETTE.length];
+      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.map((r) => `${(p.left + p.x(r) * panel.w).toFixed(1)},${y(r.accuracy).toFixed(1)}`).join(' ')}"/>`);
+      for (const r of points) parts.push(`<circle cx="${(p.left + p.x(r) * panel.w).toFixed(1)}" cy="${y(r.accuracy).toFixed(1)}" r="3" fill="${color}"/>`);
+    });
+  }
+  pruners.forEach((name, i) => {
+    parts.push(`<rect x="${60 + i * 110}" y="${H - 22}" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/><text x="${76 + i * 110}" y="${H - 12}" font-family="sans-serif" font-size="12">${escape(name)}</text>`);
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${parts.join('')}</svg>`;
+}
+
+export async function svgToPng(svg: string): Promise<Buffer> {
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+function escape(text: string): string {
+  return text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+}
