@@ -3,7 +3,17 @@
 // with a LLaVA checkpoint, optionally pruning the visual tokens.
 import { parseArgs } from 'node:util';
 import { GripError } from './errors.js';
-import { runDemo } from './demo.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeExamples, renderScene } from './data/shapes/index.js';
+import { embeddedModelDir, runDemo } from './demo.js';
+import { evaluate } from './eval/evaluate.js';
+import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
+import { GripPruner } from './prune/grip.js';
+import type { Pruner, PrunePoint } from './prune/pruner.js';
+import { parseBudgets } from './train/data.js';
+import type { RewardName } from './train/grpo.js';
+import { shapesTrainingSet, trainGrip } from './train/run.js';
 import { loadVLM } from './model/llava.js';
 import { makePruner, PRUNER_NAMES } from './prune/registry.js';
 
@@ -27,6 +37,18 @@ commands:
           --image FILE --prompt TEXT   your own image and question instead
           --out DIR          where the pictures go (default ./grip-demo)
           --questions N      test questions for the accuracy table (default 300)
+  train   train a GRIP pruner: supervised warm-up, then GRPO
+          --model DIR        the VLM (default: the embedded model)
+          --out DIR          where the pruner, checkpoints and train.jsonl go
+          --data shapes[:N]  training questions (the shapes testbed's train split; default N 2000)
+          --point pre-llm|K  prune point (default pre-llm)
+          --warmup-steps N --steps N --group G --prompts-per-step P
+          --budgets LOW:HIGH | R1,R2,...   keep ratios (default 0.05:0.5)
+          --reward loglik|match|fidelity --beta B --lr LR --hidden H --rank R
+          --seed S --checkpoint-every N --resume
+  eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
+          --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
+          --split test|validation --questions N --grip DIR --out DIR
   help    this text
 `;
 
@@ -94,6 +116,99 @@ async function demo(argv: string[], signal: AbortSignal): Promise<void> {
   });
 }
 
+function option(name: string, text: string | undefined, test: (v: number) => boolean, expected: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !test(value)) throw new GripError('ERR_GRIP_RANGE', `expected ${expected} for --${name} but received "${text}"`);
+  return value;
+}
+const positiveInteger = (v: number) => Number.isInteger(v) && v > 0;
+
+function parsePoint(text: string | undefined): PrunePoint {
+  if (text === undefined || text === 'pre-llm') return 'pre-llm';
+  const layer = Number(text);
+  if (!Number.isInteger(layer)) throw new GripError('ERR_GRIP_RANGE', `expected pre-llm or a layer number for --point but received "${text}"`);
+  return { layer };
+}
+
+async function train(argv: string[], signal: AbortSignal): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' }, out: { type: 'string' }, data: { type: 'string' }, point: { type: 'string' },
+      'warmup-steps': { type: 'string' }, steps: { type: 'string' }, group: { type: 'string' }, 'prompts-per-step': { type: 'string' },
+      budgets: { type: 'string' }, reward: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
+      hidden: { type: 'string' }, rank: { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
+      resume: { type: 'boolean' }, threads: { type: 'string' },
+    },
+    strict: true,
+  });
+  if (values.out === undefined) throw new GripError('ERR_GRIP_RANGE', 'expected --out for grip train but received nothing');
+  const data = values.data ?? 'shapes';
+  const match = /^shapes(?::(\d+))?$/.exec(data);
+  if (!match) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected shapes or shapes:N for --data but received "${data}"`);
+  const reward = values.reward ?? 'loglik';
+  if (!['loglik', 'match', 'fidelity'].includes(reward)) throw new GripError('ERR_GRIP_RANGE', `expected loglik, match or fidelity for --reward but received "${reward}"`);
+  const threads = option('threads', values.threads, positiveInteger, 'a positive integer');
+  const model = await loadVLM(values.model ?? embeddedModelDir(), { signal, ...(threads ? { threads } : {}) });
+  const examples = await shapesTrainingSet(match[1] ? Number(match[1]) : 2000);
+  const int = (name: keyof typeof values) => option(name, values[name] as string | undefined, positiveInteger, 'a positive integer');
+  const num = (name: keyof typeof values) => option(name, values[name] as string | undefined, (v) => Number.isFinite(v) && v >= 0, 'a number >= 0');
+  const pick = <T>(key: string, value: T | undefined) => (value === undefined ? {} : { [key]: value });
+  await trainGrip(model, examples, {
+    out: values.out, point: parsePoint(values.point), budgets: parseBudgets(values.budgets ?? '0.05:0.5'),
+    warmupSteps: option('warmup-steps', values['warmup-steps'], (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0') ?? 200,
+    steps: int('steps') ?? 300, reward: reward as RewardName, resume: values.resume ?? false, signal,
+    ...pick('group', int('group')), ...pick('promptsPerStep', int('prompts-per-step')), ...pick('beta', num('beta')),
+    ...pick('lr', num('lr')), ...pick('hidden', int('hidden')), ...pick('rank', int('rank')),
+    ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
+    ...pick('checkpointEvery', int('checkpoint-every')),
+  });
+  console.log(`trained pruner: ${values.out} (grip.json, pruner.safetensors; warm-up policy in ${values.out}/warmup, log in ${values.out}/train.jsonl)`);
+}
+
+async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' }, pruners: { type: 'string' }, ratios: { type: 'string' }, split: { type: 'string' },
+      questions: { type: 'string' }, grip: { type: 'string' }, out: { type: 'string' }, threads: { type: 'string' },
+    },
+    strict: true,
+  });
+  const threads = option('threads', values.threads, positiveInteger, 'a positive integer');
+  const model = await loadVLM(values.model ?? embeddedModelDir(), { signal, ...(threads ? { threads } : {}) });
+  const split = values.split ?? 'test';
+  if (split !== 'test' && split !== 'validation') throw new GripError('ERR_GRIP_RANGE', `expected test or validation for --split but received "${split}"`);
+  const ratios = (values.ratios ?? '0.05,0.11,0.25,0.33,0.5,0.75,1').split(',').map((r) => option('ratios', r, (v) => v > 0 && v <= 1, 'keep ratios in (0, 1]')!);
+  const gripDir = values.grip ?? join(model.dir, 'grip');
+  const pruners: Pruner[] = [];
+  for (const name of (values.pruners ?? 'grip,warmup,fastv,random').split(',')) {
+    if (name === 'grip' || name === 'warmup') {
+      const loaded = await GripPruner.load(name === 'grip' ? gripDir : join(gripDir, 'warmup'));
+      loaded.checkModel(model);
+      pruners.push({ name, point: loaded.point, select: (ctx) => loaded.select(ctx) });
+    } else pruners.push(makePruner(name));
+  }
+  const questions = option('questions', values.questions, positiveInteger, 'a positive integer') ?? 500;
+  const examples = makeExamples(split, questions);
+  const evalExamples = await Promise.all(examples.map(async (ex) => ({ image: await renderScene(ex.scene), prompt: ex.question, answer: ex.answer, kind: ex.kind })));
+  const rows = await evaluate(model, evalExamples, pruners, ratios, {
+    signal, onProgress: (done, total, row) => console.error(`[${done}/${total}] ${row.pruner} keep ${row.keepRatio}: ${(100 * row.accuracy).toFixed(1)}%`),
+  });
+  const out = values.out ?? 'grip-eval';
+  await mkdir(out, { recursive: true });
+  const title = `${model.dir.split('/').pop()} · ${split} split, ${questions} questions`;
+  const table = markdownTable(rows);
+  const svg = paretoSvg(rows, title);
+  await writeFile(join(out, 'eval.md'), `${table}\n`);
+  await writeFile(join(out, 'eval.json'), `${JSON.stringify({ model: model.dir, split, questions, ratios, rows }, null, 2)}\n`);
+  await writeFile(join(out, 'pareto.svg'), svg);
+  await writeFile(join(out, 'pareto.png'), await svgToPng(svg));
+  console.log(table);
+  console.log(`\nwritten: ${out}/eval.md, eval.json, pareto.svg, pareto.png`);
+}
+
 async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   const controller = new AbortController();
@@ -101,8 +216,10 @@ async function main(): Promise<number> {
   try {
     if (command === 'run') await run(rest, controller.signal);
     else if (command === 'demo') await demo(rest, controller.signal);
+    else if (command === 'train') await train(rest, controller.signal);
+    else if (command === 'eval') await evalCommand(rest, controller.signal);
     else if (command === undefined || command === 'help' || command === '--help' || command === '-h') process.stdout.write(USAGE);
-    else throw new GripError('ERR_GRIP_RANGE', `expected a command (run, demo, help) for grip but received "${command}"`);
+    else throw new GripError('ERR_GRIP_RANGE', `expected a command (run, demo, train, eval, help) for grip but received "${command}"`);
     return 0;
   } catch (error) {
     if (error instanceof GripError) console.error(`grip: ${error.message} (${error.code})`);

@@ -1,0 +1,203 @@
+// run.ts — a whole GRIP training run as `grip train` drives it: supervised
+// warm-up, then GRPO against the frozen warm-up policy, with a progress line,
+// a JSONL log, atomic checkpoints every N steps, resume, and a clean stop on
+// abort (the last completed step is saved).
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeExamples, renderScene } from '../data/shapes/index.js';
+import type { VLM } from '../model/llava.js';
+import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
+import { SCORER_PARAM_NAMES } from '../ops.js';
+import { GripPruner } from '../prune/grip.js';
+import type { PrunePoint } from '../prune/pruner.js';
+import type { Tensor } from '../tensor.js';
+import type { Budgets, TrainExample } from './data.js';
+import { GRPOTrainer, type RewardName } from './grpo.js';
+import { warmup } from './warmup.js';
+
+export interface TrainRunOptions {
+  out: string;
+  point?: PrunePoint;
+  hidden?: number;
+  rank?: number;
+  budgets: Budgets;
+  warmupSteps: number;
+  warmupBatch?: number;
+  warmupLr?: number;
+  steps: number;
+  group?: number;
+  promptsPerStep?: number;
+  reward?: RewardName;
+  beta?: number;
+  lr?: number;
+  seed?: number;
+  checkpointEvery?: number;
+  resume?: boolean;
+  signal?: AbortSignal;
+  /** Progress lines (default: stderr, rewritten in place). */
+  progress?: (line: string, done: boolean) => void;
+}
+
+/** The shapes testbed's training questions, rendered. */
+export async function shapesTrainingSet(count: number): Promise<TrainExample[]> {
+  const examples = makeExamples('train', count);
+  return Promise.all(examples.map(async (ex) => ({ image: await renderScene(ex.scene), prompt: ex.question, answer: ex.answer, kind: ex.kind })));
+}
+
+interface RunState {
+  phase: 'warmup' | 'grpo' | 'done';
+  warmupStep: number;
+  grpoStep: number;
+  optimizerStep: number;
+}
+
+/** Trains (or resumes) a GRIP pruner for `model` on `examples`; returns the trained pruner (also saved in `out`). */
+export async function trainGrip(model: VLM, examples: readonly TrainExample[], options: TrainRunOptions): Promise<GripPruner> {
+  const out = options.out;
+  const seed = options.seed ?? 0;
+  const progress = options.progress ?? defaultProgress;
+  await mkdir(out, { recursive: true });
+  const logFile = join(out, 'train.jsonl');
+  const budgetRange = 'range' in options.budgets ? ([...options.budgets.range] as [number, number]) : ([Math.min(...options.budgets.list), Math.max(...options.budgets.list)] as [number, number]);
+  let state: RunState = { phase: 'warmup', warmupStep: 0, grpoStep: 0, optimizerStep: 0 };
+  let policy: GripPruner;
+  if (options.resume && existsSync(join(out, 'state.json'))) {
+    state = JSON.parse(await readFile(join(out, 'state.json'), 'utf8')) as RunState;
+    policy = await GripPruner.load(out);
+    if (state.phase === 'done' && options.steps > state.grpoStep) state.phase = 'grpo'; // asked for more GRPO steps
+    progress(`resuming ${out}: ${state.phase}, warm-up step ${state.warmupStep}, GRPO step ${state.grpoStep}`, true);
+  } else {
+    policy = GripPruner.init(model, { point: options.point ?? 'pre-llm', hidden: options.hidden ?? 64, rank: options.rank ?? 16, seed, budgetRange });
+  }
+  policy.checkModel(model);
+  const started = Date.now();
+  const save = async (pruner: GripPruner, dir: string, extra: Record<string, unknown>) => {
+    pruner.settings.training = { ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? 'loglik' };
+    await pruner.save(dir);
+  };
+  const saveState = async () => {
+    const temp = join(out, `state.json.${process.pid}.tmp`);
+    await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`);
+    await rename(temp, join(out, 'state.json'));
+  };
+  const every = options.checkpointEvery ?? 50;
+
+  // Phase 1: supervised warm-up.
+  if (state.phase === 'warmup') {
+    const remaining = options.warmupSteps - state.warmupStep;
+    if (remaining > 0) {
+      const meter = new Meter('warm-up', remaining);
+      try {
+        for await (const s of warmup(model, policy, examples, {
+          steps: remaining, batch: options.warmupBatch ?? 8, lr: options.warmupLr ?? 3e-3, budgets: options.budgets,
+          seed: seed + state.warmupStep, ...(options.signal ? { signal: options.signal } : {}),
+        })) {
+          state.warmupStep++;
+          await appendFile(logFile, `${JSON.stringify({ phase: 'warmup', step: state.warmupStep, loss: s.loss, overlap: s.overlap, gradNorm: s.gradNorm, ms: s.ms })}\n`);
+          progress(meter.line(s.step, `loss ${s.loss.toFixed(4)} top-k overlap ${s.overlap.toFixed(3)}`), false);
+          if (state.warmupStep % every === 0) {
+            await save(policy, out, { warmupSteps: state.warmupStep });
+            await saveState();
+          }
+        }
+      } finally {
+        await save(policy, out, { warmupSteps: state.warmupStep });
+        await saveState();
+      }
+      progress(meter.line(remaining, 'done'), true);
+    }
+    await save(policy, join(out, 'warmup'), { warmupSteps: state.warmupStep });
+    state.phase = 'grpo';
+    await saveState();
+  }
+
+  // Phase 2: GRPO against the frozen warm-up policy.
+  if (state.phase === 'grpo') {
+    const reference = await GripPruner.load(join(out, 'warmup'));
+    const trainer = new GRPOTrainer(model, policy, reference, examples, {
+      steps: options.steps, group: options.group ?? 8, promptsPerStep: options.promptsPerStep ?? 4,
+      budgets: options.budgets, reward: options.reward ?? 'loglik', beta: options.beta ?? 0.04,
+      lr: options.lr ?? 3e-4, seed: seed + 1,
+    });
+    trainer.step = state.grpoStep;
+    if (state.grpoStep > 0) await loadMoments(trainer, out, state.optimizerStep);
+    const meter = new Meter('GRPO', options.steps - state.grpoStep);
+    const saveAll = async () => {
+      state.grpoStep = trainer.step;
+      state.optimizerStep = trainer.optimizer.step;
+      await save(policy, out, { warmupSteps: state.warmupStep, grpoSteps: trainer.step, wallSeconds: (Date.now() - started) / 1000 });
+      await saveMoments(trainer, out);
+      await saveState();
+    };
+    try {
+      for await (const s of trainer.run(options.signal)) {
+        await appendFile(logFile, `${JSON.stringify({ phase: 'grpo', ...s })}\n`);
+        progress(meter.line(s.step - (options.steps - meter.total), `reward ${s.reward.toFixed(3)} KL ${s.kl.toFixed(4)} clip ${s.clipFraction.toFixed(2)} ρ ${s.keepRatio.toFixed(2)}`), false);
+        if (s.step % every === 0) await saveAll();
+      }
+    } finally {
+      await saveAll();
+    }
+    progress(meter.line(meter.total, 'done'), true);
+    state.phase = 'done';
+    await saveState();
+  }
+  return policy;
+}
+
+async function saveMoments(trainer: GRPOTrainer, out: string): Promise<void> {
+  const tensors: Record<string, Tensor> = {};
+  for (const name of SCORER_PARAM_NAMES) {
+    tensors[`m.${name}`] = trainer.optimizer.m[name]!;
+    tensors[`v.${name}`] = trainer.optimizer.v[name]!;
+  }
+  await writeSafetensors(join(out, 'optimizer.safetensors'), tensors, { step: String(trainer.optimizer.step) });
+}
+
+async function loadMoments(trainer: GRPOTrainer, out: string, step: number): Promise<void> {
+  const file = await SafetensorsFile.open(join(out, 'optimizer.safetensors'));
+  try {
+    for (const name of SCORER_PARAM_NAMES) {
+      (trainer.optimizer.m[name]!.host as Float32Array).set((await file.read(`m.${name}`)).host as Float32Array);
+      (trainer.optimizer.v[name]!.host as Float32Array).set((await file.read(`v.${name}`)).host as Float32Array);
+    }
+  } finally {
+    await file.close();
+  }
+  trainer.optimizer.step = step;
+}
+
+/** steps done / total, a bar, rate and ETA. */
+class Meter {
+  private readonly start = performance.now();
+  constructor(readonly name: string, readonly total: number) {}
+  line(done: number, detail: string): string {
+    const width = 24;
+    const filled = Math.round((done / Math.max(1, this.total)) * width);
+    const seconds = (performance.now() - this.start) / 1000;
+    const rate = done / Math.max(seconds, 1e-9);
+    const eta = rate > 0 ? (this.total - done) / rate : 0;
+    return `${this.name} ${done}/${this.total} [${'='.repeat(filled)}${' '.repeat(width - filled)}] ${detail} ${rate.toFixed(2)} it/s ETA ${formatSeconds(eta)}`;
+  }
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
+}
+
+let lastPrinted = 0;
+/** A line rewritten in place on a terminal; elsewhere (logs, CI) one line every 5 s and at the end. */
+function defaultProgress(line: string, done: boolean): void {
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\r${line}\x1b[K${done ? '\n' : ''}`);
+    return;
+  }
+  const now = Date.now();
+  if (done || now - lastPrinted > 5000) {
+    process.stderr.write(`${line}\n`);
+    lastPrinted = now;
+  }
+}

@@ -1,0 +1,51 @@
+// run.test.ts — a training run stops cleanly on abort with its last step
+// saved, and --resume continues from there to the same number of steps.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadVLM } from '../../lib/model/llava.ts';
+import { GripPruner } from '../../lib/prune/grip.ts';
+import { shapesTrainingSet, trainGrip, type TrainRunOptions } from '../../lib/train/run.ts';
+
+const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tiny-llava');
+const work = mkdtempSync(join(tmpdir(), 'grip-run-'));
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test('an aborted run saves its last step, and resume finishes it', async () => {
+  const model = await loadVLM(fixture, { backend: 'cpu' });
+  const examples = await shapesTrainingSet(12);
+  const out = join(work, 'run');
+  const controller = new AbortController();
+  let grpoLines = 0;
+  const options: TrainRunOptions = {
+    out, budgets: { range: [0.1, 0.5] }, warmupSteps: 3, warmupBatch: 2, steps: 6, group: 4, promptsPerStep: 1,
+    hidden: 8, rank: 4, checkpointEvery: 100, seed: 5,
+    progress: (line) => {
+      if (line.startsWith('GRPO') && !line.includes('done') && ++grpoLines === 2) controller.abort(new Error('stop here'));
+    },
+  };
+  const error = await trainGrip(model, examples, { ...options, signal: controller.signal }).catch((e: Error) => e);
+  assert.instance(error, Error);
+  assert.is((error as Error).message, 'stop here');
+  const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
+  assert.is(state.phase, 'grpo');
+  assert.is(state.warmupStep, 3);
+  assert.ok(state.grpoStep >= 2 && state.grpoStep < 6, `saved at GRPO step ${state.grpoStep}`);
+  assert.ok(existsSync(join(out, 'warmup', 'grip.json')));
+  const saved = await GripPruner.load(out);
+  assert.is(saved.settings.training.grpoSteps, state.grpoStep);
+
+  const lines: string[] = [];
+  await trainGrip(model, examples, { ...options, resume: true, progress: (line) => lines.push(line) });
+  assert.match(lines[0]!, /^resuming .*: grpo, warm-up step 3, GRPO step \d/);
+  const done = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
+  assert.equal([done.phase, done.grpoStep], ['done', 6]);
+  const log = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const steps = log.filter((l) => l.phase === 'grpo').map((l) => l.step);
+  assert.equal([...new Set(steps)], [1, 2, 3, 4, 5, 6], 'every GRPO step logged, in order');
+});
+
+test.run();
