@@ -26,7 +26,7 @@ commands:
           --prompt TEXT      the question
           --keep RATIO       keep ratio of visual tokens in (0, 1] (default 1)
           --pruner NAME      ${PRUNER_NAMES.join(' | ')} (default: none; fastv when --keep < 1)
-          --layer K          prune at decoder layer K (fastv default 2; random default pre-LLM)
+          --layer K          prune at decoder layer K (fastv: default 2; the others default to pre-LLM)
           --max-new-tokens N (default 32)
           --backend B        auto | cpu | cuda (default auto)
           --threads N        CPU threads (default: all cores)

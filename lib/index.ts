@@ -29,4 +29,8 @@ export { TextTokenizer, buildPrompt, encodePrompt, type PromptTemplate } from '.
 export { FixedPruner, numKeepFor, type Pruner, type PrunePoint, type PruneContext, type AttentionSource } from './prune/pruner.js';
 export { RandomPruner } from './prune/heuristics/random.js';
 export { FastVPruner } from './prune/heuristics/fastv.js';
-export { makePruner, PRUNER_NAMES, type PrunerName } from './prune/registry.js';
+export { UniformPruner } from './prune/heuristics/uniform.js';
+export { NormPruner } from './prune/heuristics/norm.js';
+export { VisionZipPruner, type VisionZipOptions } from './prune/heuristics/visionzip.js';
+export { DivPrunePruner } from './prune/heuristics/divprune.js';
+export { makePruner, PRUNER_NAMES, type PrunerName, type MakePrunerOptions } from './prune/registry.js';

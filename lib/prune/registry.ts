@@ -1,17 +1,35 @@
 // registry.ts — pruners by name, for the CLI and the evaluation.
 import { GripError } from '../errors.js';
+import { DivPrunePruner } from './heuristics/divprune.js';
 import { FastVPruner } from './heuristics/fastv.js';
+import { NormPruner } from './heuristics/norm.js';
 import { RandomPruner } from './heuristics/random.js';
-import type { Pruner } from './pruner.js';
+import { UniformPruner } from './heuristics/uniform.js';
+import { VisionZipPruner } from './heuristics/visionzip.js';
+import type { Pruner, PrunePoint } from './pruner.js';
 
-export const PRUNER_NAMES = ['fastv', 'random'] as const;
+export const PRUNER_NAMES = ['fastv', 'random', 'uniform', 'norm', 'cls', 'divprune'] as const;
 export type PrunerName = (typeof PRUNER_NAMES)[number];
 
+export interface MakePrunerOptions {
+  /** Prune at decoder layer K instead of the pruner's default point (fastv: always in-LLM, default K = 2; the others: pre-LLM). */
+  layer?: number;
+  /** random: the seed. */
+  seed?: number;
+  /** cls: VisionZip's contextual share of the budget (a fraction in [0, 1) or a count). */
+  contextual?: number;
+}
+
 /** A pruner by name; layer K puts it in the LLM (fastv is always in-LLM, default K = 2). */
-export function makePruner(name: string, options: { layer?: number; seed?: number } = {}): Pruner {
-  if (name === 'fastv') return new FastVPruner(options.layer === undefined ? {} : { layer: options.layer });
-  if (name === 'random') {
-    return new RandomPruner({ ...(options.layer === undefined ? {} : { point: { layer: options.layer } }), ...(options.seed === undefined ? {} : { seed: options.seed }) });
+export function makePruner(name: string, options: MakePrunerOptions = {}): Pruner {
+  const point: { point?: PrunePoint } = options.layer === undefined ? {} : { point: { layer: options.layer } };
+  switch (name) {
+    case 'fastv': return new FastVPruner(options.layer === undefined ? {} : { layer: options.layer });
+    case 'random': return new RandomPruner({ ...point, ...(options.seed === undefined ? {} : { seed: options.seed }) });
+    case 'uniform': return new UniformPruner(point);
+    case 'norm': return new NormPruner(point);
+    case 'cls': return new VisionZipPruner({ ...point, ...(options.contextual === undefined ? {} : { contextual: options.contextual }) });
+    case 'divprune': return new DivPrunePruner(point);
+    default: throw new GripError('ERR_GRIP_RANGE', `expected one of ${PRUNER_NAMES.join(', ')} for pruner but received "${name}"`);
   }
-  throw new GripError('ERR_GRIP_RANGE', `expected one of ${PRUNER_NAMES.join(', ')} for pruner but received "${name}"`);
 }
