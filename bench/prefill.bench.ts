@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { info, ops, setBackend, tensor, zeros } from '../lib/index.ts';
 import type { TextConfig } from '../lib/model/config.ts';
+import { kernels } from '../lib/model/kernels.ts';
 import { KVCache, runDecoder } from '../lib/model/llama.ts';
 import { loadVLM } from '../lib/model/llava.ts';
 import type { TextWeights } from '../lib/model/weights.ts';
@@ -86,7 +87,7 @@ async function prefillMs(tokens: number): Promise<number> {
   for (let rep = 0; rep < (quick ? 1 : 3); rep++) {
     const cache = new KVCache(1, tokens, config, 'cpu');
     const t0 = performance.now();
-    await runDecoder(weights, config, x, positions, Int32Array.of(tokens), cache, { from: 0, to: numLayers }, { backend: 'cpu' });
+    await runDecoder(weights, config, x, positions, Int32Array.of(tokens), cache, { from: 0, to: numLayers }, { backend: 'cpu', k: kernels('async') });
     times.push(performance.now() - t0);
   }
   return times.sort((a, b) => a - b)[0]!;

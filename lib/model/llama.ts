@@ -3,7 +3,6 @@
 // number of valid tokens and its own cache length per layer, so rows pruned
 // to different sizes, and layers whose caches were compacted differently,
 // share one batch.
-import { ops } from '../ops.js';
 import { Tensor, type Device } from '../tensor.js';
 import type { TextConfig } from './config.js';
 import { view, zerosOn } from './tensors.js';
@@ -55,10 +54,12 @@ export interface AttentionProbeRequest {
 export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined }): Promise<Tensor | undefined> {
   const [B, T, D] = x.shape as [number, number, number];
   const Hq = config.numHeads, Hkv = config.numKvHeads, Dh = config.headDim;
+  const { k: ops } = options;
   const o = { backend: options.backend, signal: options.signal };
   const x2d = view(x, [B * T, D]);
   let probs: Tensor | undefined;
   for (let l = range.from; l < range.to; l++) {
+    await ops.yield();
     const L = w.layers[l]!;
     const h = await ops.rmsNorm(x2d, L.inputNorm, config.rmsNormEps, o);
     const q = view(await ops.linear(h, L.q.weight, null, o), [B, T, Hq, Dh]);
@@ -88,6 +89,7 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
 
 /** logits [R, V] of hidden rows h [R, D]: final RMSNorm, then the LM head. */
 export async function lmHead(w: TextWeights, config: TextConfig, h: Tensor, options: RunOptions): Promise<Tensor> {
+  const { k: ops } = options;
   const o = { backend: options.backend, signal: options.signal };
   const normed = await ops.rmsNorm(h, w.norm, config.rmsNormEps, o);
   return ops.linear(normed, w.lmHead, null, o);

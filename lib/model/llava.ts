@@ -11,17 +11,17 @@
 //            have it compacted to the kept positions (cachePolicy).
 import { resolveBackend, setNumThreads, type Backend, type ResolvedBackend } from '../backend.js';
 import { GripError } from '../errors.js';
-import { ops } from '../ops.js';
 import { Tensor, describe, tensor } from '../tensor.js';
 import { check } from '../validate.js';
 import { checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type PrunePoint } from '../prune/pruner.js';
 import { loadLlavaConfig, type LlavaConfig } from './config.js';
+import { kernels, type Kernels } from './kernels.js';
 import { KVCache, lmHead, runDecoder } from './llama.js';
 import { loadProcessorConfig, preprocessImage, type ImageInput, type ProcessorConfig } from './processor.js';
 import { Checkpoint } from './safetensors.js';
 import { TextTokenizer, buildPrompt, encodePrompt } from './tokenizer.js';
 import { deviceOf, gatherRagged, int32Tensor, repeatRows, view, writeRows, zerosOn } from './tensors.js';
-import { runProjector, runVision } from './vision.js';
+import { runProjector, runVision, type RunOptions } from './vision.js';
 import { loadWeights, type LlavaWeights, type WeightDType } from './weights.js';
 
 export interface LoadVLMOptions {
@@ -31,6 +31,13 @@ export interface LoadVLMOptions {
   dtype?: WeightDType;
   /** CPU threads for the native ops (default: all cores). */
   threads?: number;
+  /**
+   * How ops are awaited: 'async' runs each off the event loop (a thread hop
+   * per op); 'sync' runs them on the calling thread and yields between
+   * layers; 'auto' (default) is 'sync' on the CPU for models whose hidden
+   * sizes are at most 512 (ops shorter than the hop), else 'async'.
+   */
+  opMode?: 'auto' | 'async' | 'sync';
   signal?: AbortSignal;
 }
 
@@ -195,14 +202,17 @@ export class VLM {
   /** The grid of visual tokens (rows x cols). */
   readonly grid: { rows: number; cols: number };
   private readonly weights: LlavaWeights;
+  /** The ops as this model awaits them. */
+  private readonly k: Kernels;
 
-  constructor(dir: string, config: LlavaConfig, tokenizer: TextTokenizer, processor: ProcessorConfig, weights: LlavaWeights, backend: ResolvedBackend) {
+  constructor(dir: string, config: LlavaConfig, tokenizer: TextTokenizer, processor: ProcessorConfig, weights: LlavaWeights, backend: ResolvedBackend, opMode: 'async' | 'sync' = 'async') {
     this.dir = dir;
     this.config = config;
     this.tokenizer = tokenizer;
     this.processor = processor;
     this.weights = weights;
     this.backend = backend;
+    this.k = kernels(opMode);
     const side = config.vision.imageSize / config.vision.patchSize;
     this.grid = { rows: side, cols: side };
     this.numImageTokens = config.visionFeatureSelectStrategy === 'full' ? side * side + 1 : side * side;
@@ -291,7 +301,7 @@ export class VLM {
       }
     } else {
       const a = await this.stageA([row], projected, null, false, K, answerCapacity, llmSource, signal);
-      states = await gatherRagged(a.x, [Int32Array.from({ length: N }, (_, i) => a.nb[0]! + i)], this.backend);
+      states = await gatherRagged(this.k, a.x, [Int32Array.from({ length: N }, (_, i) => a.nb[0]! + i)], this.backend);
       query = await this.meanRows(a.x, [a.nb[0]! + N], [a.na[0]!]);
       if (llmSource) attention = a.attention;
       stage = { x: a.x, cache: a.cache, fullLen: a.fullLen[0]!, answerCapacity };
@@ -309,7 +319,7 @@ export class VLM {
     if (typeof request !== 'object' || request === null) check.fail('ERR_GRIP_RANGE', 'a request object', 'request', String(request));
     const { signal } = request;
     check.signal(signal, 'request.signal');
-    const o = { backend: this.backend, signal };
+    const o = { backend: this.backend, k: this.k, signal };
     const N = this.numImageTokens, L = this.config.text.numLayers, V = this.config.text.vocabSize;
     if (!Array.isArray(request.keepSets) || request.keepSets.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of keep-sets', 'request.keepSets', Array.isArray(request.keepSets) ? 'an empty array' : describe(request.keepSets));
     const all = Int32Array.from({ length: N }, (_, i) => i);
@@ -337,18 +347,18 @@ export class VLM {
     if (K === 0) {
       const fixed = { name: 'keepSets', point: 'pre-llm' as const, select: async () => keepSets };
       const rowsG = Array.from({ length: G }, () => row);
-      state = await this.prefill(rowsG, await repeatRows(prepared.projected, G, this.backend), { pruner: fixed, keepRatio: new Float32Array(G).fill(1), cachePolicy: policy, renumber, extraCapacity: A, signal });
+      state = await this.prefill(rowsG, await repeatRows(this.k, prepared.projected, G, this.backend), { pruner: fixed, keepRatio: new Float32Array(G).fill(1), cachePolicy: policy, renumber, extraCapacity: A, signal });
     } else {
       // Stage A ran once, for one row; G copies of its states and caches go on.
       const one = prepared.stage!;
       if (A > one.answerCapacity) check.fail('ERR_GRIP_RANGE', `at most ${one.answerCapacity} answer tokens (prepare's answerCapacity)`, 'request.answer', `${A} tokens`);
       const cache = new KVCache(G, one.cache.capacity, this.config.text, deviceOf(this.backend), K);
       for (let l = 0; l < K; l++) {
-        cache.keys[l] = await repeatRows(one.cache.keys[l]!, G, this.backend);
-        cache.values[l] = await repeatRows(one.cache.values[l]!, G, this.backend);
+        cache.keys[l] = await repeatRows(this.k, one.cache.keys[l]!, G, this.backend);
+        cache.values[l] = await repeatRows(this.k, one.cache.values[l]!, G, this.backend);
         cache.lengths[l] = new Int32Array(G).fill(one.cache.lengths[l]![0]!);
       }
-      const x = await repeatRows(one.x, G, this.backend);
+      const x = await repeatRows(this.k, one.x, G, this.backend);
       state = await this.stageB(x, cache, keepSets, new Int32Array(G).fill(row.before.length), new Int32Array(G).fill(one.fullLen), K, policy, renumber, signal);
     }
     // The answer tokens, teacher-forced as one chunk after the prompt.
@@ -359,14 +369,14 @@ export class VLM {
       for (let i = 0; i < A; i++) positions[g * A + i] = state.nextPosition[g]! + i;
     }
     const dev = deviceOf(this.backend);
-    const xa = await ops.embedding(this.weights.text.embed, int32Tensor(ids, [G, A], dev), o);
+    const xa = await this.k.embedding(this.weights.text.embed, int32Tensor(ids, [G, A], dev), o);
     await runDecoder(this.weights.text, this.config.text, xa, int32Tensor(positions, [G, A], dev), new Int32Array(G).fill(A), state.cache, { from: 0, to: L }, o);
     state.cache.dispose();
     // Token i is predicted by the last prompt row (i = 0) or by answer token i-1.
     const D = this.config.text.hiddenSize;
-    const lastPrompt = await gatherRagged(state.x, Array.from(state.length, (len) => [len - 1]), this.backend);
+    const lastPrompt = await gatherRagged(this.k, state.x, Array.from(state.length, (len) => [len - 1]), this.backend);
     const first = await this.logSoftmaxRows(view(lastPrompt, [G, D]), o);
-    const rest = A > 1 ? await this.logSoftmaxRows(view(await gatherRagged(xa, Array.from({ length: G }, () => Int32Array.from({ length: A - 1 }, (_, i) => i)), this.backend), [G * (A - 1), D]), o) : null;
+    const rest = A > 1 ? await this.logSoftmaxRows(view(await gatherRagged(this.k, xa, Array.from({ length: G }, () => Int32Array.from({ length: A - 1 }, (_, i) => i)), this.backend), [G * (A - 1), D]), o) : null;
     const tokenLogProbs = new Float32Array(G * A);
     const logProb = new Float64Array(G);
     const greedyMatch = new Uint8Array(G).fill(1);
@@ -398,10 +408,10 @@ export class VLM {
       cachePolicy: request.cachePolicy ?? 'keep', renumber: request.renumberPositions ?? false, extraCapacity: 0,
     });
     state.cache.dispose();
-    const o = { backend: this.backend, signal };
+    const o = { backend: this.backend, k: this.k, signal };
     const S = state.length[0]!, D = this.config.text.hiddenSize;
     const rowsWanted = positions === 'all' ? Int32Array.from({ length: S }, (_, i) => i) : Int32Array.of(S - 1);
-    const h = await gatherRagged(state.x, [rowsWanted], this.backend);
+    const h = await gatherRagged(this.k, state.x, [rowsWanted], this.backend);
     const logits = (await lmHead(this.weights.text, this.config.text, view(h, [rowsWanted.length, D]), o)).toHost();
     const positionIds = this.positionIdsOf(row, state.kept[0]!, request.renumberPositions ?? false, request.pruner ? pruneLayer(request.pruner.point, this.config.text.numLayers) : 0, request.pruner !== undefined);
     return { logits, kept: state.kept[0]!, positionIds: positions === 'all' ? positionIds : positionIds.slice(S - 1) };
@@ -463,7 +473,7 @@ export class VLM {
     const per = vc.numChannels * vc.imageSize * vc.imageSize;
     const pixels = new Float32Array(rows.length * per);
     rows.forEach((r, b) => pixels.set(r.pixels, b * per));
-    const o = { backend: this.backend, signal };
+    const o = { backend: this.backend, k: this.k, signal };
     const out = await runVision(this.weights.vision, this.config, pixels, rows.length, { ...o, clsAttention });
     const visual = await runProjector(this.weights.projector, this.config, out.features, o);
     return { visual, clsAttention: out.clsAttention };
@@ -475,14 +485,14 @@ export class VLM {
     if (maxLen === 0) return null;
     const ids = new Int32Array(lists.length * maxLen);
     lists.forEach((l, b) => ids.set(l, b * maxLen));
-    return ops.embedding(this.weights.text.embed, int32Tensor(ids, [lists.length, maxLen], deviceOf(this.backend)), { backend: this.backend, signal });
+    return this.k.embedding(this.weights.text.embed, int32Tensor(ids, [lists.length, maxLen], deviceOf(this.backend)), { backend: this.backend, signal });
   }
 
   /** [B, D] mean of rows [start[b], start[b] + count[b]) of x [B, S, D] (zeros where count is 0). */
   private async meanRows(x: Tensor, start: ArrayLike<number>, count: ArrayLike<number>): Promise<Tensor> {
     const B = x.shape[0]!, D = x.shape[2]!;
     const lists = Array.from({ length: B }, (_, b) => Int32Array.from({ length: count[b]! }, (_, i) => start[b]! + i));
-    const rows = (await gatherRagged(x, lists, this.backend)).toHost().host as Float32Array;
+    const rows = (await gatherRagged(this.k, x, lists, this.backend)).toHost().host as Float32Array;
     const maxLen = Math.max(0, ...lists.map((l) => l.length));
     const out = new Float32Array(B * D);
     for (let b = 0; b < B; b++) {
@@ -506,7 +516,7 @@ export class VLM {
    */
   private async stageA(rows: Row[], visual: Tensor, keepPre: Int32Array[] | null, renumber: boolean, K: number, extraCapacity: number, probe: AttentionSource | undefined, signal: AbortSignal | undefined) {
     const B = rows.length, N = visual.shape[1]!, D = this.config.text.hiddenSize;
-    const o = { backend: this.backend, signal };
+    const o = { backend: this.backend, k: this.k, signal };
     const dev = deviceOf(this.backend);
     const nb = Int32Array.from(rows, (r) => r.before.length);
     const na = Int32Array.from(rows, (r) => r.after.length);
@@ -518,9 +528,9 @@ export class VLM {
     const before = await this.embed(rows.map((r) => r.before), signal);
     const after = await this.embed(rows.map((r) => r.after), signal);
     const zeros = new Int32Array(B);
-    if (before) await writeRows(x, before, zeros, nb, this.backend);
-    await writeRows(x, keepPre ? await gatherRagged(visual, keepPre, this.backend) : visual, nb, visualCount, this.backend);
-    if (after) await writeRows(x, after, nb.map((n, b) => n + visualCount[b]!), na, this.backend);
+    if (before) await writeRows(this.k, x, before, zeros, nb, this.backend);
+    await writeRows(this.k, x, keepPre ? await gatherRagged(this.k, visual, keepPre, this.backend) : visual, nb, visualCount, this.backend);
+    if (after) await writeRows(this.k, x, after, nb.map((n, b) => n + visualCount[b]!), na, this.backend);
     const positions = new Int32Array(B * S);
     rows.forEach((_, b) => {
       const p = positions.subarray(b * S, b * S + length[b]!);
@@ -544,7 +554,7 @@ export class VLM {
   private async stageB(x: Tensor, cache: KVCache, kept: Int32Array[], nb: Int32Array, fullLen: Int32Array, K: number, policy: 'keep' | 'compact', renumber: boolean, signal: AbortSignal | undefined): Promise<Prefilled> {
     const N = this.numImageTokens, B = kept.length;
     const dev = deviceOf(this.backend);
-    const o = { backend: this.backend, signal };
+    const o = { backend: this.backend, k: this.k, signal };
     const keepPositions = kept.map((set, b) => {
       const list = new Int32Array(fullLen[b]! - N + set.length);
       let n = 0;
@@ -556,14 +566,14 @@ export class VLM {
     const length = Int32Array.from(keepPositions, (l) => l.length);
     const S = Math.max(...length);
     const t0 = now();
-    const xKept = await gatherRagged(x, keepPositions, this.backend);
+    const xKept = await gatherRagged(this.k, x, keepPositions, this.backend);
     if (policy === 'compact') {
       const flat = new Int32Array(B * S).fill(-1);
       keepPositions.forEach((l, b) => flat.set(l, b * S));
       const keepTensor = int32Tensor(flat, [B, S], dev);
       for (let l = 0; l < K; l++) {
-        cache.lengths[l] = await ops.compactKVInPlace(cache.keys[l]!, keepTensor, o);
-        await ops.compactKVInPlace(cache.values[l]!, keepTensor, o);
+        cache.lengths[l] = await this.k.compactKVInPlace(cache.keys[l]!, keepTensor, o);
+        await this.k.compactKVInPlace(cache.values[l]!, keepTensor, o);
       }
     }
     const positions = new Int32Array(B * S);
@@ -601,7 +611,7 @@ export class VLM {
       }
       const t1 = now();
       const a = await this.stageA(rows, visual, kept, spec.renumber, 0, spec.extraCapacity, undefined, signal);
-      await runDecoder(this.weights.text, this.config.text, a.x, int32Tensor(a.positions, [B, a.x.shape[1]!], deviceOf(this.backend)), a.length, a.cache, { from: 0, to: L }, { backend: this.backend, signal });
+      await runDecoder(this.weights.text, this.config.text, a.x, int32Tensor(a.positions, [B, a.x.shape[1]!], deviceOf(this.backend)), a.length, a.cache, { from: 0, to: L }, { backend: this.backend, k: this.k, signal });
       return {
         cache: a.cache, x: a.x, length: a.length,
         nextPosition: kept && spec.renumber ? a.length.slice() : a.fullLen.slice(),
@@ -611,7 +621,7 @@ export class VLM {
     const t0 = now();
     const a = await this.stageA(rows, visual, null, false, K, spec.extraCapacity, source, signal);
     const t1 = now();
-    const states = await gatherRagged(a.x, rows.map((_, b) => Int32Array.from({ length: N }, (_, i) => a.nb[b]! + i)), this.backend);
+    const states = await gatherRagged(this.k, a.x, rows.map((_, b) => Int32Array.from({ length: N }, (_, i) => a.nb[b]! + i)), this.backend);
     const query = await this.meanRows(a.x, a.nb.map((n) => n + N), a.na);
     const kept = await this.runPruner(pruner, context(states, query, source === 'cls' ? spec.clsAttention : a.attention));
     const t2 = now();
@@ -622,12 +632,12 @@ export class VLM {
   /** Greedy decoding after a prefill; rows stop at EOS (when asked) or their token budget. */
   private async decode(state: Prefilled, maxNew: number[], stopAtEos: boolean[], signal: AbortSignal | undefined): Promise<Int32Array[]> {
     const B = maxNew.length, D = this.config.text.hiddenSize, V = this.config.text.vocabSize;
-    const o = { backend: this.backend, signal };
+    const o = { backend: this.backend, k: this.k, signal };
     const dev = deviceOf(this.backend);
     const eos = new Set<number>([this.config.text.eosTokenId ?? [], this.tokenizer.eosTokenId ?? []].flat());
     const out: number[][] = Array.from({ length: B }, () => []);
     const done = maxNew.map((m) => m === 0);
-    let hidden = view(await gatherRagged(state.x, Array.from(state.length, (len) => [len - 1]), this.backend), [B, D]);
+    let hidden = view(await gatherRagged(this.k, state.x, Array.from(state.length, (len) => [len - 1]), this.backend), [B, D]);
     const position = state.nextPosition.slice();
     try {
       while (!done.every(Boolean)) {
@@ -642,7 +652,7 @@ export class VLM {
         }
         if (done.every(Boolean)) break;
         const active = Int32Array.from(done, (d) => (d ? 0 : 1));
-        const x = await ops.embedding(this.weights.text.embed, int32Tensor(next, [B, 1], dev), o);
+        const x = await this.k.embedding(this.weights.text.embed, int32Tensor(next, [B, 1], dev), o);
         await runDecoder(this.weights.text, this.config.text, x, int32Tensor(position.slice(), [B, 1], dev), active, state.cache, { from: 0, to: this.config.text.numLayers }, o);
         for (let b = 0; b < B; b++) position[b]! += active[b]!;
         hidden = view(x, [B, D]);
@@ -653,9 +663,9 @@ export class VLM {
     return out.map((tokens) => Int32Array.from(tokens));
   }
 
-  private async logSoftmaxRows(h: Tensor, o: { backend: ResolvedBackend; signal: AbortSignal | undefined }): Promise<Float32Array> {
+  private async logSoftmaxRows(h: Tensor, o: RunOptions): Promise<Float32Array> {
     const logits = await lmHead(this.weights.text, this.config.text, h, o);
-    return (await ops.softmax(logits, { ...o, log: true })).toHost().host as Float32Array;
+    return (await this.k.softmax(logits, { backend: o.backend, signal: o.signal, log: true })).toHost().host as Float32Array;
   }
 
   private positionIdsOf(row: Row, kept: Int32Array, renumber: boolean, K: number, pruned: boolean): Int32Array {
@@ -729,12 +739,16 @@ export async function loadVLM(dir: string, options: LoadVLMOptions = {}): Promis
   const dtype = options.dtype ?? 'auto';
   check.oneOf(dtype, 'options.dtype', ['auto', 'f32', 'f16', 'bf16']);
   if (options.threads !== undefined) setNumThreads(options.threads);
+  const opMode = options.opMode ?? 'auto';
+  check.oneOf(opMode, 'options.opMode', ['auto', 'async', 'sync']);
   const backend = resolveBackend(requested, false);
   const config = await loadLlavaConfig(dir);
   const [tokenizer, processor, checkpoint] = await Promise.all([TextTokenizer.load(dir), loadProcessorConfig(dir), Checkpoint.open(dir)]);
   try {
     const weights = await loadWeights(checkpoint, config, dir, { dtype, device: deviceOf(backend), signal: options.signal });
-    return new VLM(dir, config, tokenizer, processor, weights, backend);
+    const small = Math.max(config.text.hiddenSize, config.vision.hiddenSize) <= 512;
+    const mode = opMode === 'auto' ? (backend !== 'cuda' && small ? 'sync' : 'async') : opMode;
+    return new VLM(dir, config, tokenizer, processor, weights, backend, mode);
   } finally {
     await checkpoint.close();
   }

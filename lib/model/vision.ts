@@ -3,7 +3,7 @@
 // CLS dropped for the 'default' strategy) -> visual tokens [B,N,D].
 import type { ResolvedBackend } from '../backend.js';
 import { GripError } from '../errors.js';
-import { ops } from '../ops.js';
+import type { Kernels } from './kernels.js';
 import { Tensor } from '../tensor.js';
 import type { LlavaConfig } from './config.js';
 import { deviceOf, view, zerosOn } from './tensors.js';
@@ -11,6 +11,8 @@ import type { ProjectorWeights, VisionWeights } from './weights.js';
 
 export interface RunOptions {
   backend: ResolvedBackend;
+  /** The ops, awaited off the event loop or on it (kernels.ts). */
+  k: Kernels;
   signal?: AbortSignal | undefined;
 }
 
@@ -60,7 +62,7 @@ export interface VisionOutput {
 /** Runs the vision tower on pixels [B, C, H, W] (host f32). */
 export async function runVision(w: VisionWeights, config: LlavaConfig, pixels: Float32Array, B: number, options: RunOptions & { clsAttention?: boolean }): Promise<VisionOutput> {
   const vc = config.vision;
-  const { backend, signal } = options;
+  const { backend, signal, k: ops } = options;
   const o = { backend, signal };
   const device = deviceOf(backend);
   const side = vc.imageSize / vc.patchSize, N = side * side, T = N + 1;
@@ -75,6 +77,7 @@ export async function runVision(w: VisionWeights, config: LlavaConfig, pixels: F
   const kCache = zerosOn([B, H, T, Dh], device), vCache = zerosOn([B, H, T, Dh], device);
   const all = new Int32Array(B).fill(T), none = new Int32Array(B);
   for (let l = 0; l < w.layers.length; l++) {
+    await ops.yield();
     const L = w.layers[l]!;
     const h = await ops.layerNorm(x2d, L.norm1.weight, L.norm1.bias, vc.layerNormEps, o);
     const q = await ops.linear(h, L.q.weight, L.q.bias, o);
@@ -119,6 +122,7 @@ function meanOverHeads(probs: Tensor, B: number, H: number, T: number, skip: num
 /** Linear-GELU-Linear: features [B, N, Dv] -> visual tokens [B, N, D]. */
 export async function runProjector(w: ProjectorWeights, config: LlavaConfig, features: Tensor, options: RunOptions): Promise<Tensor> {
   const [B, N, Dv] = features.shape as [number, number, number];
+  const { k: ops } = options;
   const o = { backend: options.backend, signal: options.signal };
   const hidden = await ops.linear(view(features, [B * N, Dv]), w.linear1.weight, w.linear1.bias, o);
   await ops.gelu(hidden, geluKind(config.projectorHiddenAct, 'projector_hidden_act'), { ...o, out: hidden });

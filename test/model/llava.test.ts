@@ -157,6 +157,16 @@ test('answerLogProb says whether greedy decoding gives the answer, and can retur
   assert.equal(Array.from(wrong.greedyMatch), [0]);
 });
 
+test('ops awaited off the event loop (async) and on it (sync) give the same logits', async () => {
+  const c = caseNamed('e_in_llm_l2_k24_compact');
+  const asyncModel = await loadVLM(dir, { backend: 'cpu', opMode: 'async' });
+  const syncModel = await loadVLM(dir, { backend: 'cpu', opMode: 'sync' });
+  const a = await asyncModel.generate({ pixelValues: pixels(c.image), inputIds: c.input_ids, maxNewTokens: 6, stopAtEos: false, ...pruneOptions(c) });
+  const b = await syncModel.generate({ pixelValues: pixels(c.image), inputIds: c.input_ids, maxNewTokens: 6, stopAtEos: false, ...pruneOptions(c) });
+  assert.equal(Array.from(a.tokenIds), c.generated_ids);
+  assert.equal(Array.from(b.tokenIds), c.generated_ids);
+});
+
 test('the newer Hugging Face tensor names load to the same model', async () => {
   const other = await loadVLM(join(fixtures, 'tiny-llava-new-names'), { backend: 'cpu' });
   const c = caseNamed('d_in_llm_l2_k24_keep');

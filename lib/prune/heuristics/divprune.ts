@@ -20,6 +20,7 @@
 // The N x N similarities are native: rmsNorm with unit weight scales each
 // row to length sqrt(D), and one matmul per batch row gives D · cos. The
 // greedy loop is O(kN) in TypeScript over that matrix.
+import { kernels } from '../../model/kernels.js';
 import { ops } from '../../ops.js';
 import { tensor, type Tensor } from '../../tensor.js';
 import { gatherRagged, view } from '../../model/tensors.js';
@@ -98,7 +99,7 @@ export class DivPrunePruner implements Pruner {
   private async rowOf(unit: Tensor, b: number, B: number, N: number, D: number, backend: 'cpu' | 'emu' | 'cuda'): Promise<Tensor> {
     if (B === 1) return unit;
     if (unit.device !== 'cuda') return tensor((unit.host as Float32Array).subarray(b * N * D, (b + 1) * N * D), [N, D]);
-    const rows = await gatherRagged(view(unit, [1, B * N, D]), [Int32Array.from({ length: N }, (_, i) => b * N + i)], backend);
+    const rows = await gatherRagged(kernels('async'), view(unit, [1, B * N, D]), [Int32Array.from({ length: N }, (_, i) => b * N + i)], backend);
     return view(rows, [N, D]);
   }
 }
