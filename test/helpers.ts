@@ -1,6 +1,7 @@
 // helpers.ts — shared test plumbing: seeded data, dtype rounding (written
 // here, independently of lib/tensor.ts), the error metric and the backend table.
-import { info, setEmulatorSchedule, tensor, type Backend, type ScorerParams, type Tensor } from '../lib/index.ts';
+import * as assert from 'uvu/assert';
+import { GripError, info, setEmulatorSchedule, tensor, type Backend, type ScorerParams, type Tensor } from '../lib/index.ts';
 import { PARAM_NAMES, type RefParams } from './ref/scorer.ts';
 
 // ---- seeded data ----------------------------------------------------------------
@@ -171,4 +172,19 @@ export async function caught(fn: () => unknown): Promise<any> {
     return e;
   }
   throw new Error('expected an error, but the call succeeded');
+}
+
+/** Asserts that fn fails with a GripError of this code and this exact message (or matching this pattern). */
+export async function expectError(fn: () => unknown, code: string, message: string | RegExp): Promise<void> {
+  let error: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error !== undefined, `expected ${code} "${message}" but the call succeeded`);
+  assert.ok(error instanceof GripError, `expected a GripError but got ${String(error)}`);
+  if (typeof message === 'string') assert.is(error.message, message);
+  else assert.match(error.message, message);
+  assert.is(error.code, code, `code (message: ${error.message})`);
 }

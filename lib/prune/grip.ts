@@ -12,6 +12,7 @@ import { GripError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
 import { Tensor, tensor } from '../tensor.js';
+import { mulberry32 } from '../random.js';
 import { check } from '../validate.js';
 import { pruneLayer, type PruneContext, type Pruner, type PrunePoint } from './pruner.js';
 
@@ -189,13 +190,7 @@ function baseName(dir: string): string {
 
 /** Seeded standard normal samples (mulberry32 + Box-Muller). */
 export function gaussian(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  const uniform = mulberry32(seed);
+  // 1 - u is in (0, 1]: the log is finite.
+  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }

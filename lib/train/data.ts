@@ -2,6 +2,7 @@
 // answer), keep-ratio sampling, and a small seeded RNG.
 import type { ImageInput } from '../model/processor.js';
 import type { Tensor } from '../tensor.js';
+import { mulberry32 } from '../random.js';
 import { check } from '../validate.js';
 
 export interface TrainExample {
@@ -30,7 +31,7 @@ export class BudgetSampler {
       && (!this.isRange || (values.length === 2 && values[0]! <= values[1]!));
     if (!ok) check.fail('ERR_GRIP_RANGE', '{ range: [low, high] } or { list: [...] } of keep ratios in (0, 1]', 'budgets', JSON.stringify(budgets));
     this.values = values!;
-    this.random = mulberry(seed ^ 0x85ebca6b);
+    this.random = mulberry32(seed ^ 0x85ebca6b);
   }
 
   next(): number {
@@ -50,14 +51,3 @@ export function parseBudgets(text: string): Budgets {
   return range ? { range: [values[0]!, values[1]!] } : { list: values };
 }
 
-/** mulberry32: a small seeded uniform RNG in [0, 1). */
-export function mulberry(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

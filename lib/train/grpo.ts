@@ -13,7 +13,8 @@ import type { GripPruner } from '../prune/grip.js';
 import { numKeepFor } from '../prune/pruner.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { check } from '../validate.js';
-import { BudgetSampler, mulberry, type Budgets, type TrainExample } from './data.js';
+import { mulberry32 } from '../random.js';
+import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
 import { ScorerOptimizer, accumulate } from './optimizer.js';
 import { exampleInput, hostParams, zeroGrads } from './warmup.js';
 
@@ -85,7 +86,7 @@ export class GRPOTrainer {
     check.integer(o.innerEpochs, 'options.innerEpochs', 1, 100);
     check.number(o.beta, 'options.beta', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0');
     this.budgets = new BudgetSampler(o.budgets, o.seed);
-    this.random = mulberry(o.seed ^ 0x27d4eb2f);
+    this.random = mulberry32(o.seed ^ 0x27d4eb2f);
     this.optimizer = new ScorerOptimizer(policy.params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: 1 });
   }
 

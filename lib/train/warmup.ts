@@ -13,7 +13,8 @@ import { numKeepFor, type AttentionSource } from '../prune/pruner.js';
 import { tensor } from '../tensor.js';
 import { check } from '../validate.js';
 import { accumulate, ScorerOptimizer } from './optimizer.js';
-import { BudgetSampler, mulberry, type Budgets, type TrainExample } from './data.js';
+import { mulberry32 } from '../random.js';
+import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
 
 export interface WarmupOptions {
   steps: number;
@@ -62,7 +63,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
   check.number(temperature, 'options.temperature', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
   const teacher = options.teacher ?? 'text-tokens';
   const budgets = new BudgetSampler(options.budgets ?? { range: pruner.settings.budgetRange }, options.seed ?? 0);
-  const random = mulberry((options.seed ?? 0) ^ 0x9e3779b9);
+  const random = mulberry32((options.seed ?? 0) ^ 0x9e3779b9);
   const optimizer = new ScorerOptimizer(pruner.params, { lr: options.lr ?? 1e-3, weightDecay: options.weightDecay ?? 0, maxGradNorm: 1 });
   const N = model.numImageTokens;
   const cache = new Map<number, Cached>();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GripError } from '../../lib/errors.ts';
 import { loadLlavaConfig, parseLlavaConfig, resolveTensorNames } from '../../lib/model/config.ts';
+import { expectError } from '../helpers.ts';
 
 const test = suite('config');
 let root = '';
@@ -19,18 +20,6 @@ test.after(async () => {
 });
 
 /** Runs fn (sync throw or rejected Promise) and checks the GripError's code and message. */
-async function expectError(fn: () => unknown, code: string, message: string): Promise<void> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error !== undefined, `expected ${code} "${message}" but the call succeeded`);
-  assert.ok(error instanceof GripError, `expected a GripError but got ${String(error)}`);
-  assert.is((error as GripError).message, message);
-  assert.is((error as GripError).code, code, `code (message: ${(error as GripError).message})`);
-}
 
 /** config.json of llava-hf/llava-1.5-7b-hf: text and vision configs lean on the HF defaults. */
 const LLAVA_15_7B = {

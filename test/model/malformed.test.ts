@@ -16,7 +16,7 @@ import { loadVLM, type VLM } from '../../lib/model/llava.ts';
 import { SafetensorsFile, writeSafetensors } from '../../lib/model/safetensors.ts';
 import { RandomPruner } from '../../lib/prune/heuristics/random.ts';
 import type { Pruner } from '../../lib/prune/pruner.ts';
-import { caught } from '../helpers.ts';
+import { caught, expectError } from '../helpers.ts';
 
 const source = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tiny-llava');
 const work = mkdtempSync(join(tmpdir(), 'grip-malformed-'));
@@ -48,13 +48,6 @@ function editJson(dir: string, file: string, change: (json: Record<string, any>)
   writeFileSync(join(dir, file), JSON.stringify(json));
 }
 
-async function expectError(fn: () => unknown, code: string, message: string | RegExp): Promise<void> {
-  const error = await caught(fn);
-  assert.ok(error instanceof GripError, `expected a GripError but got ${String(error)}`);
-  if (typeof message === 'string') assert.is(error.message, message);
-  else assert.match(error.message, message);
-  assert.is(error.code, code, `code (message: ${error.message})`);
-}
 
 let model: VLM;
 test.before(async () => {

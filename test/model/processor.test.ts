@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { GripError } from '../../lib/errors.ts';
 import type { Tensor } from '../../lib/tensor.ts';
 import { loadProcessorConfig, parseProcessorConfig, preprocessImage, type ProcessorConfig } from '../../lib/model/processor.ts';
+import { expectError } from '../helpers.ts';
 
 const test = suite('processor');
 let root = '';
@@ -24,20 +25,6 @@ test.after(async () => {
 });
 
 /** Runs fn (sync throw or rejected Promise) and checks the GripError's code and message. */
-async function expectError(fn: () => unknown, code: string, message: string | RegExp): Promise<void> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error !== undefined, `expected ${code} "${message}" but the call succeeded`);
-  assert.ok(error instanceof GripError, `expected a GripError but got ${String(error)}`);
-  const e = error as GripError;
-  if (typeof message === 'string') assert.is(e.message, message);
-  else assert.match(e.message, message);
-  assert.is(e.code, code, `code (message: ${e.message})`);
-}
 
 /** preprocessor_config.json of llava-hf/llava-1.5-7b-hf. */
 const LLAVA_15 = {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { GripError } from '../../lib/errors.ts';
 import { Tensor, tensor, zeros } from '../../lib/tensor.ts';
 import { Checkpoint, SafetensorsFile, writeSafetensors } from '../../lib/model/safetensors.ts';
+import { expectError } from '../helpers.ts';
 
 const test = suite('safetensors');
 let root = '';
@@ -25,18 +26,6 @@ test.after(async () => {
 const fresh = (name: string) => join(root, `${counter++}-${name}`);
 
 /** Runs fn (sync throw or rejected Promise) and checks the GripError's code and message. */
-async function expectError(fn: () => unknown, code: string, message: string): Promise<void> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error !== undefined, `expected ${code} "${message}" but the call succeeded`);
-  assert.ok(error instanceof GripError, `expected a GripError but got ${String(error)}`);
-  assert.is((error as GripError).message, message);
-  assert.is((error as GripError).code, code, `code (message: ${(error as GripError).message})`);
-}
 
 /** The bytes of a file: u64 header length (the header's own unless given), header text or bytes, data. */
 function fileBytes(header: unknown, data: Uint8Array | number = 0, headerLength?: number | bigint): Uint8Array {

@@ -13,24 +13,11 @@ import { join } from 'node:path';
 import { GripError } from '../../lib/errors.ts';
 import { TextTokenizer, buildPrompt, encodePrompt } from '../../lib/model/tokenizer.ts';
 import { llama2TokenizerJson, llavaTokenizerConfig, reference } from './llama2_tokenizer.ts';
+import { expectError } from '../helpers.ts';
 
 const test = suite('tokenizer');
 
 /** Runs fn (sync throw or rejected Promise) and checks the GripError's code and message. */
-async function expectError(fn: () => unknown, code: string, message: string | RegExp): Promise<void> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error !== undefined, `expected ${code} "${message}" but the call succeeded`);
-  assert.ok(error instanceof GripError, `expected a GripError but got ${String(error)}`);
-  const e = error as GripError;
-  if (typeof message === 'string') assert.is(e.message, message);
-  else assert.match(e.message, message);
-  assert.is(e.code, code, `code (message: ${e.message})`);
-}
 
 /** The chat template of llava-hf/llava-1.5-7b-hf (chat_template.json). */
 const LLAVA_TEMPLATE = "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}";

@@ -10,7 +10,7 @@ import { maxMinGreedy } from '../../lib/prune/heuristics/divprune.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 import { contextualCount } from '../../lib/prune/heuristics/visionzip.ts';
 import { checkKeepSets } from '../../lib/prune/pruner.ts';
-import { BACKENDS, on, reportSkips, rng, uniform, type BackendRun } from '../helpers.ts';
+import { BACKENDS, on, reportSkips, rng, uniform, type BackendRun, expectError } from '../helpers.ts';
 
 const test = suite('heuristics');
 reportSkips('heuristics.test.ts');
@@ -61,18 +61,6 @@ function randomContext(seed: number, grid: { rows: number; cols: number }, numKe
 const lists = (sets: Int32Array[]) => sets.map((s) => Array.from(s));
 
 /** Runs fn (sync, or a Promise that must reject) and checks the GripError's code and message. */
-async function expectError(fn: () => unknown, code: string, message: string): Promise<void> {
-  let error: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    error = e;
-  }
-  assert.ok(error !== undefined, `expected ${code} "${message}" but the call succeeded`);
-  assert.ok(error instanceof GripError, `expected a GripError but got ${String(error)}`);
-  assert.is((error as GripError).message, message);
-  assert.is((error as GripError).code, code, `code (message: ${(error as GripError).message})`);
-}
 
 // ---- uniform -------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ import { GripPruner } from '../../lib/prune/grip.ts';
 import { SCORER_PARAM_NAMES } from '../../lib/ops.ts';
 import { grpoObjective, GRPOTrainer, normalise } from '../../lib/train/grpo.ts';
 import { listwise, pairwise, warmup } from '../../lib/train/warmup.ts';
-import { BudgetSampler, mulberry, parseBudgets, type TrainExample } from '../../lib/train/data.ts';
+import { mulberry32 as mulberry } from '../../lib/random.ts';
+import { BudgetSampler, parseBudgets, type TrainExample } from '../../lib/train/data.ts';
 import { caught } from '../helpers.ts';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tiny-llava');

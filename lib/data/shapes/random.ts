@@ -1,6 +1,7 @@
 // random.ts — the seeded randomness of the shapes testbed: a 32-bit integer
 // hash to derive seeds from (split, index, attempt) and a small stream
 // generator, both plain integer arithmetic so every platform draws the same.
+import { mulberry32 } from '../../random.js';
 
 /** Murmur3's 32-bit finaliser folded over the values: a well-mixed uint32 of a list of integers. */
 export function hashInts(...values: number[]): number {
@@ -18,19 +19,11 @@ export function hashInts(...values: number[]): number {
 
 /** A deterministic stream of uniform numbers (mulberry32) with the draws the generator needs. */
 export class Rng {
-  private state: number;
+  /** Uniform in [0, 1). */
+  readonly next: () => number;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = mulberry32(seed);
   }
 
   /** An integer in [min, max], both included. */

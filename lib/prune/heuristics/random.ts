@@ -1,18 +1,19 @@
 // random.ts — keeps a uniformly random subset of the visual tokens: the floor
 // every pruner must beat. Seeded, so a run is reproducible.
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
+import { mulberry32 } from '../../random.js';
 import { check } from '../../validate.js';
 
 export class RandomPruner implements Pruner {
   readonly name = 'random';
   readonly point: PrunePoint;
-  private state: number;
+  private readonly next: () => number;
 
   constructor(options: { point?: PrunePoint; seed?: number } = {}) {
     this.point = options.point ?? 'pre-llm';
     const seed = options.seed ?? 0;
     check.integer(seed, 'seed', 0, 0xffffffff);
-    this.state = seed >>> 0;
+    this.next = mulberry32(seed);
   }
 
   async select(ctx: PruneContext): Promise<Int32Array[]> {
@@ -26,14 +27,5 @@ export class RandomPruner implements Pruner {
       }
       return order.subarray(0, k).sort();
     });
-  }
-
-  /** mulberry32 */
-  private next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 }

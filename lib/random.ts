@@ -1,0 +1,14 @@
+// random.ts — the one seeded uniform generator of the library (mulberry32):
+// plain 32-bit integer arithmetic, so every platform draws the same numbers.
+
+/** A stream of uniform numbers in [0, 1) from a uint32 seed. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
