@@ -6,7 +6,9 @@ import { GripError } from './errors.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeExamples, renderScene } from './data/shapes/index.js';
-import { embeddedModelDir, runDemo } from './demo.js';
+import { embeddedModelDir, pixelsToRgb, runDemo } from './demo.js';
+import { keptStrip, type KeptPicture } from './eval/pictures.js';
+import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 import { GripPruner } from './prune/grip.js';
@@ -48,6 +50,7 @@ commands:
           --seed S --checkpoint-every N --resume
   eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
           --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
+          (NAME=DIR in --pruners evaluates the GRIP pruner in DIR as NAME)
           --split test|validation --questions N --grip DIR --out DIR
   help    this text
 `;
@@ -183,9 +186,11 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
   const ratios = (values.ratios ?? '0.05,0.11,0.25,0.33,0.5,0.75,1').split(',').map((r) => option('ratios', r, (v) => v > 0 && v <= 1, 'keep ratios in (0, 1]')!);
   const gripDir = values.grip ?? join(model.dir, 'grip');
   const pruners: Pruner[] = [];
-  for (const name of (values.pruners ?? 'grip,warmup,fastv,random').split(',')) {
-    if (name === 'grip' || name === 'warmup') {
-      const loaded = await GripPruner.load(name === 'grip' ? gripDir : join(gripDir, 'warmup'));
+  for (const spec of (values.pruners ?? 'grip,warmup,fastv,random').split(',')) {
+    // name=DIR evaluates the GRIP pruner in DIR under that name (ablations).
+    const [name, dir] = spec.includes('=') ? spec.split('=', 2) as [string, string] : [spec, undefined];
+    if (dir !== undefined || name === 'grip' || name === 'warmup') {
+      const loaded = await GripPruner.load(dir ?? (name === 'grip' ? gripDir : join(gripDir, 'warmup')));
       loaded.checkModel(model);
       pruners.push({ name, point: loaded.point, select: (ctx) => loaded.select(ctx) });
     } else pruners.push(makePruner(name));
@@ -205,8 +210,21 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
   await writeFile(join(out, 'eval.json'), `${JSON.stringify({ model: model.dir, split, questions, ratios, rows }, null, 2)}\n`);
   await writeFile(join(out, 'pareto.svg'), svg);
   await writeFile(join(out, 'pareto.png'), await svgToPng(svg));
+  // Which patches each pruner keeps at ρ = 0.25, on the first three questions.
+  for (let e = 0; e < Math.min(3, examples.length); e++) {
+    const ex = examples[e]!;
+    const pixels = await preprocessImage(evalExamples[e]!.image, model.processor, { signal });
+    const rgb = pixelsToRgb(pixels, model.processor);
+    const panels: KeptPicture[] = [];
+    for (const pruner of pruners) {
+      const r = await model.generate({ image: evalExamples[e]!.image, prompt: ex.question, pruner, keepRatio: 0.25, maxNewTokens: 1, stopAtEos: false, signal });
+      panels.push({ rgb, size: pixels.shape[1]!, grid: model.grid.rows, kept: r.kept.indices, label: `${pruner.name}: ${r.text}` });
+    }
+    await writeFile(join(out, `kept-${e + 1}.png`), await keptStrip(panels));
+    console.error(`kept-${e + 1}.png: ${ex.question} [${ex.answer}]`);
+  }
   console.log(table);
-  console.log(`\nwritten: ${out}/eval.md, eval.json, pareto.svg, pareto.png`);
+  console.log(`\nwritten: ${out}/eval.md, eval.json, pareto.svg, pareto.png, kept-*.png (patches kept at keep ratio 0.25)`);
 }
 
 async function main(): Promise<number> {

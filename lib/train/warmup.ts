@@ -42,6 +42,7 @@ export interface WarmupStepStats {
   gradNorm: number;
   /** Fraction of the teacher's top-k the scorer's top-k recovers, at the sampled budgets. */
   overlap: number;
+  /** forward: the model up to the prune point (first visit of an example; then cached) and the scorer. */
   ms: { forward: number; backward: number; optimizer: number };
 }
 
@@ -75,6 +76,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
     let lossSum = 0, overlapSum = 0;
     for (let i = 0; i < batch; i++) {
       const index = Math.floor(random() * examples.length);
+      const t1 = performance.now();
       let entry = cache.get(index);
       if (!entry) {
         const ex = examples[index]!;
@@ -83,7 +85,6 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
         if (cache.size < 4096) cache.set(index, entry);
       }
       const keepRatio = budgets.next();
-      const t1 = performance.now();
       const scores = await pruner.scores(entry.prepared.visual, entry.prepared.query, keepRatio, model.backend, signal);
       const s = scores.toHost().host as Float32Array;
       forwardMs += performance.now() - t1;
