@@ -34,3 +34,15 @@ export { NormPruner } from './prune/heuristics/norm.js';
 export { VisionZipPruner, type VisionZipOptions } from './prune/heuristics/visionzip.js';
 export { DivPrunePruner } from './prune/heuristics/divprune.js';
 export { makePruner, PRUNER_NAMES, type PrunerName, type MakePrunerOptions } from './prune/registry.js';
+export { GripPruner, GRIP_FORMAT, type GripSettings, type GripInitOptions } from './prune/grip.js';
+
+// ---- training, evaluation, the testbed ---------------------------------------------------
+export { warmup, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';
+export { GRPOTrainer, grpoObjective, type GRPOOptions, type GRPOStepStats, type RewardName } from './train/grpo.js';
+export { trainGrip, shapesTrainingSet, type TrainRunOptions } from './train/run.js';
+export { parseBudgets, type Budgets, type TrainExample } from './train/data.js';
+export { evaluate, type EvalExample, type EvalRow, type EvalOptions } from './eval/evaluate.js';
+export { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
+export { keptStrip, type KeptPicture } from './eval/pictures.js';
+export { runDemo, embeddedModelDir, defaultPruner, type DemoOptions } from './demo.js';
+export * as shapes from './data/shapes/index.js';
