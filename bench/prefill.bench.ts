@@ -6,6 +6,7 @@
 // (vision, projector, LLM) on the embedded test checkpoint.
 // Usage: node --import tsx bench/prefill.bench.ts [--quick] [--layers N]
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { info, ops, setBackend, tensor, zeros } from '../lib/index.ts';
@@ -13,6 +14,7 @@ import type { TextConfig } from '../lib/model/config.ts';
 import { kernels } from '../lib/model/kernels.ts';
 import { KVCache, runDecoder } from '../lib/model/llama.ts';
 import { loadVLM } from '../lib/model/llava.ts';
+import { embeddedModelDir } from '../lib/demo.ts';
 import type { TextWeights } from '../lib/model/weights.ts';
 import { RandomPruner } from '../lib/prune/heuristics/random.ts';
 import { runTable, type Row } from './harness.ts';
@@ -103,12 +105,13 @@ for (const keepRatio of [1, 0.5, 0.25, 0.11]) {
   console.log(`| ${keepRatio} | ${tokens} | ${(ms / numLayers).toFixed(1)} ms | ${((tokens / ms) * 1000).toFixed(0)} | ${(unprunedMs / numLayers).toFixed(1)} ms | ${(unprunedMs / ms).toFixed(2)}x | ${(S / tokens).toFixed(2)}x |`);
 }
 
-// ---- (3) the whole model on the embedded test checkpoint --------------------------------------
-const modelDir = join(here, '..', 'test', 'fixtures', 'tiny-llava');
+// ---- (3) the whole model: the embedded testbed model (or the tiny test checkpoint) ------------
+const embedded = embeddedModelDir();
+const modelDir = existsSync(join(embedded, 'model.safetensors')) ? embedded : join(here, '..', 'test', 'fixtures', 'tiny-llava');
 const model = await loadVLM(modelDir, { backend: 'cpu' });
 const pixelValues = tensor(floats(3 * model.config.vision.imageSize ** 2), [3, model.config.vision.imageSize, model.config.vision.imageSize]);
-const prompt = 'what is the color of the shape ?';
-console.log(`\n### Whole model: ${modelDir.split('/').slice(-2).join('/')} (random weights, ${model.numImageTokens} visual tokens)\n`);
+const prompt = 'what color is the object in the top left ?';
+console.log(`\n### Whole model: ${modelDir.split('/').slice(-2).join('/')} (${model.numImageTokens} visual tokens, LLM hidden ${model.config.text.hiddenSize}, ${model.config.text.numLayers} layers; ops on the calling thread)\n`);
 console.log('| keep ratio | prefill tokens | vision | prefill | total | baseline: unpruned total | speed-up |');
 console.log('|---|---|---|---|---|---|---|');
 async function whole(keepRatio: number) {
