@@ -108,8 +108,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     const answers: string[] = [];
     for (const keepRatio of DEMO_RATIOS) {
       const r = await model.generate({ image: images[at]!, prompt: ex.question, maxNewTokens: 1, stopAtEos: false, ...(keepRatio < 1 ? { pruner, keepRatio } : {}), ...(signal ? { signal } : {}) });
-      answers.push(`${keepRatio}: ${r.text}`);
-      panels.push({ rgb, size: pixels.shape[1]!, grid, kept: r.kept.indices, label: `keep ${keepRatio}: ${r.text}` });
+      // A special token (say </s>) decodes to nothing; show it rather than a blank.
+      const answer = r.text || model.tokenizer.decode(r.tokenIds, { skipSpecialTokens: false });
+      answers.push(`${keepRatio}: ${answer}`);
+      panels.push({ rgb, size: pixels.shape[1]!, grid, kept: r.kept.indices, label: `keep ${keepRatio}: ${answer}` });
     }
     const file = join(outDir, `example-${e + 1}.png`);
     await writeFile(file, await keptStrip(panels));
