@@ -184,6 +184,8 @@ interface Prefilled {
   length: Int32Array;
   /** Position id of the next token per row. */
   nextPosition: Int32Array;
+  /** [B, S] position ids of the rows of x at the last layers (row-major, S = x.shape[1]). */
+  positions: Int32Array;
   kept: Int32Array[];
   pruneMs: number;
   prefillMs: number;
@@ -292,8 +294,7 @@ export class VLM {
     let stage: PreparedPrompt['stage'];
     if (K === 0) {
       states = projected;
-      const after = await this.embed([row.after], signal);
-      query = after ? await this.meanRows(after, [0], [row.after.length]) : zerosOn([1, this.config.text.hiddenSize], deviceOf(this.backend));
+      query = await this.textQuery([row], signal);
       if (llmSource) {
         const a = await this.stageA([row], projected, null, false, attentionLayer, 0, llmSource, signal);
         a.cache.dispose();
@@ -413,7 +414,7 @@ export class VLM {
     const rowsWanted = positions === 'all' ? Int32Array.from({ length: S }, (_, i) => i) : Int32Array.of(S - 1);
     const h = await gatherRagged(this.k, state.x, [rowsWanted], this.backend);
     const logits = (await lmHead(this.weights.text, this.config.text, view(h, [rowsWanted.length, D]), o)).toHost();
-    const positionIds = this.positionIdsOf(row, state.kept[0]!, request.renumberPositions ?? false, request.pruner ? pruneLayer(request.pruner.point, this.config.text.numLayers) : 0, request.pruner !== undefined);
+    const positionIds = state.positions.slice(0, S);
     return { logits, kept: state.kept[0]!, positionIds: positions === 'all' ? positionIds : positionIds.slice(S - 1) };
   }
 
@@ -486,6 +487,13 @@ export class VLM {
     const ids = new Int32Array(lists.length * maxLen);
     lists.forEach((l, b) => ids.set(l, b * maxLen));
     return this.k.embedding(this.weights.text.embed, int32Tensor(ids, [lists.length, maxLen], deviceOf(this.backend)), { backend: this.backend, signal });
+  }
+
+  /** [B, D] the pre-LLM query: the mean embedding of the text after the image (zeros when there is none). */
+  private async textQuery(rows: Row[], signal: AbortSignal | undefined): Promise<Tensor> {
+    const after = await this.embed(rows.map((r) => r.after), signal);
+    if (!after) return zerosOn([rows.length, this.config.text.hiddenSize], deviceOf(this.backend));
+    return this.meanRows(after, new Int32Array(rows.length), rows.map((r) => r.after.length));
   }
 
   /** [B, D] mean of rows [start[b], start[b] + count[b]) of x [B, S, D] (zeros where count is 0). */
@@ -579,7 +587,7 @@ export class VLM {
     const positions = new Int32Array(B * S);
     keepPositions.forEach((l, b) => positions.set(renumber ? l.map((_, i) => i) : l, b * S));
     await runDecoder(this.weights.text, this.config.text, xKept, int32Tensor(positions, [B, S], dev), length, cache, { from: K, to: this.config.text.numLayers }, o);
-    return { cache, x: xKept, length, nextPosition: renumber ? length.slice() : fullLen.slice(), kept, pruneMs: 0, prefillMs: now() - t0 };
+    return { cache, x: xKept, length, positions, nextPosition: renumber ? length.slice() : fullLen.slice(), kept, pruneMs: 0, prefillMs: now() - t0 };
   }
 
   private async prefill(rows: Row[], visual: Tensor, spec: { pruner: Pruner | undefined; keepRatio: Float32Array; clsAttention?: Float32Array | undefined; cachePolicy: 'keep' | 'compact'; renumber: boolean; extraCapacity: number; signal: AbortSignal | undefined }): Promise<Prefilled> {
@@ -602,10 +610,7 @@ export class VLM {
       let pruneMs = 0;
       if (pruner) {
         const t0 = now();
-        const nb = Int32Array.from(rows, (r) => r.before.length);
-        const afterEmbeds = await this.embed(rows.map((r) => r.after), signal);
-        const query = afterEmbeds ? await this.meanRows(afterEmbeds, new Int32Array(B), rows.map((r) => r.after.length)) : zerosOn([B, this.config.text.hiddenSize], deviceOf(this.backend));
-        void nb;
+        const query = await this.textQuery(rows, signal);
         kept = await this.runPruner(pruner, context(visual, query, source === 'cls' ? spec.clsAttention : undefined));
         pruneMs = now() - t0;
       }
@@ -613,7 +618,7 @@ export class VLM {
       const a = await this.stageA(rows, visual, kept, spec.renumber, 0, spec.extraCapacity, undefined, signal);
       await runDecoder(this.weights.text, this.config.text, a.x, int32Tensor(a.positions, [B, a.x.shape[1]!], deviceOf(this.backend)), a.length, a.cache, { from: 0, to: L }, { backend: this.backend, k: this.k, signal });
       return {
-        cache: a.cache, x: a.x, length: a.length,
+        cache: a.cache, x: a.x, length: a.length, positions: a.positions,
         nextPosition: kept && spec.renumber ? a.length.slice() : a.fullLen.slice(),
         kept: kept ?? allKept(), pruneMs, prefillMs: now() - t1,
       };
@@ -666,16 +671,6 @@ export class VLM {
   private async logSoftmaxRows(h: Tensor, o: RunOptions): Promise<Float32Array> {
     const logits = await lmHead(this.weights.text, this.config.text, h, o);
     return (await this.k.softmax(logits, { backend: o.backend, signal: o.signal, log: true })).toHost().host as Float32Array;
-  }
-
-  private positionIdsOf(row: Row, kept: Int32Array, renumber: boolean, K: number, pruned: boolean): Int32Array {
-    const nb = row.before.length, na = row.after.length, N = this.numImageTokens;
-    const ids: number[] = [];
-    for (let i = 0; i < nb; i++) ids.push(i);
-    for (const k of kept) ids.push(nb + k);
-    for (let j = 0; j < na; j++) ids.push(nb + N + j);
-    void K;
-    return renumber && pruned ? Int32Array.from(ids, (_, i) => i) : Int32Array.from(ids);
   }
 }
 

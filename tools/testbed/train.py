@@ -224,6 +224,14 @@ def model_config(meta, a):
                           eos=meta["eos"], pad=meta["pad"])
 
 
+def portable_args(a):
+    """The arguments with paths relative to the repository root, so logs name no machine's directories."""
+    out = {}
+    for k, v in vars(a).items():
+        out[k] = os.path.relpath(v, ROOT) if isinstance(v, str) and os.path.isabs(v) else v
+    return out
+
+
 def train(a, meta, train_split, val_split, pixels, n_img):
     torch.manual_seed(a.seed)
     cfg = model_config(meta, a)
@@ -254,7 +262,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
 
     if step == 0:
         nparam = sum(p.numel() for p in model.parameters())
-        jlog({"event": "start", "seed": a.seed, "params": nparam, "config": cfg, "args": vars(a),
+        jlog({"event": "start", "seed": a.seed, "params": nparam, "config": cfg, "args": portable_args(a),
               "torch": torch.__version__, "train_examples": len(train_split)})
         log("model: %d parameters (%.2f MB f32)" % (nparam, nparam * 4 / 1e6))
 
@@ -342,7 +350,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         if step % a.ckpt_every == 0 or step == a.steps or stop["flag"]:
             save_ckpt(ckpt, model, opt, step, {"aux": aux.state_dict(), "wall_seconds": wall_before + time.time() - t0,
                                               "examples_seen": seen, "final_loss": last_loss,
-                                              "args": vars(a)})
+                                              "args": portable_args(a)})
     wall = wall_before + time.time() - t0
     signal.signal(signal.SIGINT, old)
     jlog({"event": "stop" if stop["flag"] else "done", "step": step, "wall_seconds": wall,
