@@ -31,41 +31,82 @@ POSITIONS = ["top left", "top", "top right", "left", "center", "right", "bottom 
 
 
 def patch_labels(scene: dict, grid: int = 12, patch: int = 8, cells: int = 3):
-    """(colour [N], shape [N], cell [N]) class indices per patch; background = len(COLORS) / len(SHAPES)."""
+    """(colour [N], shape [N], cell [N], object [N]) class indices per patch: the object covering the
+    patch centre (background = len(COLORS) / len(SHAPES); object -1), and the grid cell of the patch."""
     n = grid * grid
     colour = torch.full((n,), len(COLORS), dtype=torch.long)
     shape = torch.full((n,), len(SHAPES), dtype=torch.long)
+    obj = torch.full((n,), -1, dtype=torch.long)
     per_cell = grid // cells
     cell = torch.tensor([(p // grid // per_cell) * cells + (p % grid) // per_cell for p in range(n)])
-    for o in scene["objects"]:
+    for k, o in enumerate(scene["objects"]):
         r2 = (o["diameterPx"] / 2) ** 2
         for p in range(n):
             cy, cx = (p // grid) * patch + patch / 2, (p % grid) * patch + patch / 2
             if (cx - o["centerX"]) ** 2 + (cy - o["centerY"]) ** 2 <= r2:
                 colour[p] = COLORS.index(o["color"])
                 shape[p] = SHAPES.index(o["shape"])
-    return colour, shape, cell
+                obj[p] = k
+    return colour, shape, cell, obj
 
 
 class AuxHeads(nn.Module):
+    """Patch probes (colour, shape, cell of each patch) and object probes (colour, shape and size of
+    each object, from the mean of the features of the patches it covers). The object probes give the
+    tower a direct signal for shape, which no single 8-pixel patch shows whole."""
+
     def __init__(self, dv: int, cells: int = 9):
         super().__init__()
         self.colour = nn.Linear(dv, len(COLORS) + 1)
         self.shape = nn.Linear(dv, len(SHAPES) + 1)
         self.cell = nn.Linear(dv, cells)
+        self.object_colour = nn.Linear(dv, len(COLORS))
+        self.object_shape = nn.Linear(dv, len(SHAPES))
+        self.object_size = nn.Linear(dv, 2)
+        self._labels = {}
+
+    def labels(self, scenes: list[dict]):
+        out = []
+        for s in scenes:
+            key = s["seed"]
+            if key not in self._labels:
+                self._labels[key] = patch_labels(s)
+            out.append(self._labels[key])
+        return out
 
     def loss(self, feats: torch.Tensor, scenes: list[dict]):
-        """feats [B, N, Dv] (CLS dropped); returns (loss, foreground colour accuracy, foreground shape accuracy)."""
-        labels = [patch_labels(s) for s in scenes]
-        colour = torch.stack([l[0] for l in labels])
-        shape = torch.stack([l[1] for l in labels])
-        cell = torch.stack([l[2] for l in labels])
+        """feats [B, N, Dv] (CLS dropped); returns (loss, foreground colour accuracy, object shape accuracy)."""
+        dev = feats.device
+        labels = self.labels(scenes)
+        colour = torch.stack([l[0] for l in labels]).to(dev)
+        shape = torch.stack([l[1] for l in labels]).to(dev)
+        cell = torch.stack([l[2] for l in labels]).to(dev)
         pc, ps, pl = self.colour(feats), self.shape(feats), self.cell(feats)
         loss = (F.cross_entropy(pc.flatten(0, 1), colour.flatten()) + F.cross_entropy(ps.flatten(0, 1), shape.flatten())
                 + F.cross_entropy(pl.flatten(0, 1), cell.flatten()))
+        # object probes: membership [objects, B*N] rows normalised, pooled features [objects, Dv]
+        rows, oc, os_, oz = [], [], [], []
+        n = feats.shape[1]
+        for b, (s, l) in enumerate(zip(scenes, labels)):
+            for k, o in enumerate(s["objects"]):
+                m = (l[3] == k).nonzero().flatten()
+                if m.numel() == 0:
+                    continue
+                rows.append(m + b * n)
+                oc.append(COLORS.index(o["color"]))
+                os_.append(SHAPES.index(o["shape"]))
+                oz.append(0 if o["size"] == "small" else 1)
+        acc_s = 0.0
+        if rows:
+            flat = feats.reshape(-1, feats.shape[-1])
+            pooled = torch.stack([flat[r.to(dev)].mean(0) for r in rows])
+            oc_t, os_t, oz_t = (torch.tensor(v, device=dev) for v in (oc, os_, oz))
+            ls = self.object_shape(pooled)
+            loss = loss + F.cross_entropy(self.object_colour(pooled), oc_t) + F.cross_entropy(ls, os_t) \
+                + F.cross_entropy(self.object_size(pooled), oz_t)
+            acc_s = (ls.argmax(-1) == os_t).float().mean().item()
         fg = colour != len(COLORS)
         acc_c = (pc.argmax(-1)[fg] == colour[fg]).float().mean().item() if fg.any() else 0.0
-        acc_s = (ps.argmax(-1)[fg] == shape[fg]).float().mean().item() if fg.any() else 0.0
         return loss, acc_c, acc_s
 
 
@@ -84,8 +125,8 @@ def caption_loss(model, vis: torch.Tensor, scenes: list[dict], meta: dict, n_img
     L = max(len(c) for c in caps)
     ids = [prompt + c[:-1] for c in caps]
     start = len(prompt) - 2 + n_img  # the row of the last prompt token after the image expands
-    rows = torch.tensor([[start + min(j, len(c) - 1) for j in range(L)] for c in caps])
-    target = torch.tensor([[c[j] if j < len(c) else -100 for j in range(L)] for c in caps])
+    rows = torch.tensor([[start + min(j, len(c) - 1) for j in range(L)] for c in caps], device=vis.device)
+    target = torch.tensor([[c[j] if j < len(c) else -100 for j in range(L)] for c in caps], device=vis.device)
     x, _ = model.assemble(ids, vis)
     logits = model.llm(x, rows)
     return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)

@@ -99,6 +99,7 @@ class Split:
                 if line.strip():
                     self.examples.append(json.loads(line))
         self.name = name
+        self.image_token = meta["image_token_id"]
 
     def __len__(self):
         return len(self.examples)
@@ -132,7 +133,7 @@ def epoch_order(split: Split, seed: int, epoch: int):
     return order
 
 
-def make_batch(split: Split, idxs, pixels: Pixels, n_img, with_answer: bool, eos: int):
+def make_batch(split: Split, idxs, pixels: Pixels, n_img, with_answer: bool, eos: int, device="cpu"):
     exs = [split.examples[i] for i in idxs]
     scenes = sorted({ex["scene"] for ex in exs})
     slot = {s: k for k, s in enumerate(scenes)}
@@ -151,21 +152,55 @@ def make_batch(split: Split, idxs, pixels: Pixels, n_img, with_answer: bool, eos
             ids_list.append(ids)
             rows.append([last])
             tgt.append([ex["answer_id"]])
-    return px, ids_list, torch.tensor(rows), torch.tensor(tgt), img_idx, exs
+    return px.to(device), ids_list, torch.tensor(rows, device=device), torch.tensor(tgt, device=device), img_idx, exs
+
+
+def make_conversations(split: Split, idxs, pixels: Pixels, n_img, eos: int, device="cpu"):
+    """Training batch in LLaVA's multi-turn form: one sequence per scene holding all of its questions
+    of `idxs` as turns, "USER: <image>\\n Q1 ASSISTANT: A1 </s> USER: Q2 ASSISTANT: A2 </s> ...", so
+    one pass over the 144 visual tokens supervises every question of the scene. The first turn is
+    exactly the single-question prompt used at inference (and the turn order is shuffled each epoch,
+    so every question is sometimes first). Targets: each answer and the </s> after it; rows with no
+    target are padded with -100."""
+    exs = [split.examples[i] for i in idxs]
+    scenes = sorted({ex["scene"] for ex in exs})  # the order make_batch uses: captions and probes rely on it
+    px = pixels(split.images[torch.tensor(scenes, dtype=torch.long)])
+    ids_list, rows, tgt = [], [], []
+    for scene in scenes:
+        turns = [ex for ex in exs if ex["scene"] == scene]
+        ids, r, t = [], [], []
+        for k, ex in enumerate(turns):
+            q = list(ex["input_ids"])
+            if k > 0:  # later turns: "USER: question ASSISTANT:" (no <s>, no image)
+                img = q.index(split.image_token)
+                q = q[1:img] + q[img + 1:]
+            ids += q
+            last = len(ids) - 1 + (n_img - 1)  # the image token expands to n_img rows (it lies in turn 1)
+            r += [last, last + 1]
+            t += [ex["answer_id"], eos]
+            ids += [ex["answer_id"], eos]
+        ids_list.append(ids)
+        rows.append(r)
+        tgt.append(t)
+    width = max(len(r) for r in rows)
+    rows = [r + [r[-1]] * (width - len(r)) for r in rows]
+    tgt = [t + [-100] * (width - len(t)) for t in tgt]
+    return px.to(device), ids_list, torch.tensor(rows, device=device), torch.tensor(tgt, device=device), list(range(len(scenes))), exs
 
 
 @torch.no_grad()
 def predict(model, split: Split, pixels, n_img, eos, idxs=None, batch=64, want_logits=False):
     model.eval()
+    device = next(model.parameters()).device
     idxs = list(range(len(split))) if idxs is None else list(idxs)
     preds, logits = [], []
     for s in range(0, len(idxs), batch):
         chunk = idxs[s:s + batch]
-        px, ids_list, rows, tgt, img_idx, _ = make_batch(split, chunk, pixels, n_img, False, eos)
+        px, ids_list, rows, tgt, img_idx, _ = make_batch(split, chunk, pixels, n_img, False, eos, device)
         lg = model(px, ids_list, rows, img_idx)[:, 0]  # [B,V]
         preds.extend(lg.argmax(-1).tolist())
         if want_logits:
-            logits.append(lg.clone())
+            logits.append(lg.cpu())
     model.train()
     return preds, (torch.cat(logits) if want_logits else None)
 
@@ -235,8 +270,8 @@ def portable_args(a):
 def train(a, meta, train_split, val_split, pixels, n_img):
     torch.manual_seed(a.seed)
     cfg = model_config(meta, a)
-    model = Llava(cfg)
-    aux = AuxHeads(cfg["vision_config"]["hidden_size"])
+    model = Llava(cfg).to(a.device)
+    aux = AuxHeads(cfg["vision_config"]["hidden_size"]).to(a.device)
     opt = build_optimizer(model, a)
     opt.add_param_group({"params": list(aux.parameters()), "weight_decay": 0.0})
     run_dir = os.path.join(a.runs, "seed-%d" % a.seed)
@@ -245,7 +280,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
     os.makedirs(a.logs, exist_ok=True)
     step, wall_before, seen = 0, 0.0, 0
     if a.resume and os.path.exists(ckpt):
-        st = torch.load(ckpt)
+        st = torch.load(ckpt, map_location=a.device)
         model.load_state_dict(st["model"])
         if "aux" in st:
             aux.load_state_dict(st["aux"])
@@ -285,25 +320,43 @@ def train(a, meta, train_split, val_split, pixels, n_img):
     best_val = None
     if step == 0 and a.vision_pretrain > 0:
         # Stage 0: the vision tower learns to see (patch probes only), before the LLM can learn to ignore it.
-        vopt = torch.optim.AdamW(list(model.vision_tower.parameters()) + list(aux.parameters()), lr=3e-3, weight_decay=0.01)
+        # Warm-up then cosine decay to a tenth, over --vision-pretrain steps of --vision-batch scenes.
+        vparams = list(model.vision_tower.parameters()) + list(aux.parameters())
+        vopt = torch.optim.AdamW(vparams, lr=a.vision_lr, weight_decay=0.01)
         g0 = torch.Generator().manual_seed(a.seed + 7)
+        vwin = {"loss": 0.0, "c": 0.0, "s": 0.0, "n": 0}
         for s0 in range(a.vision_pretrain):
-            scenes = torch.randint(len(train_split.scenes), (a.batch // 4,), generator=g0)
-            feats = model.vision_tower.vision_model.hidden_state(pixels(train_split.images[scenes]), model.cfg["vision_feature_layer"])[:, 1:]
+            w = min(1.0, (s0 + 1) / 50)
+            cos_p = 0.1 + 0.45 * (1.0 + math.cos(math.pi * s0 / a.vision_pretrain))
+            for g in vopt.param_groups:
+                g["lr"] = a.vision_lr * w * cos_p
+            scenes = torch.randint(len(train_split.scenes), (a.vision_batch,), generator=g0)
+            feats = model.vision_tower.vision_model.hidden_state(pixels(train_split.images[scenes]).to(a.device),
+                                                                 model.cfg["vision_feature_layer"])[:, 1:]
             loss0, acc_c, acc_s = aux.loss(feats, [train_split.scenes[i] for i in scenes.tolist()])
             vopt.zero_grad(set_to_none=True)
             loss0.backward()
+            torch.nn.utils.clip_grad_norm_(vparams, a.clip)
             vopt.step()
-            if (s0 + 1) % 50 == 0:
-                log("vision pre-training %d/%d  probe loss %.3f  colour acc %.3f  shape acc %.3f" % (s0 + 1, a.vision_pretrain, loss0.item(), acc_c, acc_s))
-                jlog({"vision_pretrain_step": s0 + 1, "probe_loss": loss0.item(), "colour_acc": acc_c, "shape_acc": acc_s})
-    while step < a.steps and not stop["flag"]:
+            vwin = {"loss": vwin["loss"] + loss0.item(), "c": vwin["c"] + acc_c, "s": vwin["s"] + acc_s, "n": vwin["n"] + 1}
+            if (s0 + 1) % 50 == 0 or s0 + 1 == a.vision_pretrain:
+                k = vwin["n"]
+                log("vision pre-training %d/%d  probe loss %.3f  patch colour acc %.3f  object shape acc %.3f  %.0fs"
+                    % (s0 + 1, a.vision_pretrain, vwin["loss"] / k, vwin["c"] / k, vwin["s"] / k, time.time() - t0))
+                jlog({"vision_pretrain_step": s0 + 1, "probe_loss": vwin["loss"] / k, "colour_acc": vwin["c"] / k,
+                      "object_shape_acc": vwin["s"] / k, "elapsed_s": time.time() - t0})
+                vwin = {"loss": 0.0, "c": 0.0, "s": 0.0, "n": 0}
+    end = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
+    while step < end and not stop["flag"]:
         ep, off = divmod(step, spe)
         if ep not in order_cache:
             order_cache.clear()
             order_cache[ep] = epoch_order(train_split, a.seed, ep)
         idxs = order_cache[ep][off * a.batch:(off + 1) * a.batch]
-        px, ids_list, rows, tgt, img_idx, _exs = make_batch(train_split, idxs, pixels, n_img, True, eos)
+        if a.conversations:
+            px, ids_list, rows, tgt, img_idx, _exs = make_conversations(train_split, idxs, pixels, n_img, eos, a.device)
+        else:
+            px, ids_list, rows, tgt, img_idx, _exs = make_batch(train_split, idxs, pixels, n_img, True, eos, a.device)
         lr = lr_at(step, a)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -311,12 +364,18 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         vis = model.multi_modal_projector(feats)
         x, _ = model.assemble(ids_list, vis, img_idx)
         logits = model.llm(x, rows)  # [B,2,V]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
         batch_scenes = [train_split.scenes[s] for s in sorted({ex["scene"] for ex in _exs})]
         if a.caption_weight > 0:
-            loss = loss + a.caption_weight * caption_loss(model, vis, batch_scenes, meta, n_img)
+            # captions of the first --caption-scenes scenes (all when 0); vis rows follow sorted scene order
+            # in both batch layouts
+            nc = len(batch_scenes) if a.caption_scenes <= 0 else min(a.caption_scenes, len(batch_scenes))
+            loss = loss + a.caption_weight * caption_loss(model, vis[:nc], batch_scenes[:nc], meta, n_img)
         if a.aux_weight > 0:
-            loss = loss + a.aux_weight * aux.loss(feats, batch_scenes)[0]
+            aux_loss, _, acc_s = aux.loss(feats, batch_scenes)
+            loss = loss + a.aux_weight * aux_loss
+            win["shape"] = win.get("shape", 0.0) + acc_s
+            win["k"] = win.get("k", 0) + 1
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
@@ -325,9 +384,11 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         seen += len(idxs)
         last_loss = loss.item()
         win["loss"] += last_loss * len(idxs)
-        win["ok"] += int((logits[:, 0].argmax(-1) == tgt[:, 0]).sum())
-        win["n"] += len(idxs)
-        if step % a.log_every == 0 or step == a.steps:
+        answers = tgt[:, 0::2]  # answer targets sit at even columns in both layouts
+        valid = answers != -100
+        win["ok"] += int(((logits[:, 0::2].argmax(-1) == answers) & valid).sum())
+        win["n"] += int(valid.sum())
+        if step % a.log_every == 0 or step == end:
             now = time.time()
             exs = win["n"] / max(now - win["t"], 1e-9)
             el = wall_before + now - t0
@@ -335,11 +396,13 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             rec = {"step": step, "epoch": round(step / spe, 3), "loss": win["loss"] / win["n"],
                    "train_acc": win["ok"] / win["n"], "lr": lr, "grad_norm": float(gn),
                    "ex_per_s": exs, "elapsed_s": el}
+            if win.get("k"):
+                rec["object_shape_acc"] = win["shape"] / win["k"]
             jlog(rec)
             log("step %5d/%d  ep %.2f  loss %.4f  acc %.3f  lr %.2e  |g| %.2f  %.0f ex/s  %.0fs  ETA %.0fs"
                 % (step, a.steps, rec["epoch"], rec["loss"], rec["train_acc"], lr, float(gn), exs, el, eta))
             win = {"loss": 0.0, "ok": 0, "n": 0, "t": time.time(), "ex": 0}
-        if step % a.eval_every == 0 or step == a.steps:
+        if step % a.eval_every == 0 or step == end:
             te = time.time()
             preds, _ = predict(model, val_split, pixels, n_img, eos)
             rep = accuracy_report(val_split, preds)
@@ -347,7 +410,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             jlog({"step": step, "validation": rep, "elapsed_s": wall_before + time.time() - t0})
             log("  validation @%d: %s  [%.1fs]" % (step, fmt_acc(rep), time.time() - te))
             win["t"] += time.time() - te
-        if step % a.ckpt_every == 0 or step == a.steps or stop["flag"]:
+        if step % a.ckpt_every == 0 or step == end or stop["flag"]:
             save_ckpt(ckpt, model, opt, step, {"aux": aux.state_dict(), "wall_seconds": wall_before + time.time() - t0,
                                               "examples_seen": seen, "final_loss": last_loss,
                                               "args": portable_args(a)})
@@ -483,9 +546,17 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--vision-pretrain", type=int, default=150, help="steps of patch-probe training of the vision tower alone, first")
+    ap.add_argument("--vision-pretrain", type=int, default=150, help="steps of probe training of the vision tower alone, first")
+    ap.add_argument("--vision-batch", type=int, default=8, help="scenes per vision pre-training step")
+    ap.add_argument("--vision-lr", type=float, default=3e-3, help="peak learning rate of vision pre-training")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, or cuda to search recipes on a GPU; the shipped model trains on the CPU)")
     ap.add_argument("--caption-weight", type=float, default=1.0, help="weight of the caption loss (0: questions only)")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="weight of the patch-probe loss during the main stage")
+    ap.add_argument("--conversations", action="store_true",
+                    help="train on one multi-turn sequence per scene (all its questions) instead of one per question")
+    ap.add_argument("--caption-scenes", type=int, default=0, help="scenes per step that also get the caption loss (0: all)")
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="stop after this many steps of a --steps schedule (reproduces a run that was stopped early)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true", help="skip training; use the last checkpoint")
     ap.add_argument("--crosscheck", type=int, default=4, help="test examples to cross-check with llava_np.py")
@@ -516,9 +587,11 @@ def main(argv=None):
         st = torch.load(os.path.join(a.runs, "seed-%d" % a.seed, "last.pt"))
         model = Llava(st["config"])
         model.load_state_dict(st["model"])
-        info = {"steps": st["step"], "wall_seconds": st.get("wall_seconds"),
+        info = {"steps": st["step"], "schedule_steps": st.get("args", {}).get("steps"), "wall_seconds": st.get("wall_seconds"),
                 "examples_seen": st.get("examples_seen"), "final_loss": st.get("final_loss")}
         a.command = st.get("args", {}).get("command", a.command)
+        if info["schedule_steps"] and st["step"] < info["schedule_steps"] and "--stop-at" not in a.command:
+            a.command += " --stop-at %d" % st["step"]  # the run was stopped early: this reproduces it
     else:
         model, info = train(a, meta, train_split, val_split, pixels, n_img)
     export_and_evaluate(model, a, meta, val_split, test_split, pixels, n_img, info)
