@@ -35,6 +35,7 @@
 //            timings mean nothing.
 import { spawnSync } from 'node:child_process';
 import { GripError, info, ops, tensor, zeros, type DType, type ScorerParams, type Tensor } from '../lib/index.ts';
+import { normErr } from '../test/helpers.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -336,23 +337,6 @@ add('siluMul', () => {
 });
 
 // ---- checking -------------------------------------------------------------------------------
-
-/** max|a-b| / max(1, max|ref|) over finite reference entries; a non-finite one must match exactly. */
-function normErr(actual: Float32Array, ref: Float32Array): number {
-  if (actual.length !== ref.length) return Infinity;
-  let maxDiff = 0, maxRef = 1;
-  for (let j = 0; j < ref.length; j++) {
-    const a = actual[j]!, b = ref[j]!;
-    if (!Number.isFinite(b)) {
-      if (!Object.is(a, b) && !(Number.isNaN(a) && Number.isNaN(b))) return Infinity;
-      continue;
-    }
-    if (!Number.isFinite(a)) return Infinity;
-    maxDiff = Math.max(maxDiff, Math.abs(a - b));
-    maxRef = Math.max(maxRef, Math.abs(b));
-  }
-  return maxDiff / maxRef;
-}
 
 /** Index of the first differing stored element (bit patterns for f16/bf16), or -1. */
 function firstDiff(a: Tensor, b: Tensor): number {
