@@ -84,7 +84,7 @@ class AuxHeads(nn.Module):
         pc, ps, pl = self.colour(feats), self.shape(feats), self.cell(feats)
         loss = (F.cross_entropy(pc.flatten(0, 1), colour.flatten()) + F.cross_entropy(ps.flatten(0, 1), shape.flatten())
                 + F.cross_entropy(pl.flatten(0, 1), cell.flatten()))
-        # object probes: membership [objects, B*N] rows normalised, pooled features [objects, Dv]
+        # object probes: each object's feature is the mean over the patches it covers
         rows, oc, os_, oz = [], [], [], []
         n = feats.shape[1]
         for b, (s, l) in enumerate(zip(scenes, labels)):
@@ -117,8 +117,9 @@ def caption_ids(scene: dict, vid: dict, eos: int) -> list[int]:
     return [vid[w] for w in words] + [eos]
 
 
-def caption_loss(model, vis: torch.Tensor, scenes: list[dict], meta: dict, n_img: int):
-    """Teacher-forced captions of `scenes` (vis [B, N, D] their projected visual tokens)."""
+def caption_logits(model, vis: torch.Tensor, scenes: list[dict], meta: dict, n_img: int):
+    """Teacher-forced captions of `scenes` (vis [B, N, D] their projected visual tokens): returns
+    (logits [B, L, V] at each caption position, targets [B, L] with -100 past each caption's end)."""
     vid = {w: i for i, w in enumerate(meta["vocab"])}
     prompt = [meta["bos"], vid["user"], vid[":"], meta["image_token_id"], vid["assistant"], vid[":"]]
     caps = [caption_ids(s, vid, meta["eos"]) for s in scenes]
@@ -128,5 +129,25 @@ def caption_loss(model, vis: torch.Tensor, scenes: list[dict], meta: dict, n_img
     rows = torch.tensor([[start + min(j, len(c) - 1) for j in range(L)] for c in caps], device=vis.device)
     target = torch.tensor([[c[j] if j < len(c) else -100 for j in range(L)] for c in caps], device=vis.device)
     x, _ = model.assemble(ids, vis)
-    logits = model.llm(x, rows)
+    return model.llm(x, rows), target
+
+
+def caption_loss(model, vis: torch.Tensor, scenes: list[dict], meta: dict, n_img: int):
+    logits, target = caption_logits(model, vis, scenes, meta, n_img)
     return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+
+
+@torch.no_grad()
+def caption_accuracy(model, vis: torch.Tensor, scenes: list[dict], meta: dict, n_img: int) -> dict:
+    """Teacher-forced caption accuracy by word class: how well the LLM reads every object's colour,
+    shape and position back in raster order (the image's content, without any lookup by content)."""
+    logits, target = caption_logits(model, vis, scenes, meta, n_img)
+    pred = logits.argmax(-1)
+    vocab = meta["vocab"]
+    classes = {"colour": set(COLORS), "shape": set(SHAPES), "position": {w for p in POSITIONS for w in p.split()}}
+    out = {}
+    for name, words in classes.items():
+        ids = torch.tensor([vocab.index(w) for w in sorted(words)], device=target.device)
+        mask = torch.isin(target, ids)
+        out[name] = (pred[mask] == target[mask]).float().mean().item()
+    return out

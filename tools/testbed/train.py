@@ -45,7 +45,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from alignment import AuxHeads, caption_loss
+from alignment import AuxHeads, caption_accuracy, caption_loss
 from llava_torch import Llava, default_config, load_model, save_safetensors  # noqa: E402
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -478,6 +478,10 @@ def export_and_evaluate(model, a, meta, val_split, test_split, pixels, n_img, tr
     tp, tlog = predict(m, test_split, pixels, n_img, eos, want_logits=True)
     trep = accuracy_report(test_split, tp)
     log("validation: %s" % fmt_acc(vrep))
+    with torch.no_grad():  # captions of the validation scenes, teacher-forced, from the saved weights
+        vis = m.image_tokens(pixels(val_split.images))
+        captions = caption_accuracy(m, vis, val_split.scenes, meta, n_img)
+    log("validation captions (teacher-forced, per word class): %s" % " ".join("%s %.3f" % kv for kv in captions.items()))
     log("test:       %s  [eval %.1fs]" % (fmt_acc(trep), time.time() - te))
     top2 = tlog.topk(2, dim=-1).values
     margins = (top2[:, 0] - top2[:, 1])
@@ -519,6 +523,7 @@ def export_and_evaluate(model, a, meta, val_split, test_split, pixels, n_img, tr
                        "command": a.command},
           "test_min_top1_top2_margin": float(margins.min()),
           "numpy_crosscheck": cross,
+          "validation_caption_accuracy": captions,
           "model_bytes": os.path.getsize(os.path.join(a.out, "model.safetensors"))}
     atomic_write_text(os.path.join(a.out, "eval.json"), json.dumps(ev, indent=2) + "\n")
     log("wrote %s/eval.json" % a.out)
