@@ -151,3 +151,34 @@ def caption_accuracy(model, vis: torch.Tensor, scenes: list[dict], meta: dict, n
         mask = torch.isin(target, ids)
         out[name] = (pred[mask] == target[mask]).float().mean().item()
     return out
+
+
+def evidence_attention_loss(attn: list[torch.Tensor], exs: list[dict], image_token: int):
+    """Attention supervision at the answer position: `attn` holds, per supervised decoder layer, the
+    attention probabilities [B, heads, S] of each example's last prompt position. For every example
+    whose answer rests on objects that match the question (`evidence_patches`), the loss is -log of
+    the attention mass the best head of the layer puts on those patches: some head must look where
+    the answer is. A "no" to `exists` is left free: its evidence lists the objects sharing only the
+    colour or the shape, and pulling attention onto those would teach the head to treat a partial
+    match like a match, the very distinction the question asks for. This teaches the lookup by
+    content (which object is red, is there a blue star) that answer supervision alone did not reach
+    in our runs; like the probes it is scaffolding, and the saved model is plain LLaVA.
+    Returns (loss, mean best-head evidence mass)."""
+    dev = attn[0].device
+    B, _, S = attn[0].shape
+    mask = torch.zeros(B, S, device=dev)
+    for b, ex in enumerate(exs):
+        if ex["kind"] == "exists" and ex["answer"] == "no":
+            continue
+        p0 = ex["input_ids"].index(image_token)
+        for q in ex["evidence_patches"]:
+            mask[b, p0 + q] = 1.0
+    has = mask.sum(-1) > 0
+    if not bool(has.any()):
+        return attn[0].sum() * 0.0, 0.0
+    loss, mass_sum = 0.0, 0.0
+    for a in attn:
+        mass = (a * mask[:, None]).sum(-1).max(dim=1).values[has]  # [B'] best head
+        loss = loss - torch.log(mass + 1e-6).mean()
+        mass_sum += mass.mean().item()
+    return loss / len(attn), mass_sum / len(attn)

@@ -204,6 +204,10 @@ class LlamaAttention(nn.Module):
         self.k_proj = nn.Linear(d, kv * dh, bias=False)
         self.v_proj = nn.Linear(d, kv * dh, bias=False)
         self.o_proj = nn.Linear(heads * dh, d, bias=False)
+        # Training scaffolding (tools/testbed/alignment.py): when set to a LongTensor [B] of query
+        # positions, forward() keeps those rows of the attention probabilities in `captured` [B,h,S].
+        self.capture_rows = None
+        self.captured = None
 
     def forward(self, x, cos, sin, rows=None):
         """x [B,S,d]; cos/sin [S,dh]; rows: None (all queries) or LongTensor [B,R] of query
@@ -229,6 +233,10 @@ class LlamaAttention(nn.Module):
         mask = torch.arange(S, device=x.device)[None, None, :] > qpos[:, :, None]  # [B,R,S]
         s = s.masked_fill(mask[:, None], float("-inf"))
         a = torch.softmax(s, dim=-1)
+        if self.capture_rows is not None:
+            # query index of each captured position: the position itself, or its column in `rows`
+            qi = self.capture_rows if rows is None else (rows == self.capture_rows[:, None]).float().argmax(-1)
+            self.captured = a[torch.arange(B, device=x.device), :, qi]  # [B,h,S]
         o = (a @ v).transpose(1, 2).reshape(B, R, self.h * self.dh)
         return self.o_proj(o), xq
 

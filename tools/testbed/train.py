@@ -45,7 +45,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from alignment import AuxHeads, caption_accuracy, caption_loss
+from alignment import AuxHeads, caption_accuracy, caption_loss, evidence_attention_loss
 from llava_torch import Llava, default_config, load_model, save_safetensors  # noqa: E402
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -267,6 +267,16 @@ def portable_args(a):
     return out
 
 
+def checkpoint_commands(st: dict, fallback: str) -> list:
+    """The commands that trained checkpoint `st`, in order. A run stopped early (Ctrl-C, or a
+    checkpoint from before --stop-at existed) gets "--stop-at <step>" so that the list reproduces it."""
+    commands = list(st.get("commands") or [st.get("args", {}).get("command", fallback)])
+    schedule = st.get("args", {}).get("steps")
+    if schedule and st["step"] < schedule and "--stop-at" not in commands[-1]:
+        commands[-1] += " --stop-at %d" % st["step"]
+    return commands
+
+
 def train(a, meta, train_split, val_split, pixels, n_img):
     torch.manual_seed(a.seed)
     cfg = model_config(meta, a)
@@ -279,6 +289,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
     log_path = os.path.join(a.logs, "train-%d.jsonl" % a.seed)
     os.makedirs(a.logs, exist_ok=True)
     step, wall_before, seen = 0, 0.0, 0
+    commands = [a.command]  # every invocation that trained this checkpoint, in order (stages, resumes)
     if a.resume and os.path.exists(ckpt):
         st = torch.load(ckpt, map_location=a.device)
         model.load_state_dict(st["model"])
@@ -286,6 +297,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             aux.load_state_dict(st["aux"])
         opt.load_state_dict(st["opt"])
         step, wall_before, seen = st["step"], st.get("wall_seconds", 0.0), st.get("examples_seen", 0)
+        commands = checkpoint_commands(st, a.command) + [a.command]
         log("resumed from %s at step %d" % (ckpt, step))
     elif os.path.exists(log_path):
         os.replace(log_path, log_path + ".prev")
@@ -300,6 +312,8 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         jlog({"event": "start", "seed": a.seed, "params": nparam, "config": cfg, "args": portable_args(a),
               "torch": torch.__version__, "train_examples": len(train_split)})
         log("model: %d parameters (%.2f MB f32)" % (nparam, nparam * 4 / 1e6))
+    else:  # a resumed run may change the losses (a second stage): record the arguments it runs with
+        jlog({"event": "resume", "step": step, "args": portable_args(a), "torch": torch.__version__})
 
     stop = {"flag": False}
 
@@ -346,6 +360,11 @@ def train(a, meta, train_split, val_split, pixels, n_img):
                 jlog({"vision_pretrain_step": s0 + 1, "probe_loss": vwin["loss"] / k, "colour_acc": vwin["c"] / k,
                       "object_shape_acc": vwin["s"] / k, "elapsed_s": time.time() - t0})
                 vwin = {"loss": 0.0, "c": 0.0, "s": 0.0, "n": 0}
+    attn_layers = []
+    if a.attn_weight > 0:
+        if a.conversations:
+            raise SystemExit("--attn-weight supervises single-question batches; it does not combine with --conversations")
+        attn_layers = [model.language_model.model.layers[int(i)] for i in a.attn_layers.split(",")]
     end = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
     while step < end and not stop["flag"]:
         ep, off = divmod(step, spe)
@@ -363,8 +382,17 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         feats = model.vision_tower.vision_model.hidden_state(px, model.cfg["vision_feature_layer"])[:, 1:]
         vis = model.multi_modal_projector(feats)
         x, _ = model.assemble(ids_list, vis, img_idx)
+        for layer in attn_layers:
+            layer.self_attn.capture_rows = rows[:, 0]
         logits = model.llm(x, rows)  # [B,2,V]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+        if attn_layers:
+            attn_loss, mass = evidence_attention_loss([l.self_attn.captured for l in attn_layers], _exs,
+                                                      meta["image_token_id"])
+            loss = loss + a.attn_weight * attn_loss
+            win["mass"] = win.get("mass", 0.0) + mass
+            for layer in attn_layers:
+                layer.self_attn.capture_rows, layer.self_attn.captured = None, None
         batch_scenes = [train_split.scenes[s] for s in sorted({ex["scene"] for ex in _exs})]
         if a.caption_weight > 0:
             # captions of the first --caption-scenes scenes (all when 0); vis rows follow sorted scene order
@@ -398,6 +426,8 @@ def train(a, meta, train_split, val_split, pixels, n_img):
                    "ex_per_s": exs, "elapsed_s": el}
             if win.get("k"):
                 rec["object_shape_acc"] = win["shape"] / win["k"]
+            if attn_layers:
+                rec["evidence_attention_mass"] = win.get("mass", 0.0) / a.log_every
             jlog(rec)
             log("step %5d/%d  ep %.2f  loss %.4f  acc %.3f  lr %.2e  |g| %.2f  %.0f ex/s  %.0fs  ETA %.0fs"
                 % (step, a.steps, rec["epoch"], rec["loss"], rec["train_acc"], lr, float(gn), exs, el, eta))
@@ -413,7 +443,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         if step % a.ckpt_every == 0 or step == end or stop["flag"]:
             save_ckpt(ckpt, model, opt, step, {"aux": aux.state_dict(), "wall_seconds": wall_before + time.time() - t0,
                                               "examples_seen": seen, "final_loss": last_loss,
-                                              "args": portable_args(a)})
+                                              "args": portable_args(a), "commands": commands})
     wall = wall_before + time.time() - t0
     signal.signal(signal.SIGINT, old)
     jlog({"event": "stop" if stop["flag"] else "done", "step": step, "wall_seconds": wall,
@@ -422,7 +452,8 @@ def train(a, meta, train_split, val_split, pixels, n_img):
     if stop["flag"]:
         log("stopped at step %d; checkpoint %s (continue with --resume)" % (step, ckpt))
         sys.exit(130)
-    return model, {"steps": step, "wall_seconds": wall, "examples_seen": seen, "final_loss": last_loss}
+    return model, {"steps": step, "wall_seconds": wall, "examples_seen": seen, "final_loss": last_loss,
+                   "commands": commands}
 
 
 # ----------------------------------------------------------------------------------------
@@ -519,8 +550,7 @@ def export_and_evaluate(model, a, meta, val_split, test_split, pixels, n_img, tr
         log("numpy cross-check (%d examples): max rel diff %.3g, max abs diff %.3g  [%.1fs]"
             % (k, rel, ab, time.time() - tc))
     ev = {"test": trep, "validation": vrep,
-          "training": {**training_info, "seed": a.seed, "torch_version": torch.__version__,
-                       "command": a.command},
+          "training": {**training_info, "seed": a.seed, "torch_version": torch.__version__},
           "test_min_top1_top2_margin": float(margins.min()),
           "numpy_crosscheck": cross,
           "validation_caption_accuracy": captions,
@@ -560,6 +590,9 @@ def main(argv=None):
     ap.add_argument("--conversations", action="store_true",
                     help="train on one multi-turn sequence per scene (all its questions) instead of one per question")
     ap.add_argument("--caption-scenes", type=int, default=0, help="scenes per step that also get the caption loss (0: all)")
+    ap.add_argument("--attn-weight", type=float, default=0.0,
+                    help="weight of the evidence-attention loss at the answer position (0: off; see alignment.py)")
+    ap.add_argument("--attn-layers", default="1", help="decoder layers (comma-separated) whose attention it supervises")
     ap.add_argument("--stop-at", type=int, default=None,
                     help="stop after this many steps of a --steps schedule (reproduces a run that was stopped early)")
     ap.add_argument("--resume", action="store_true")
@@ -575,7 +608,8 @@ def main(argv=None):
     ap.add_argument("--t-kv", type=int, default=2)
     ap.add_argument("--t-mlp", type=int, default=384)
     a = ap.parse_args(argv)
-    a.command = "python3 tools/testbed/train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args = sys.argv[1:] if argv is None else argv
+    a.command = "python3 tools/testbed/train.py " + " ".join(os.path.relpath(x, ROOT) if os.path.isabs(x) else x for x in args)
     torch.set_num_threads(a.threads)
     with open(os.path.join(a.data, "meta.json")) as f:
         meta = json.load(f)
@@ -594,9 +628,7 @@ def main(argv=None):
         model.load_state_dict(st["model"])
         info = {"steps": st["step"], "schedule_steps": st.get("args", {}).get("steps"), "wall_seconds": st.get("wall_seconds"),
                 "examples_seen": st.get("examples_seen"), "final_loss": st.get("final_loss")}
-        a.command = st.get("args", {}).get("command", a.command)
-        if info["schedule_steps"] and st["step"] < info["schedule_steps"] and "--stop-at" not in a.command:
-            a.command += " --stop-at %d" % st["step"]  # the run was stopped early: this reproduces it
+        info["commands"] = checkpoint_commands(st, a.command)
     else:
         model, info = train(a, meta, train_split, val_split, pixels, n_img)
     export_and_evaluate(model, a, meta, val_split, test_split, pixels, n_img, info)
