@@ -4,7 +4,8 @@
 // and the batched answerLogProb rewards), backward (Plackett-Luce and scorer
 // gradients) and the optimiser, against the unpruned answer forward of the
 // same prompts in the same run (what one rewarded sample would cost alone).
-// Usage: node --import tsx bench/train.bench.ts [--model DIR] [--steps N]
+// Usage: node --import tsx bench/train.bench.ts [--model DIR] [--steps N] [--point pre-llm|K]
+// The default point, layer 2 with the last-token teacher, is the shipped pruner's recipe.
 import { join } from 'node:path';
 import { info } from '../lib/index.ts';
 import { embeddedModelDir } from '../lib/demo.ts';
@@ -20,8 +21,11 @@ const arg = (name: string) => {
 };
 const modelDir = arg('--model') ?? embeddedModelDir();
 const steps = Number(arg('--steps') ?? 20);
+const pointArg = arg('--point') ?? '2';
+const point = pointArg === 'pre-llm' ? 'pre-llm' : { layer: Number(pointArg) };
+const teacher = pointArg === 'pre-llm' ? 'text-tokens' : 'last-token';
 const i = info();
-console.log(`grip-vlm ${i.version} · ${i.simd} · ${i.threads} threads · model ${join(modelDir)}`);
+console.log(`grip-vlm ${i.version} · ${i.simd} · ${i.threads} threads · model ${join(modelDir)} · point ${pointArg} · teacher ${teacher}`);
 const model = await loadVLM(modelDir, { backend: 'cpu' });
 const examples = await shapesTrainingSet(64);
 
@@ -30,10 +34,10 @@ let t = performance.now();
 for (const ex of examples.slice(0, 16)) await model.answerLogProb({ image: ex.image!, prompt: ex.prompt, answer: ex.answer, keepSets: [null] });
 const unprunedMs = (performance.now() - t) / 16;
 
-const pruner = GripPruner.init(model, { hidden: 64, rank: 16, seed: 0 });
+const pruner = GripPruner.init(model, { point, hidden: 64, rank: 16, seed: 0 });
 t = performance.now();
 const warm = { forward: 0, backward: 0, optimizer: 0 };
-for await (const s of warmup(model, pruner, examples, { steps, batch: 8, seed: 0 })) {
+for await (const s of warmup(model, pruner, examples, { steps, batch: 8, seed: 0, teacher })) {
   warm.forward += s.ms.forward;
   warm.backward += s.ms.backward;
   warm.optimizer += s.ms.optimizer;

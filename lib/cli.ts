@@ -12,7 +12,7 @@ import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 import { GripPruner } from './prune/grip.js';
-import type { Pruner, PrunePoint } from './prune/pruner.js';
+import type { AttentionSource, Pruner, PrunePoint } from './prune/pruner.js';
 import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
@@ -47,6 +47,8 @@ commands:
           --warmup-steps N --steps N --group G --prompts-per-step P
           --budgets LOW:HIGH | R1,R2,...   keep ratios (default 0.05:0.5)
           --reward loglik|match|fidelity --beta B --lr LR --hidden H --rank R
+          --teacher text-tokens|last-token|cls   the warm-up's teacher attention (default text-tokens)
+          --attention-layer K  pre-LLM point: the teacher is the attention of layer K - 1 (default 2)
           --seed S --checkpoint-every N --resume
   eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
           --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
@@ -142,11 +144,13 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
       'warmup-steps': { type: 'string' }, steps: { type: 'string' }, group: { type: 'string' }, 'prompts-per-step': { type: 'string' },
       budgets: { type: 'string' }, reward: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       hidden: { type: 'string' }, rank: { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
-      resume: { type: 'boolean' }, threads: { type: 'string' },
+      resume: { type: 'boolean' }, threads: { type: 'string' }, teacher: { type: 'string' }, 'attention-layer': { type: 'string' },
     },
     strict: true,
   });
   if (values.out === undefined) throw new GripError('ERR_GRIP_RANGE', 'expected --out for grip train but received nothing');
+  const teacher = values.teacher ?? 'text-tokens';
+  if (!['text-tokens', 'last-token', 'cls'].includes(teacher)) throw new GripError('ERR_GRIP_RANGE', `expected text-tokens, last-token or cls for --teacher but received "${teacher}"`);
   const data = values.data ?? 'shapes';
   const match = /^shapes(?::(\d+))?$/.exec(data);
   if (!match) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected shapes or shapes:N for --data but received "${data}"`);
@@ -165,7 +169,8 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     ...pick('group', int('group')), ...pick('promptsPerStep', int('prompts-per-step')), ...pick('beta', num('beta')),
     ...pick('lr', num('lr')), ...pick('hidden', int('hidden')), ...pick('rank', int('rank')),
     ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
-    ...pick('checkpointEvery', int('checkpoint-every')),
+    ...pick('checkpointEvery', int('checkpoint-every')), teacher: teacher as AttentionSource,
+    ...pick('attentionLayer', int('attention-layer')),
   });
   console.log(`trained pruner: ${values.out} (grip.json, pruner.safetensors; warm-up policy in ${values.out}/warmup, log in ${values.out}/train.jsonl)`);
 }

@@ -10,7 +10,7 @@ import type { VLM } from '../model/llava.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { SCORER_PARAM_NAMES } from '../ops.js';
 import { GripPruner } from '../prune/grip.js';
-import type { PrunePoint } from '../prune/pruner.js';
+import type { AttentionSource, PrunePoint } from '../prune/pruner.js';
 import type { Tensor } from '../tensor.js';
 import type { Budgets, TrainExample } from './data.js';
 import { GRPOTrainer, type RewardName } from './grpo.js';
@@ -25,6 +25,10 @@ export interface TrainRunOptions {
   warmupSteps: number;
   warmupBatch?: number;
   warmupLr?: number;
+  /** The warm-up's teacher attention (default 'text-tokens'; see WarmupOptions.teacher). */
+  teacher?: AttentionSource;
+  /** Pre-LLM scorers: the layer whose text-to-image attention teaches (see WarmupOptions.attentionLayer). */
+  attentionLayer?: number;
   steps: number;
   group?: number;
   promptsPerStep?: number;
@@ -73,7 +77,10 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
   policy.checkModel(model);
   const started = Date.now();
   const save = async (pruner: GripPruner, dir: string, extra: Record<string, unknown>) => {
-    pruner.settings.training = { ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? 'loglik' };
+    pruner.settings.training = {
+      ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? 'loglik',
+      teacher: options.teacher ?? 'text-tokens', ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
+    };
     await pruner.save(dir);
   };
   const saveState = async () => {
@@ -92,6 +99,7 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
         for await (const s of warmup(model, policy, examples, {
           steps: remaining, batch: options.warmupBatch ?? 8, lr: options.warmupLr ?? 3e-3, budgets: options.budgets,
           seed: seed + state.warmupStep, ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.teacher ? { teacher: options.teacher } : {}), ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
         })) {
           state.warmupStep++;
           await appendFile(logFile, `${JSON.stringify({ phase: 'warmup', step: state.warmupStep, loss: s.loss, overlap: s.overlap, gradNorm: s.gradNorm, ms: s.ms })}\n`);

@@ -48,4 +48,24 @@ test('an aborted run saves its last step, and resume finishes it', async () => {
   assert.equal([...new Set(steps)], [1, 2, 3, 4, 5, 6], 'every GRPO step logged, in order');
 });
 
+test('the warm-up teacher option reaches the warm-up and is recorded', async () => {
+  const model = await loadVLM(fixture, { backend: 'cpu' });
+  const examples = await shapesTrainingSet(6);
+  const warmed = async (teacher: 'text-tokens' | 'last-token') => {
+    const out = join(work, `teacher-${teacher}`);
+    await trainGrip(model, examples, {
+      out, budgets: { range: [0.1, 0.5] }, warmupSteps: 2, warmupBatch: 2, steps: 1, group: 2, promptsPerStep: 1,
+      hidden: 8, rank: 4, seed: 3, teacher, progress: () => {},
+    });
+    return GripPruner.load(join(out, 'warmup'));
+  };
+  const a = await warmed('text-tokens');
+  const b = await warmed('last-token');
+  assert.is(a.settings.training.teacher, 'text-tokens');
+  assert.is(b.settings.training.teacher, 'last-token');
+  // the same seed and data: only the teacher differs, so the warmed-up parameters must too
+  const pa = a.params.w1.host, pb = b.params.w1.host;
+  assert.ok(pa.some((v, i) => v !== pb[i]), 'different teachers gave identical warm-up parameters');
+});
+
 test.run();
