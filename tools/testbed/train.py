@@ -364,7 +364,15 @@ def train(a, meta, train_split, val_split, pixels, n_img):
     if a.attn_weight > 0:
         if a.conversations:
             raise SystemExit("--attn-weight supervises single-question batches; it does not combine with --conversations")
-        attn_layers = [model.language_model.model.layers[int(i)] for i in a.attn_layers.split(",")]
+        n_layers = len(model.language_model.model.layers)
+        try:
+            chosen = [int(i) for i in a.attn_layers.split(",")]
+        except ValueError:
+            chosen = []
+        if not chosen or any(not 0 <= i < n_layers for i in chosen):
+            raise SystemExit("--attn-layers: expected comma-separated decoder layers in [0, %d] but received %r"
+                             % (n_layers - 1, a.attn_layers))
+        attn_layers = [model.language_model.model.layers[i] for i in chosen]
     end = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
     while step < end and not stop["flag"]:
         ep, off = divmod(step, spe)
