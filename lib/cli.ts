@@ -12,7 +12,7 @@ import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 import { GripPruner } from './prune/grip.js';
-import type { AttentionSource, Pruner, PrunePoint } from './prune/pruner.js';
+import { ATTENTION_SOURCES, type AttentionSource, type Pruner, type PrunePoint } from './prune/pruner.js';
 import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
@@ -149,8 +149,10 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     strict: true,
   });
   if (values.out === undefined) throw new GripError('ERR_GRIP_RANGE', 'expected --out for grip train but received nothing');
-  const teacher = values.teacher ?? 'text-tokens';
-  if (!['text-tokens', 'last-token', 'cls'].includes(teacher)) throw new GripError('ERR_GRIP_RANGE', `expected text-tokens, last-token or cls for --teacher but received "${teacher}"`);
+  const teacher = values.teacher;
+  if (teacher !== undefined && !(ATTENTION_SOURCES as readonly string[]).includes(teacher)) {
+    throw new GripError('ERR_GRIP_RANGE', `expected one of ${ATTENTION_SOURCES.join(', ')} for --teacher but received "${teacher}"`);
+  }
   const data = values.data ?? 'shapes';
   const match = /^shapes(?::(\d+))?$/.exec(data);
   if (!match) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected shapes or shapes:N for --data but received "${data}"`);
@@ -169,7 +171,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     ...pick('group', int('group')), ...pick('promptsPerStep', int('prompts-per-step')), ...pick('beta', num('beta')),
     ...pick('lr', num('lr')), ...pick('hidden', int('hidden')), ...pick('rank', int('rank')),
     ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
-    ...pick('checkpointEvery', int('checkpoint-every')), teacher: teacher as AttentionSource,
+    ...pick('checkpointEvery', int('checkpoint-every')), ...pick('teacher', teacher as AttentionSource | undefined),
     ...pick('attentionLayer', int('attention-layer')),
   });
   console.log(`trained pruner: ${values.out} (grip.json, pruner.safetensors; warm-up policy in ${values.out}/warmup, log in ${values.out}/train.jsonl)`);

@@ -13,7 +13,7 @@ import { resolveBackend, setNumThreads, type Backend, type ResolvedBackend } fro
 import { GripError } from '../errors.js';
 import { Tensor, describe, tensor } from '../tensor.js';
 import { check } from '../validate.js';
-import { checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type PrunePoint } from '../prune/pruner.js';
+import { ATTENTION_SOURCES, checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type PrunePoint } from '../prune/pruner.js';
 import { loadLlavaConfig, type LlavaConfig } from './config.js';
 import { kernels, type Kernels } from './kernels.js';
 import { KVCache, lmHead, runDecoder } from './llama.js';
@@ -282,7 +282,7 @@ export class VLM {
     const L = this.config.text.numLayers, N = this.numImageTokens;
     const K = pruneLayer(point, L, 'request.point');
     const source = request.attention;
-    if (source !== undefined) check.oneOf(source, 'request.attention', ['last-token', 'text-tokens', 'cls']);
+    if (source !== undefined) check.oneOf(source, 'request.attention', ATTENTION_SOURCES);
     const attentionLayer = request.attentionLayer ?? 2;
     check.integer(attentionLayer, 'request.attentionLayer', 1, L - 1);
     const answerCapacity = request.answerCapacity ?? 16;

@@ -18,7 +18,8 @@ export type PrunePoint = 'pre-llm' | { layer: number };
  * - 'cls': from the vision tower's CLS token at the feature layer (VisionZip-style).
  * 'last-token' and 'text-tokens' need an in-LLM point.
  */
-export type AttentionSource = 'last-token' | 'text-tokens' | 'cls';
+export const ATTENTION_SOURCES = ['last-token', 'text-tokens', 'cls'] as const;
+export type AttentionSource = (typeof ATTENTION_SOURCES)[number];
 
 export interface PruneContext {
   /** [B, N, D] f32 visual token states at the prune point (projected features pre-LLM, hidden states in-LLM). */

@@ -14,7 +14,7 @@ import type { AttentionSource, PrunePoint } from '../prune/pruner.js';
 import type { Tensor } from '../tensor.js';
 import type { Budgets, TrainExample } from './data.js';
 import { GRPOTrainer, type RewardName } from './grpo.js';
-import { warmup } from './warmup.js';
+import { DEFAULT_TEACHER, warmup } from './warmup.js';
 
 export interface TrainRunOptions {
   out: string;
@@ -79,7 +79,7 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
   const save = async (pruner: GripPruner, dir: string, extra: Record<string, unknown>) => {
     pruner.settings.training = {
       ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? 'loglik',
-      teacher: options.teacher ?? 'text-tokens', ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
+      teacher: options.teacher ?? DEFAULT_TEACHER, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
     };
     await pruner.save(dir);
   };

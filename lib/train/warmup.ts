@@ -16,6 +16,9 @@ import { accumulate, ScorerOptimizer } from './optimizer.js';
 import { mulberry32 } from '../random.js';
 import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
 
+/** The warm-up's teacher when none is given: the attention of every text token after the image, averaged. */
+export const DEFAULT_TEACHER: AttentionSource = 'text-tokens';
+
 export interface WarmupOptions {
   steps: number;
   /** Prompts per step (default 8). */
@@ -62,7 +65,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
   check.oneOf(loss, 'options.loss', ['listwise', 'pairwise']);
   const temperature = options.temperature ?? 1;
   check.number(temperature, 'options.temperature', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
-  const teacher = options.teacher ?? 'text-tokens';
+  const teacher = options.teacher ?? DEFAULT_TEACHER;
   const budgets = new BudgetSampler(options.budgets ?? { range: pruner.settings.budgetRange }, options.seed ?? 0);
   const random = mulberry32((options.seed ?? 0) ^ 0x9e3779b9);
   const optimizer = new ScorerOptimizer(pruner.params, { lr: options.lr ?? 1e-3, weightDecay: options.weightDecay ?? 0, maxGradNorm: 1 });

@@ -68,7 +68,7 @@ test('grip with an unknown command or pruner says what it expected', () => {
 test('grip train names a bad --teacher or --reward before loading anything', () => {
   const a = grip('train', '--out', join(work, 'never'), '--teacher', 'oracle');
   assert.is(a.status, 1);
-  assert.is(a.stderr.trim(), 'grip: expected text-tokens, last-token or cls for --teacher but received "oracle" (ERR_GRIP_RANGE)');
+  assert.is(a.stderr.trim(), 'grip: expected one of last-token, text-tokens, cls for --teacher but received "oracle" (ERR_GRIP_RANGE)');
   const b = grip('train', '--out', join(work, 'never'), '--reward', 'vibes');
   assert.is(b.status, 1);
   assert.is(b.stderr.trim(), 'grip: expected loglik, match or fidelity for --reward but received "vibes" (ERR_GRIP_RANGE)');

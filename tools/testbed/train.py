@@ -399,6 +399,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
                                                       meta["image_token_id"])
             loss = loss + a.attn_weight * attn_loss
             win["mass"] = win.get("mass", 0.0) + mass
+            win["mass_n"] = win.get("mass_n", 0) + 1
             for layer in attn_layers:
                 layer.self_attn.capture_rows, layer.self_attn.captured = None, None
         batch_scenes = [train_split.scenes[s] for s in sorted({ex["scene"] for ex in _exs})]
@@ -435,7 +436,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             if win.get("k"):
                 rec["object_shape_acc"] = win["shape"] / win["k"]
             if attn_layers:
-                rec["evidence_attention_mass"] = win.get("mass", 0.0) / a.log_every
+                rec["evidence_attention_mass"] = win["mass"] / win["mass_n"]  # windows after a resume can be short
             jlog(rec)
             log("step %5d/%d  ep %.2f  loss %.4f  acc %.3f  lr %.2e  |g| %.2f  %.0f ex/s  %.0fs  ETA %.0fs"
                 % (step, a.steps, rec["epoch"], rec["loss"], rec["train_acc"], lr, float(gn), exs, el, eta))
