@@ -5,6 +5,8 @@
   python3 tools/testbed/diagnose.py ... --checkpoint tools/testbed/runs/seed-3/last.pt
 
 Prints, for the given weights:
+- `shape_of_color` on validation by the number of objects in the scene, and whether each wrong answer
+  names another object's shape (the lookup found the wrong object) or a shape absent from the scene.
 - `exists`: on the validation questions, and on 400 training ones, how often the model says "yes" and
   the range of its yes-minus-no logit gap, grouped by whether the asked colour / shape is in the scene
   (a model that ignores the image has one narrow gap range everywhere).
@@ -47,6 +49,23 @@ def exists_report(model, split, pixels, vocab, n_img, limit=None):
         said_yes = sum(g > 0 for g in gaps) / len(gaps)
         print("  colour in scene %-5s shape in scene %-5s answer %-3s  n %4d  says yes %.2f  yes-no gap %.2f .. %.2f"
               % (c, s, ans, len(gaps), said_yes, min(gaps), max(gaps)))
+
+
+def shape_of_color_report(model, split, pixels, vocab, n_img):
+    """`shape_of_color` on validation by the number of objects in the scene, and for the wrong answers
+    whether the shape named belongs to another object of the scene (the lookup read the wrong object)
+    or to none (the shape itself was misread)."""
+    idx = [i for i, e in enumerate(split.examples) if e["kind"] == "shape_of_color"]
+    preds, _ = T.predict(model, split, pixels, n_img, 2, idx)
+    rows = {}
+    for i, p in zip(idx, preds):
+        ex = split.examples[i]
+        shapes = [o["shape"] for o in split.scenes[ex["scene"]]["objects"]]
+        r = rows.setdefault(len(shapes), [0, 0, 0])
+        r[0 if p == ex["answer_id"] else 1 if vocab[p] in shapes else 2] += 1
+    for n, (ok, other, absent) in sorted(rows.items()):
+        print("  %d objects: n %3d  right %.2f  wrong, another object's shape %3d  wrong, a shape not in the scene %3d"
+              % (n, ok + other + absent, ok / (ok + other + absent), other, absent))
 
 
 def probe_accuracy(x, y, n_fit, steps=300):
@@ -112,6 +131,9 @@ def main():
     exists_report(model, val, pixels, meta["vocab"], n_img)
     print("exists, 400 training questions:")
     exists_report(model, train, pixels, meta["vocab"], n_img, 400)
+
+    print("shape_of_color, validation:")
+    shape_of_color_report(model, val, pixels, meta["vocab"], n_img)
 
     idx = [i for i, e in enumerate(train.examples) if e["kind"] == "shape_of_color"][:1200]
     answer, image = residuals(model, train, pixels, idx, n_img)
