@@ -43,7 +43,7 @@ const WARMUP_EXAMPLES = 8;
  * 'unpruned' (the reference every pruner is compared with).
  */
 export async function evaluate(model: VLM, examples: readonly EvalExample[], pruners: readonly Pruner[], ratios: readonly number[], options: EvalOptions = {}): Promise<EvalRow[]> {
-  if (!Array.isArray(examples) || examples.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of examples', 'examples', String(examples));
+  if (!Array.isArray(examples) || examples.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of examples', 'examples', Array.isArray(examples) ? 'an empty array' : String(examples));
   ratios.forEach((r, i) => check.number(r, `ratios[${i}]`, (v) => v > 0 && v <= 1, 'a keep ratio in (0, 1]'));
   const answers = examples.map((ex) => model.tokenizer.encode(ex.answer, { addSpecialTokens: false }));
   const cells: { pruner?: Pruner; keepRatio: number }[] = [{ keepRatio: 1 }];
