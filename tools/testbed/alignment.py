@@ -182,24 +182,3 @@ def evidence_attention_loss(attn: list[torch.Tensor], exs: list[dict], image_tok
         loss = loss - torch.log(mass + 1e-6).mean()
         mass_sum += mass.mean().item()
     return loss / len(attn), mass_sum / len(attn)
-
-
-# Kinds whose answer is a property of the one object the lookup finds (its colour, its shape).
-LOOKUP_KINDS = ("color_at", "shape_of_color")
-
-
-def lookup_readout_loss(probe: nn.Module, out: torch.Tensor, exs: list[dict]):
-    """Readout supervision for the lookup layer: `out` [B, d] is the attention block's output at the
-    answer position of the layer whose attention `evidence_attention_loss` points at the evidence;
-    for the questions of LOOKUP_KINDS, a linear probe on it must name the answer. Attention alone put
-    the answer position of `shape_of_color` on the right object, yet its shape did not reach the
-    residual stream (diagnose.py: every answer the model got wrong was another object's shape): the
-    looked-up value carried the colour it was found by, not the shape asked for. This loss trains
-    the head's value/output maps to carry what was asked. Returns (loss, probe accuracy)."""
-    rows = [b for b, ex in enumerate(exs) if ex["kind"] in LOOKUP_KINDS]
-    if not rows:
-        return out.sum() * 0.0, 0.0
-    idx = torch.tensor(rows, device=out.device)
-    target = torch.tensor([exs[b]["answer_id"] for b in rows], device=out.device)
-    logits = probe(out[idx])
-    return F.cross_entropy(logits, target), (logits.argmax(-1) == target).float().mean().item()

@@ -205,11 +205,9 @@ class LlamaAttention(nn.Module):
         self.v_proj = nn.Linear(d, kv * dh, bias=False)
         self.o_proj = nn.Linear(heads * dh, d, bias=False)
         # Training scaffolding (tools/testbed/alignment.py): when set to a LongTensor [B] of query
-        # positions, forward() keeps those rows of the attention probabilities in `captured` [B,h,S]
-        # and of the attention block's output (after o_proj) in `captured_out` [B,d].
+        # positions, forward() keeps those rows of the attention probabilities in `captured` [B,h,S].
         self.capture_rows = None
         self.captured = None
-        self.captured_out = None
 
     def forward(self, x, cos, sin, rows=None):
         """x [B,S,d]; cos/sin [S,dh]; rows: None (all queries) or LongTensor [B,R] of query
@@ -239,10 +237,8 @@ class LlamaAttention(nn.Module):
             # query index of each captured position: the position itself, or its column in `rows`
             qi = self.capture_rows if rows is None else (rows == self.capture_rows[:, None]).float().argmax(-1)
             self.captured = a[torch.arange(B, device=x.device), :, qi]  # [B,h,S]
-        o = self.o_proj((a @ v).transpose(1, 2).reshape(B, R, self.h * self.dh))
-        if self.capture_rows is not None:
-            self.captured_out = o[torch.arange(B, device=x.device), qi]  # [B,d]
-        return o, xq
+        o = (a @ v).transpose(1, 2).reshape(B, R, self.h * self.dh)
+        return self.o_proj(o), xq
 
 
 class LlamaMLP(nn.Module):

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from alignment import AuxHeads, caption_accuracy, caption_loss, evidence_attention_loss, lookup_readout_loss
+from alignment import AuxHeads, caption_accuracy, caption_loss, evidence_attention_loss
 from llava_torch import Llava, default_config, load_model, save_safetensors  # noqa: E402
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -284,9 +284,6 @@ def train(a, meta, train_split, val_split, pixels, n_img):
     aux = AuxHeads(cfg["vision_config"]["hidden_size"]).to(a.device)
     opt = build_optimizer(model, a)
     opt.add_param_group({"params": list(aux.parameters()), "weight_decay": 0.0})
-    # readout probe of the lookup layer (alignment.lookup_readout_loss): its own optimiser group,
-    # added after a resume's state is loaded when the checkpoint predates it
-    lookup = torch.nn.Linear(cfg["text_config"]["hidden_size"], cfg["text_config"]["vocab_size"]).to(a.device)
     run_dir = os.path.join(a.runs, "seed-%d" % a.seed)
     ckpt = os.path.join(run_dir, "last.pt")
     log_path = os.path.join(a.logs, "train-%d.jsonl" % a.seed)
@@ -298,9 +295,6 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         model.load_state_dict(st["model"])
         if "aux" in st:
             aux.load_state_dict(st["aux"])
-        if "lookup" in st:
-            lookup.load_state_dict(st["lookup"])
-            opt.add_param_group({"params": list(lookup.parameters()), "weight_decay": 0.0})
         opt.load_state_dict(st["opt"])
         step, wall_before, seen = st["step"], st.get("wall_seconds", 0.0), st.get("examples_seen", 0)
         commands = checkpoint_commands(st, a.command) + [a.command]
@@ -379,16 +373,6 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             raise SystemExit("--attn-layers: expected comma-separated decoder layers in [0, %d] but received %r"
                              % (n_layers - 1, a.attn_layers))
         attn_layers = [model.language_model.model.layers[i] for i in chosen]
-    lookup_layer = None
-    if a.lookup_weight > 0:
-        if a.conversations:
-            raise SystemExit("--lookup-weight supervises single-question batches; it does not combine with --conversations")
-        n_layers = len(model.language_model.model.layers)
-        if not 0 <= a.lookup_layer < n_layers:
-            raise SystemExit("--lookup-layer: expected a decoder layer in [0, %d] but received %d" % (n_layers - 1, a.lookup_layer))
-        lookup_layer = model.language_model.model.layers[a.lookup_layer]
-        if len(opt.param_groups) == 3:  # a fresh run, or a checkpoint from before the probe
-            opt.add_param_group({"params": list(lookup.parameters()), "weight_decay": 0.0})
     end = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
     while step < end and not stop["flag"]:
         ep, off = divmod(step, spe)
@@ -403,12 +387,10 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         lr = lr_at(step, a)
         for g in opt.param_groups:
             g["lr"] = lr
-        if len(opt.param_groups) == 4:  # the lookup probe starts from scratch, often late in the schedule
-            opt.param_groups[3]["lr"] = a.lookup_lr
         feats = model.vision_tower.vision_model.hidden_state(px, model.cfg["vision_feature_layer"])[:, 1:]
         vis = model.multi_modal_projector(feats)
         x, _ = model.assemble(ids_list, vis, img_idx)
-        for layer in attn_layers + ([lookup_layer] if lookup_layer is not None else []):
+        for layer in attn_layers:
             layer.self_attn.capture_rows = rows[:, 0]
         logits = model.llm(x, rows)  # [B,2,V]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
@@ -418,13 +400,8 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             loss = loss + a.attn_weight * attn_loss
             win["mass"] = win.get("mass", 0.0) + mass
             win["mass_n"] = win.get("mass_n", 0) + 1
-        if lookup_layer is not None:
-            lk_loss, lk_acc = lookup_readout_loss(lookup, lookup_layer.self_attn.captured_out, _exs)
-            loss = loss + a.lookup_weight * lk_loss
-            win["lookup"] = win.get("lookup", 0.0) + lk_acc
-            win["lookup_n"] = win.get("lookup_n", 0) + 1
-        for layer in attn_layers + ([lookup_layer] if lookup_layer is not None else []):
-            layer.self_attn.capture_rows, layer.self_attn.captured, layer.self_attn.captured_out = None, None, None
+            for layer in attn_layers:
+                layer.self_attn.capture_rows, layer.self_attn.captured = None, None
         batch_scenes = [train_split.scenes[s] for s in sorted({ex["scene"] for ex in _exs})]
         if a.caption_weight > 0:
             # captions of the first --caption-scenes scenes (all when 0); vis rows follow sorted scene order
@@ -460,8 +437,6 @@ def train(a, meta, train_split, val_split, pixels, n_img):
                 rec["object_shape_acc"] = win["shape"] / win["k"]
             if attn_layers:
                 rec["evidence_attention_mass"] = win["mass"] / win["mass_n"]  # windows after a resume can be short
-            if lookup_layer is not None:
-                rec["lookup_readout_acc"] = win["lookup"] / win["lookup_n"]
             jlog(rec)
             log("step %5d/%d  ep %.2f  loss %.4f  acc %.3f  lr %.2e  |g| %.2f  %.0f ex/s  %.0fs  ETA %.0fs"
                 % (step, a.steps, rec["epoch"], rec["loss"], rec["train_acc"], lr, float(gn), exs, el, eta))
@@ -475,8 +450,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             log("  validation @%d: %s  [%.1fs]" % (step, fmt_acc(rep), time.time() - te))
             win["t"] += time.time() - te
         if step % a.ckpt_every == 0 or step == end or stop["flag"]:
-            extra = {"lookup": lookup.state_dict()} if len(opt.param_groups) == 4 else {}
-            save_ckpt(ckpt, model, opt, step, {**extra, "aux": aux.state_dict(), "wall_seconds": wall_before + time.time() - t0,
+            save_ckpt(ckpt, model, opt, step, {"aux": aux.state_dict(), "wall_seconds": wall_before + time.time() - t0,
                                               "examples_seen": seen, "final_loss": last_loss,
                                               "args": portable_args(a), "commands": commands})
     wall = wall_before + time.time() - t0
@@ -628,10 +602,6 @@ def main(argv=None):
     ap.add_argument("--attn-weight", type=float, default=0.0,
                     help="weight of the evidence-attention loss at the answer position (0: off; see alignment.py)")
     ap.add_argument("--attn-layers", default="1", help="decoder layers (comma-separated) whose attention it supervises")
-    ap.add_argument("--lookup-weight", type=float, default=0.0,
-                    help="weight of the lookup-readout loss (0: off; see alignment.lookup_readout_loss)")
-    ap.add_argument("--lookup-lr", type=float, default=3e-3, help="constant learning rate of the lookup probe")
-    ap.add_argument("--lookup-layer", type=int, default=1, help="decoder layer whose attention output it supervises")
     ap.add_argument("--stop-at", type=int, default=None,
                     help="stop after this many steps of a --steps schedule (reproduces a run that was stopped early)")
     ap.add_argument("--resume", action="store_true")
