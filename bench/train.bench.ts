@@ -5,7 +5,7 @@
 // gradients) and the optimiser, against the unpruned answer forward of the
 // same prompts in the same run (what one rewarded sample would cost alone).
 // Usage: node --import tsx bench/train.bench.ts [--model DIR] [--steps N] [--point pre-llm|K]
-// The default point, layer 2 with the last-token teacher, is the shipped pruner's recipe.
+// The default point, layer 2 with the last-token teacher and query (H = 128, R = 32), is the shipped pruner's recipe.
 import { join } from 'node:path';
 import { info } from '../lib/index.ts';
 import { embeddedModelDir } from '../lib/demo.ts';
@@ -34,7 +34,7 @@ let t = performance.now();
 for (const ex of examples.slice(0, 16)) await model.answerLogProb({ image: ex.image!, prompt: ex.prompt, answer: ex.answer, keepSets: [null] });
 const unprunedMs = (performance.now() - t) / 16;
 
-const pruner = GripPruner.init(model, { point, hidden: 64, rank: 16, seed: 0 });
+const pruner = GripPruner.init(model, { point, hidden: 128, rank: 32, seed: 0, queryPooling: pointArg === 'pre-llm' ? 'mean-text-after-image' : 'last-token' });
 t = performance.now();
 const warm = { forward: 0, backward: 0, optimizer: 0 };
 for await (const s of warmup(model, pruner, examples, { steps, batch: 8, seed: 0, teacher })) {

@@ -12,7 +12,7 @@ import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 import { GripPruner } from './prune/grip.js';
-import { ATTENTION_SOURCES, type AttentionSource, type Pruner, type PrunePoint } from './prune/pruner.js';
+import { ATTENTION_SOURCES, QUERY_POOLINGS, type AttentionSource, type Pruner, type PrunePoint, type QueryPooling } from './prune/pruner.js';
 import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
@@ -49,6 +49,7 @@ commands:
           --reward loglik|match|fidelity --beta B --lr LR --hidden H --rank R
           --teacher text-tokens|last-token|cls   the warm-up's teacher attention (default text-tokens)
           --attention-layer K  pre-LLM point: the teacher is the attention of layer K - 1 (default 2)
+          --query mean-text-after-image|last-token   the scorer's text query (default the mean)
           --seed S --checkpoint-every N --resume
   eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
           --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
@@ -144,7 +145,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
       'warmup-steps': { type: 'string' }, steps: { type: 'string' }, group: { type: 'string' }, 'prompts-per-step': { type: 'string' },
       budgets: { type: 'string' }, reward: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       hidden: { type: 'string' }, rank: { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
-      resume: { type: 'boolean' }, threads: { type: 'string' }, teacher: { type: 'string' }, 'attention-layer': { type: 'string' },
+      resume: { type: 'boolean' }, threads: { type: 'string' }, teacher: { type: 'string' }, 'attention-layer': { type: 'string' }, query: { type: 'string' },
     },
     strict: true,
   });
@@ -152,6 +153,10 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
   const teacher = values.teacher;
   if (teacher !== undefined && !(ATTENTION_SOURCES as readonly string[]).includes(teacher)) {
     throw new GripError('ERR_GRIP_RANGE', `expected one of ${ATTENTION_SOURCES.join(', ')} for --teacher but received "${teacher}"`);
+  }
+  const query = values.query;
+  if (query !== undefined && !(QUERY_POOLINGS as readonly string[]).includes(query)) {
+    throw new GripError('ERR_GRIP_RANGE', `expected one of ${QUERY_POOLINGS.join(', ')} for --query but received "${query}"`);
   }
   const data = values.data ?? 'shapes';
   const match = /^shapes(?::(\d+))?$/.exec(data);
@@ -172,7 +177,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     ...pick('lr', num('lr')), ...pick('hidden', int('hidden')), ...pick('rank', int('rank')),
     ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
     ...pick('checkpointEvery', int('checkpoint-every')), ...pick('teacher', teacher as AttentionSource | undefined),
-    ...pick('attentionLayer', int('attention-layer')),
+    ...pick('attentionLayer', int('attention-layer')), ...pick('queryPooling', query as QueryPooling | undefined),
   });
   console.log(`trained pruner: ${values.out} (grip.json, pruner.safetensors; warm-up policy in ${values.out}/warmup, log in ${values.out}/train.jsonl)`);
 }
@@ -199,7 +204,7 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
     if (dir !== undefined || name === 'grip' || name === 'warmup') {
       const loaded = await GripPruner.load(dir ?? (name === 'grip' ? gripDir : join(gripDir, 'warmup')));
       loaded.checkModel(model);
-      pruners.push({ name, point: loaded.point, select: (ctx) => loaded.select(ctx) });
+      pruners.push({ name, point: loaded.point, needs: loaded.needs, select: (ctx) => loaded.select(ctx) });
     } else pruners.push(makePruner(name));
   }
   const questions = option('questions', values.questions, positiveInteger, 'a positive integer') ?? 500;

@@ -26,7 +26,7 @@ export { parseLlavaConfig, loadLlavaConfig, type LlavaConfig, type VisionConfig,
 export { SafetensorsFile, Checkpoint, writeSafetensors, type TensorInfo } from './model/safetensors.js';
 export { preprocessImage, loadProcessorConfig, parseProcessorConfig, type ProcessorConfig, type ImageInput, type RawImage } from './model/processor.js';
 export { TextTokenizer, buildPrompt, encodePrompt, type PromptTemplate } from './model/tokenizer.js';
-export { FixedPruner, numKeepFor, type Pruner, type PrunePoint, type PruneContext, type AttentionSource } from './prune/pruner.js';
+export { FixedPruner, numKeepFor, QUERY_POOLINGS, type Pruner, type PrunePoint, type PruneContext, type AttentionSource, type QueryPooling } from './prune/pruner.js';
 export { RandomPruner } from './prune/heuristics/random.js';
 export { FastVPruner } from './prune/heuristics/fastv.js';
 export { UniformPruner } from './prune/heuristics/uniform.js';

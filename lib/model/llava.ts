@@ -13,7 +13,7 @@ import { resolveBackend, setNumThreads, type Backend, type ResolvedBackend } fro
 import { GripError } from '../errors.js';
 import { Tensor, describe, tensor } from '../tensor.js';
 import { check } from '../validate.js';
-import { ATTENTION_SOURCES, checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type PrunePoint } from '../prune/pruner.js';
+import { ATTENTION_SOURCES, QUERY_POOLINGS, checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type PrunePoint, type QueryPooling } from '../prune/pruner.js';
 import { loadLlavaConfig, type LlavaConfig } from './config.js';
 import { kernels, type Kernels } from './kernels.js';
 import { KVCache, lmHead, runDecoder } from './llama.js';
@@ -98,6 +98,8 @@ export interface PrepareRequest extends ImageSource, PromptSource {
   point?: PrunePoint;
   /** Attention to the visual tokens to return with them. */
   attention?: AttentionSource;
+  /** How the text query is pooled (default 'mean-text-after-image'; a pruner's needs.query). */
+  query?: QueryPooling;
   /** For a pre-LLM point: the attention of 'last-token'/'text-tokens' is read as if pruning at this layer (from layer - 1; default 2). */
   attentionLayer?: number;
   /** Answer tokens answerLogProb may append to a prepared in-LLM prompt (default 16). */
@@ -285,6 +287,8 @@ export class VLM {
     if (source !== undefined) check.oneOf(source, 'request.attention', ATTENTION_SOURCES);
     const attentionLayer = request.attentionLayer ?? 2;
     check.integer(attentionLayer, 'request.attentionLayer', 1, L - 1);
+    const pooling = request.query ?? 'mean-text-after-image';
+    check.oneOf(pooling, 'request.query', QUERY_POOLINGS);
     const answerCapacity = request.answerCapacity ?? 16;
     check.integer(answerCapacity, 'request.answerCapacity', 1, 1 << 16);
     const row = await this.prepareRow(request, 'request', signal);
@@ -294,7 +298,7 @@ export class VLM {
     let stage: PreparedPrompt['stage'];
     if (K === 0) {
       states = projected;
-      query = await this.textQuery([row], signal);
+      query = await this.textQuery([row], pooling, signal);
       if (llmSource) {
         const a = await this.stageA([row], projected, null, false, attentionLayer, 0, llmSource, signal);
         a.cache.dispose();
@@ -303,7 +307,7 @@ export class VLM {
     } else {
       const a = await this.stageA([row], projected, null, false, K, answerCapacity, llmSource, signal);
       states = await gatherRagged(this.k, a.x, [Int32Array.from({ length: N }, (_, i) => a.nb[0]! + i)], this.backend);
-      query = await this.meanRows(a.x, [a.nb[0]! + N], [a.na[0]!]);
+      query = await this.poolText(a.x, [a.nb[0]! + N], [a.na[0]!], pooling);
       if (llmSource) attention = a.attention;
       stage = { x: a.x, cache: a.cache, fullLen: a.fullLen[0]!, answerCapacity };
     }
@@ -489,11 +493,17 @@ export class VLM {
     return this.k.embedding(this.weights.text.embed, int32Tensor(ids, [lists.length, maxLen], deviceOf(this.backend)), { backend: this.backend, signal });
   }
 
-  /** [B, D] the pre-LLM query: the mean embedding of the text after the image (zeros when there is none). */
-  private async textQuery(rows: Row[], signal: AbortSignal | undefined): Promise<Tensor> {
+  /** [B, D] the pre-LLM query: the embeddings of the text after the image, pooled (zeros when there is none). */
+  private async textQuery(rows: Row[], pooling: QueryPooling, signal: AbortSignal | undefined): Promise<Tensor> {
     const after = await this.embed(rows.map((r) => r.after), signal);
     if (!after) return zerosOn([rows.length, this.config.text.hiddenSize], deviceOf(this.backend));
-    return this.meanRows(after, new Int32Array(rows.length), rows.map((r) => r.after.length));
+    return this.poolText(after, new Int32Array(rows.length), rows.map((r) => r.after.length), pooling);
+  }
+
+  /** [B, D] the text rows start[b] .. start[b] + count[b] - 1 of x pooled: their mean, or the last of them (zeros when count is 0). */
+  private poolText(x: Tensor, start: ArrayLike<number>, count: ArrayLike<number>, pooling: QueryPooling): Promise<Tensor> {
+    if (pooling === 'mean-text-after-image') return this.meanRows(x, start, count);
+    return this.meanRows(x, Array.from(start, (s, b) => s + Math.max(0, count[b]! - 1)), Array.from(count, (n) => Math.min(n, 1)));
   }
 
   /** [B, D] mean of rows [start[b], start[b] + count[b]) of x [B, S, D] (zeros where count is 0). */
@@ -596,6 +606,8 @@ export class VLM {
     const allKept = () => rows.map(() => Int32Array.from({ length: N }, (_, i) => i));
     const K = pruner ? pruneLayer(pruner.point, L) : 0;
     const source = pruner?.needs?.attention;
+    const pooling = pruner?.needs?.query ?? 'mean-text-after-image';
+    if (pruner) check.oneOf(pooling, `pruner "${pruner.name}" needs.query`, QUERY_POOLINGS);
     if (pruner && source !== undefined && source !== 'cls' && K === 0) {
       throw new GripError('ERR_GRIP_UNSUPPORTED', `expected an in-LLM point ({ layer: K }) for a pruner that needs '${source}' attention but received 'pre-llm' (pruner "${pruner.name}")`);
     }
@@ -610,7 +622,7 @@ export class VLM {
       let pruneMs = 0;
       if (pruner) {
         const t0 = now();
-        const query = await this.textQuery(rows, signal);
+        const query = await this.textQuery(rows, pooling, signal);
         kept = await this.runPruner(pruner, context(visual, query, source === 'cls' ? spec.clsAttention : undefined));
         pruneMs = now() - t0;
       }
@@ -627,7 +639,7 @@ export class VLM {
     const a = await this.stageA(rows, visual, null, false, K, spec.extraCapacity, source, signal);
     const t1 = now();
     const states = await gatherRagged(this.k, a.x, rows.map((_, b) => Int32Array.from({ length: N }, (_, i) => a.nb[b]! + i)), this.backend);
-    const query = await this.meanRows(a.x, a.nb.map((n) => n + N), a.na);
+    const query = await this.poolText(a.x, a.nb.map((n) => n + N), a.na, pooling);
     const kept = await this.runPruner(pruner, context(states, query, source === 'cls' ? spec.clsAttention : a.attention));
     const t2 = now();
     const b = await this.stageB(a.x, a.cache, kept, a.nb, a.fullLen, K, spec.cachePolicy, spec.renumber, signal);

@@ -14,7 +14,7 @@ import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
 import { Tensor, tensor } from '../tensor.js';
 import { mulberry32 } from '../random.js';
 import { check } from '../validate.js';
-import { pruneLayer, type PruneContext, type Pruner, type PrunePoint } from './pruner.js';
+import { pruneLayer, QUERY_POOLINGS, type PruneContext, type Pruner, type PrunePoint, type QueryPooling } from './pruner.js';
 
 export const GRIP_FORMAT = 'grip-vlm/pruner@1';
 
@@ -28,8 +28,8 @@ export interface GripSettings {
   rank: number;
   /** Keep ratios it was trained for, [low, high]. */
   budgetRange: [number, number];
-  /** How the runtime builds the query: the mean of the text tokens after the image at the point. */
-  queryPooling: 'mean-text-after-image';
+  /** How the runtime builds the query from the text after the image at the point (QUERY_POOLINGS). */
+  queryPooling: QueryPooling;
   /** The model it was trained for (name of its directory, sizes), to refuse a mismatched one. */
   model: { name: string; hiddenSize: number; numImageTokens: number; numLayers: number };
   /** Training metadata (steps, rewards, seeds, ...). */
@@ -49,11 +49,14 @@ export interface GripInitOptions {
   rank?: number;
   seed?: number;
   budgetRange?: [number, number];
+  /** Default 'mean-text-after-image'. */
+  queryPooling?: QueryPooling;
 }
 
 export class GripPruner implements Pruner {
   readonly name = 'grip';
   readonly point: PrunePoint;
+  readonly needs: { query: QueryPooling };
   params: ScorerParams;
   settings: GripSettings;
 
@@ -61,6 +64,7 @@ export class GripPruner implements Pruner {
     this.params = params;
     this.settings = settings;
     this.point = settings.point;
+    this.needs = { query: settings.queryPooling };
   }
 
   /** A fresh scorer for `model` with seeded random weights. */
@@ -73,6 +77,8 @@ export class GripPruner implements Pruner {
     check.integer(seed, 'options.seed', 0, 0xffffffff);
     const budgetRange = options.budgetRange ?? [0.05, 0.5];
     checkRange(budgetRange, 'options.budgetRange');
+    const queryPooling = options.queryPooling ?? 'mean-text-after-image';
+    check.oneOf(queryPooling, 'options.queryPooling', QUERY_POOLINGS);
     const D = model.config.text.hiddenSize;
     const normal = gaussian(seed);
     const randn = (n: number, std: number) => Float32Array.from({ length: n }, () => normal() * std);
@@ -90,7 +96,7 @@ export class GripPruner implements Pruner {
       wk: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
     };
     return new GripPruner(params, {
-      format: GRIP_FORMAT, point, dim: D, hidden: H, rank: R, budgetRange, queryPooling: 'mean-text-after-image',
+      format: GRIP_FORMAT, point, dim: D, hidden: H, rank: R, budgetRange, queryPooling,
       model: { name: baseName(model.dir), hiddenSize: D, numImageTokens: model.numImageTokens, numLayers: model.config.text.numLayers },
       training: { initSeed: seed },
     });
@@ -112,6 +118,9 @@ export class GripPruner implements Pruner {
       throw new GripError('ERR_GRIP_FORMAT', `expected JSON for ${settingsPath} but received text that does not parse`);
     }
     if (settings?.format !== GRIP_FORMAT) throw new GripError('ERR_GRIP_FORMAT', `expected format "${GRIP_FORMAT}" for ${settingsPath} but received ${JSON.stringify(settings?.format)}`);
+    if (!(QUERY_POOLINGS as readonly unknown[]).includes(settings.queryPooling)) {
+      throw new GripError('ERR_GRIP_FORMAT', `expected queryPooling ${QUERY_POOLINGS.map((q) => `"${q}"`).join(' or ')} for ${settingsPath} but received ${JSON.stringify(settings.queryPooling)}`);
+    }
     const file = await SafetensorsFile.open(join(dir, 'pruner.safetensors'));
     try {
       const { dim: D, hidden: H, rank: R } = settings;

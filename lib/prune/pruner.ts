@@ -21,10 +21,20 @@ export type PrunePoint = 'pre-llm' | { layer: number };
 export const ATTENTION_SOURCES = ['last-token', 'text-tokens', 'cls'] as const;
 export type AttentionSource = (typeof ATTENTION_SOURCES)[number];
 
+/**
+ * How the runtime builds PruneContext.query from the text after the image, at
+ * the prune point (pre-LLM: the token embeddings):
+ * - 'mean-text-after-image' (default): the mean of those rows;
+ * - 'last-token': the last prompt token's row, which at an in-LLM point has
+ *   already read the question (the query FastV's attention comes from).
+ */
+export const QUERY_POOLINGS = ['mean-text-after-image', 'last-token'] as const;
+export type QueryPooling = (typeof QUERY_POOLINGS)[number];
+
 export interface PruneContext {
   /** [B, N, D] f32 visual token states at the prune point (projected features pre-LLM, hidden states in-LLM). */
   visual: Tensor;
-  /** [B, D] f32 the mean of the text tokens after the image (the question), at the prune point. */
+  /** [B, D] f32 the text after the image (the question) at the prune point, pooled as the pruner's needs.query says (default: the mean). */
   query: Tensor;
   /** Keep ratio per row, in (0, 1]. */
   keepRatio: Float32Array;
@@ -41,7 +51,7 @@ export interface PruneContext {
 export interface Pruner {
   readonly name: string;
   readonly point: PrunePoint;
-  readonly needs?: { attention?: AttentionSource };
+  readonly needs?: { attention?: AttentionSource; query?: QueryPooling };
   /** Kept visual token indices per row, ascending, numKeep[b] of them. */
   select(ctx: PruneContext): Promise<Int32Array[]>;
 }

@@ -173,7 +173,7 @@ export class GRPOTrainer {
   private async prepare(index: number, example: TrainExample, signal: AbortSignal | undefined): Promise<PreparedPrompt> {
     const cached = this.prepared.get(index);
     if (cached) return cached;
-    const prepared = await this.model.prepare({ ...exampleInput(example), point: this.policy.point, ...(signal ? { signal } : {}) });
+    const prepared = await this.model.prepare({ ...exampleInput(example), point: this.policy.point, query: this.policy.settings.queryPooling, ...(signal ? { signal } : {}) });
     // Prepared prompts hold caches for in-LLM points; keep a bounded number.
     if (this.prepared.size < 512) this.prepared.set(index, prepared);
     return prepared;

@@ -6,11 +6,12 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeExamples, renderScene } from '../data/shapes/index.js';
+import { GripError } from '../errors.js';
 import type { VLM } from '../model/llava.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { SCORER_PARAM_NAMES } from '../ops.js';
 import { GripPruner } from '../prune/grip.js';
-import type { AttentionSource, PrunePoint } from '../prune/pruner.js';
+import type { AttentionSource, PrunePoint, QueryPooling } from '../prune/pruner.js';
 import type { Tensor } from '../tensor.js';
 import type { Budgets, TrainExample } from './data.js';
 import { GRPOTrainer, type RewardName } from './grpo.js';
@@ -21,6 +22,8 @@ export interface TrainRunOptions {
   point?: PrunePoint;
   hidden?: number;
   rank?: number;
+  /** How the scorer's query is pooled (default 'mean-text-after-image'); a resumed run keeps its own. */
+  queryPooling?: QueryPooling;
   budgets: Budgets;
   warmupSteps: number;
   warmupBatch?: number;
@@ -69,10 +72,16 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
   if (options.resume && existsSync(join(out, 'state.json'))) {
     state = JSON.parse(await readFile(join(out, 'state.json'), 'utf8')) as RunState;
     policy = await GripPruner.load(out);
+    if (options.queryPooling && options.queryPooling !== policy.settings.queryPooling) {
+      throw new GripError('ERR_GRIP_RANGE', `expected the query pooling of the run being resumed ("${policy.settings.queryPooling}") for options.queryPooling but received "${options.queryPooling}"`);
+    }
     if (state.phase === 'done' && options.steps > state.grpoStep) state.phase = 'grpo'; // asked for more GRPO steps
     progress(`resuming ${out}: ${state.phase}, warm-up step ${state.warmupStep}, GRPO step ${state.grpoStep}`, true);
   } else {
-    policy = GripPruner.init(model, { point: options.point ?? 'pre-llm', hidden: options.hidden ?? 64, rank: options.rank ?? 16, seed, budgetRange });
+    policy = GripPruner.init(model, {
+      point: options.point ?? 'pre-llm', hidden: options.hidden ?? 64, rank: options.rank ?? 16, seed, budgetRange,
+      ...(options.queryPooling ? { queryPooling: options.queryPooling } : {}),
+    });
   }
   policy.checkModel(model);
   const started = Date.now();

@@ -83,7 +83,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
       let entry = cache.get(index);
       if (!entry) {
         const ex = examples[index]!;
-        const prepared = await model.prepare({ ...exampleInput(ex), point: pruner.point, attention: teacher, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}), ...(signal ? { signal } : {}) });
+        const prepared = await model.prepare({ ...exampleInput(ex), point: pruner.point, query: pruner.settings.queryPooling, attention: teacher, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}), ...(signal ? { signal } : {}) });
         entry = { prepared, teacher: teacherDistribution(prepared.attention!, temperature) };
         if (cache.size < 4096) cache.set(index, entry);
       }

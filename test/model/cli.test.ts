@@ -65,13 +65,16 @@ test('grip with an unknown command or pruner says what it expected', () => {
   assert.is(b.stderr.trim(), 'grip: expected one of fastv, random, uniform, norm, cls, divprune for pruner but received "magic" (ERR_GRIP_RANGE)');
 });
 
-test('grip train names a bad --teacher or --reward before loading anything', () => {
+test('grip train names a bad --teacher, --reward or --query before loading anything', () => {
   const a = grip('train', '--out', join(work, 'never'), '--teacher', 'oracle');
   assert.is(a.status, 1);
   assert.is(a.stderr.trim(), 'grip: expected one of last-token, text-tokens, cls for --teacher but received "oracle" (ERR_GRIP_RANGE)');
   const b = grip('train', '--out', join(work, 'never'), '--reward', 'vibes');
   assert.is(b.status, 1);
   assert.is(b.stderr.trim(), 'grip: expected loglik, match or fidelity for --reward but received "vibes" (ERR_GRIP_RANGE)');
+  const c = grip('train', '--out', join(work, 'never'), '--query', 'first-token');
+  assert.is(c.status, 1);
+  assert.is(c.stderr.trim(), 'grip: expected one of mean-text-after-image, last-token for --query but received "first-token" (ERR_GRIP_RANGE)');
 });
 
 test('grip help prints the usage', () => {

@@ -80,6 +80,60 @@ test('the GRIP pruner keeps the top k of its scores, inside the runtime', async 
   assert.equal(Array.from(r.kept.indices), expected);
 });
 
+test("the 'last-token' query is the last prompt row at the point (causality: n·mean(n rows) − (n−1)·mean(n−1 rows))", async () => {
+  const ex = examples[1]!;
+  const ids = Array.from(model.tokenizer.encode(`<image>\n${ex.prompt}`));
+  const image = ids.indexOf(model.config.imageTokenIndex);
+  const n = ids.length - image - 1;
+  assert.ok(n >= 3, `${n} text tokens after the image`);
+  for (const point of ['pre-llm', { layer: 2 }] as const) {
+    const prepare = async (inputIds: number[], query: 'mean-text-after-image' | 'last-token') =>
+      values((await model.prepare({ pixelValues: ex.pixelValues!, inputIds, point, query })).query);
+    const all = await prepare(ids, 'mean-text-after-image');
+    const head = await prepare(ids.slice(0, -1), 'mean-text-after-image');
+    const last = await prepare(ids, 'last-token');
+    const expected = all.map((v, d) => n * v - (n - 1) * head[d]!);
+    const worst = Math.max(...last.map((v, d) => Math.abs(v - expected[d]!)));
+    assert.ok(worst < 1e-4, `${JSON.stringify(point)}: max difference ${worst}`);
+    assert.ok(Math.max(...last.map((v, d) => Math.abs(v - all[d]!))) > 1e-2, 'the last row differs from the mean');
+  }
+});
+
+test("a GRIP pruner with queryPooling 'last-token' gets that query inside the runtime, and keeps it through save and load", async () => {
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 5, queryPooling: 'last-token' });
+  assert.equal(pruner.needs, { query: 'last-token' });
+  await pruner.save(join(work, 'p-last'));
+  const back = await GripPruner.load(join(work, 'p-last'));
+  assert.equal(back.needs, { query: 'last-token' });
+  const ex = examples[2]!;
+  const keptWith = async (query: 'mean-text-after-image' | 'last-token') => {
+    const prepared = await model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt, point: { layer: 2 }, query });
+    const scores = values(await back.scores(prepared.visual, prepared.query, 0.25, 'cpu'));
+    return Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, 16).sort((a, b) => a - b);
+  };
+  const expected = await keptWith('last-token');
+  assert.not.equal(expected, await keptWith('mean-text-after-image'), 'the two queries choose different tokens');
+  const r = await model.generate({ pixelValues: ex.pixelValues!, prompt: ex.prompt, pruner: back, keepRatio: 0.25, maxNewTokens: 1 });
+  assert.equal(Array.from(r.kept.indices), expected);
+});
+
+test('an unknown query pooling is refused, with the allowed values', async () => {
+  const ex = examples[0]!;
+  let error = await caught(() => model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt, query: 'first-token' as 'last-token' }));
+  assert.instance(error, GripError);
+  assert.is(error.message, "expected one of 'mean-text-after-image', 'last-token' for request.query but received the string \"first-token\"");
+  error = await caught(() => GripPruner.init(model, { queryPooling: 'max' as 'last-token' }));
+  assert.is(error.message, "expected one of 'mean-text-after-image', 'last-token' for options.queryPooling but received the string \"max\"");
+  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
+  (pruner.settings as { queryPooling: string }).queryPooling = 'max';
+  await pruner.save(join(work, 'p-bad-query'));
+  error = await caught(() => GripPruner.load(join(work, 'p-bad-query')));
+  assert.is(error.code, 'ERR_GRIP_FORMAT');
+  assert.is(error.message, `expected queryPooling "mean-text-after-image" or "last-token" for ${join(work, 'p-bad-query', 'grip.json')} but received "max"`);
+  error = await caught(() => model.generate({ pixelValues: ex.pixelValues!, prompt: ex.prompt, pruner: { name: 'odd', point: 'pre-llm', needs: { query: 'max' as 'last-token' }, select: async () => [Int32Array.of(0)] }, keepRatio: 0.25, maxNewTokens: 1 }));
+  assert.is(error.message, "expected one of 'mean-text-after-image', 'last-token' for pruner \"odd\" needs.query but received the string \"max\"");
+});
+
 function finiteDifference(f: (x: Float64Array) => number, x: Float64Array, h = 1e-6): Float64Array {
   return x.map((_, i) => {
     const up = Float64Array.from(x), down = Float64Array.from(x);

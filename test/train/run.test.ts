@@ -68,4 +68,20 @@ test('the warm-up teacher option reaches the warm-up and is recorded', async () 
   assert.ok(pa.some((v, i) => v !== pb[i]), 'different teachers gave identical warm-up parameters');
 });
 
+test('the query pooling option reaches the trained scorer, and a resume with another is refused', async () => {
+  const model = await loadVLM(fixture, { backend: 'cpu' });
+  const examples = await shapesTrainingSet(6);
+  const out = join(work, 'query-last');
+  const options: TrainRunOptions = {
+    out, point: { layer: 2 }, budgets: { range: [0.1, 0.5] }, warmupSteps: 2, warmupBatch: 2, steps: 1, group: 2, promptsPerStep: 1,
+    hidden: 8, rank: 4, seed: 3, queryPooling: 'last-token', progress: () => {},
+  };
+  await trainGrip(model, examples, options);
+  assert.is((await GripPruner.load(out)).settings.queryPooling, 'last-token');
+  assert.is((await GripPruner.load(join(out, 'warmup'))).needs.query, 'last-token');
+  const error = await trainGrip(model, examples, { ...options, steps: 2, resume: true, queryPooling: 'mean-text-after-image' }).catch((e: Error) => e);
+  assert.instance(error, Error);
+  assert.is((error as Error).message, 'expected the query pooling of the run being resumed ("last-token") for options.queryPooling but received "mean-text-after-image"');
+});
+
 test.run();

@@ -21,6 +21,8 @@ checkpoint, which keeps exactly the HF architecture.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -182,3 +184,38 @@ def evidence_attention_loss(attn: list[torch.Tensor], exs: list[dict], image_tok
         loss = loss - torch.log(mass + 1e-6).mean()
         mass_sum += mass.mean().item()
     return loss / len(attn), mass_sum / len(attn)
+
+
+DROP_POLICIES = ("random", "objects", "evidence")
+
+
+def pruned_keys(exs: list[dict], scenes: list[dict], heads: "AuxHeads", image_token: int, S: int, n_img: int,
+                rate: float, budgets: tuple[float, float], gen: torch.Generator,
+                policies: tuple[str, ...] = DROP_POLICIES) -> torch.Tensor:
+    """Token-drop augmentation: a BoolTensor [B, S], True at the visual tokens pruned from an example.
+    A share `rate` of the examples lose their visual tokens outside a keep-set of ceil(rho * N)
+    tokens, rho uniform in `budgets`; the keep-set follows one of `policies`, drawn with equal odds:
+    "random", "objects" (the objects' patches first, then background) or "evidence" (the answer's
+    evidence first, then the other objects, then background), each group in random order. The first two are what cheap pruners keep, the last
+    what a good one keeps. Trained so, the model does not rest an answer on tokens a pruner drops
+    (without it, the testbed model counted by the share of attention its matching patches get
+    against the background, and overcounted once any pruner dropped background)."""
+    mask = torch.zeros(len(exs), S, dtype=torch.bool)
+    for b, (ex, scene) in enumerate(zip(exs, scenes)):
+        if torch.rand((), generator=gen).item() >= rate:
+            continue
+        rho = budgets[0] + (budgets[1] - budgets[0]) * torch.rand((), generator=gen).item()
+        k = max(1, math.ceil(rho * n_img - 1e-9))
+        order = torch.randperm(n_img, generator=gen)
+        policy = policies[int(torch.randint(len(policies), (), generator=gen))]
+        if policy != "random":  # stable sort of the random order by group: evidence, objects, background
+            obj = heads.labels([scene])[0][3]
+            group = (obj < 0).long()
+            if policy == "evidence":
+                group = group + 1
+                group[torch.tensor(ex["evidence_patches"], dtype=torch.long)] = 0
+            order = order[torch.sort(group[order], stable=True).indices]
+        p0 = ex["input_ids"].index(image_token)
+        mask[b, p0:p0 + n_img] = True
+        mask[b, p0 + order[:k]] = False
+    return mask

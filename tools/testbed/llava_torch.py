@@ -209,9 +209,10 @@ class LlamaAttention(nn.Module):
         self.capture_rows = None
         self.captured = None
 
-    def forward(self, x, cos, sin, rows=None):
+    def forward(self, x, cos, sin, rows=None, key_mask=None):
         """x [B,S,d]; cos/sin [S,dh]; rows: None (all queries) or LongTensor [B,R] of query
-        positions (keys/values are always all S positions; causal)."""
+        positions (keys/values are always all S positions; causal); key_mask: None or BoolTensor
+        [B,S], True for keys no query may attend to (tokens pruned before this layer)."""
         B, S, _ = x.shape
         k = self.k_proj(x).view(B, S, self.kv, self.dh).transpose(1, 2)
         v = self.v_proj(x).view(B, S, self.kv, self.dh).transpose(1, 2)
@@ -232,6 +233,8 @@ class LlamaAttention(nn.Module):
         s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.dh))  # [B,h,R,S]
         mask = torch.arange(S, device=x.device)[None, None, :] > qpos[:, :, None]  # [B,R,S]
         s = s.masked_fill(mask[:, None], float("-inf"))
+        if key_mask is not None:
+            s = s.masked_fill(key_mask[:, None, None, :], float("-inf"))
         a = torch.softmax(s, dim=-1)
         if self.capture_rows is not None:
             # query index of each captured position: the position itself, or its column in `rows`
@@ -262,8 +265,8 @@ class LlamaLayer(nn.Module):
         self.input_layernorm = RMSNorm(d, t["rms_norm_eps"])
         self.post_attention_layernorm = RMSNorm(d, t["rms_norm_eps"])
 
-    def forward(self, x, cos, sin, rows=None):
-        a, xq = self.self_attn(self.input_layernorm(x), cos, sin, rows)
+    def forward(self, x, cos, sin, rows=None, key_mask=None):
+        a, xq = self.self_attn(self.input_layernorm(x), cos, sin, rows, key_mask)
         if rows is not None:
             x = torch.gather(x, 1, rows[..., None].expand(-1, -1, x.shape[-1]))
         x = x + a
@@ -349,14 +352,18 @@ class Llava(nn.Module):
             rows.append(torch.cat([e[:p], vis[vi], e[p:]], dim=0))
         return torch.stack(rows), lens
 
-    def llm(self, x, rows=None):
-        """x [B,S,D] -> logits [B,R,V] at `rows` ([B,R] LongTensor) or [B,S,V] for all rows."""
+    def llm(self, x, rows=None, pruned=None):
+        """x [B,S,D] -> logits [B,R,V] at `rows` ([B,R] LongTensor) or [B,S,V] for all rows.
+        pruned: None or (K, BoolTensor [B,S]): from decoder layer K on, no query attends to the
+        masked positions, which is what pruning those tokens at layer K does (the kept tokens keep
+        their position ids, as in the runtime)."""
         S = x.shape[1]
         cos, sin = self.rope_tables(S, x.device)
         layers = self.language_model.model.layers
         for i, layer in enumerate(layers):
             last = i == len(layers) - 1
-            x = layer(x, cos, sin, rows if last else None)
+            key_mask = pruned[1] if pruned is not None and i >= pruned[0] else None
+            x = layer(x, cos, sin, rows if last else None, key_mask)
         x = self.language_model.model.norm(x)
         return self.language_model.lm_head(x)
 

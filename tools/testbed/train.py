@@ -45,7 +45,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from alignment import AuxHeads, caption_accuracy, caption_loss, evidence_attention_loss
+from alignment import AuxHeads, caption_accuracy, caption_loss, evidence_attention_loss, pruned_keys, DROP_POLICIES
 from llava_torch import Llava, default_config, load_model, save_safetensors  # noqa: E402
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -203,6 +203,29 @@ def predict(model, split: Split, pixels, n_img, eos, idxs=None, batch=64, want_l
             logits.append(lg.cpu())
     model.train()
     return preds, (torch.cat(logits) if want_logits else None)
+
+
+def pruned_reference(model, split: Split, pixels, n_img, eos, idxs, image_token):
+    """Logits at the answer position with the visual tokens pruned at a decoder layer (key masking, as
+    the token-drop augmentation trains), for the runtime's check of its pruned forward: example j
+    keeps the answer's evidence patches and every (3 + j % 4)-th patch, pruned at layer 1 + j % 2."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for j, i in enumerate(idxs):
+            px, ids_list, rows, _tgt, img_idx, exs = make_batch(split, [i], pixels, n_img, False, eos)
+            keep = sorted(set(exs[0]["evidence_patches"]) | set(range(0, n_img, 3 + j % 4)))
+            x, _ = model.assemble(ids_list, model.image_tokens(px), img_idx)
+            mask = torch.zeros(1, x.shape[1], dtype=torch.bool)
+            p0 = ids_list[0].index(image_token)
+            mask[0, p0:p0 + n_img] = True
+            mask[0, [p0 + q for q in keep]] = False
+            layer = 1 + j % 2
+            lg = model.llm(x, rows, (layer, mask))[0, 0]
+            out.append({"id": exs[0]["id"], "input_ids": exs[0]["input_ids"], "layer": layer, "keep": keep,
+                        "logits": [f32s(v) for v in lg.tolist()]})
+    model.train()
+    return out
 
 
 def accuracy_report(split: Split, preds, idxs=None):
@@ -373,6 +396,22 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             raise SystemExit("--attn-layers: expected comma-separated decoder layers in [0, %d] but received %r"
                              % (n_layers - 1, a.attn_layers))
         attn_layers = [model.language_model.model.layers[i] for i in chosen]
+    if a.token_drop > 0:
+        if a.conversations:
+            raise SystemExit("--token-drop prunes single-question batches; it does not combine with --conversations")
+        try:
+            drop_budgets = tuple(float(v) for v in a.token_drop_budgets.split(":"))
+        except ValueError:
+            drop_budgets = ()
+        if len(drop_budgets) != 2 or not 0 < drop_budgets[0] <= drop_budgets[1] <= 1:
+            raise SystemExit("--token-drop-budgets: expected LO:HI with 0 < LO <= HI <= 1 but received %r" % a.token_drop_budgets)
+        drop_policies = tuple(a.token_drop_policies.split(","))
+        if not drop_policies or any(p not in DROP_POLICIES for p in drop_policies):
+            raise SystemExit("--token-drop-policies: expected a comma-separated subset of %s but received %r"
+                             % (",".join(DROP_POLICIES), a.token_drop_policies))
+        if not 1 <= a.token_drop_layer < len(model.language_model.model.layers):
+            raise SystemExit("--token-drop-layer: expected a decoder layer in [1, %d] but received %d"
+                             % (len(model.language_model.model.layers) - 1, a.token_drop_layer))
     end = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
     while step < end and not stop["flag"]:
         ep, off = divmod(step, spe)
@@ -392,7 +431,13 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         x, _ = model.assemble(ids_list, vis, img_idx)
         for layer in attn_layers:
             layer.self_attn.capture_rows = rows[:, 0]
-        logits = model.llm(x, rows)  # [B,2,V]
+        pruned = None
+        if a.token_drop > 0:
+            gen = torch.Generator().manual_seed(a.seed * 1000003 + step)
+            mask = pruned_keys(_exs, [train_split.scenes[ex["scene"]] for ex in _exs], aux, meta["image_token_id"],
+                               x.shape[1], n_img, a.token_drop, drop_budgets, gen, drop_policies)
+            pruned = (a.token_drop_layer, mask.to(a.device))
+        logits = model.llm(x, rows, pruned)  # [B,2,V]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
         if attn_layers:
             attn_loss, mass = evidence_attention_loss([l.self_attn.captured for l in attn_layers], _exs,
@@ -540,6 +585,8 @@ def export_and_evaluate(model, a, meta, val_split, test_split, pixels, n_img, tr
                    "input_ids": test_split.examples[i]["input_ids"],
                    "answer_id": test_split.examples[i]["answer_id"],
                    "logits": [f32s(v) for v in tlog[i].tolist()]} for i in range(nref)],
+        "pruned_cases": pruned_reference(m, test_split, pixels, n_img, eos, range(min(16, len(test_split))),
+                                         meta["image_token_id"]),
         "greedy": {"ids": [ex["id"] for ex in test_split.examples], "answer_ids": tp},
         "accuracy": trep["accuracy"],
         "min_top1_top2_margin": f32s(float(margins.min())),
@@ -602,6 +649,12 @@ def main(argv=None):
     ap.add_argument("--attn-weight", type=float, default=0.0,
                     help="weight of the evidence-attention loss at the answer position (0: off; see alignment.py)")
     ap.add_argument("--attn-layers", default="1", help="decoder layers (comma-separated) whose attention it supervises")
+    ap.add_argument("--token-drop", type=float, default=0.0,
+                    help="share of the examples trained with their visual tokens pruned at --token-drop-layer (alignment.pruned_keys)")
+    ap.add_argument("--token-drop-layer", type=int, default=2, help="decoder layer the token-drop augmentation prunes at")
+    ap.add_argument("--token-drop-policies", default=",".join(DROP_POLICIES),
+                    help="keep-set policies of the token-drop augmentation (alignment.pruned_keys)")
+    ap.add_argument("--token-drop-budgets", default="0.05:0.5", help="LO:HI range of the keep ratio of a pruned example")
     ap.add_argument("--stop-at", type=int, default=None,
                     help="stop after this many steps of a --steps schedule (reproduces a run that was stopped early)")
     ap.add_argument("--resume", action="store_true")
