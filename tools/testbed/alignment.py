@@ -196,10 +196,11 @@ def pruned_keys(exs: list[dict], scenes: list[dict], heads: "AuxHeads", image_to
     A share `rate` of the examples lose their visual tokens outside a keep-set of ceil(rho * N)
     tokens, rho uniform in `budgets`; the keep-set follows one of `policies`, drawn with equal odds:
     "random", "objects" (the objects' patches first, then background) or "evidence" (the answer's
-    evidence first, then the other objects, then background), each group in random order. The first two are what cheap pruners keep, the last
-    what a good one keeps. Trained so, the model does not rest an answer on tokens a pruner drops
-    (without it, the testbed model counted by the share of attention its matching patches get
-    against the background, and overcounted once any pruner dropped background)."""
+    evidence first, then the other objects, then background), each group in random order. The
+    first two are what cheap pruners keep, the last what a good one keeps. Trained so, the model
+    does not rest an answer on tokens a pruner drops (without it, the testbed model counted by the
+    share of attention its matching patches get against the background, and overcounted once any
+    pruner dropped background)."""
     mask = torch.zeros(len(exs), S, dtype=torch.bool)
     for b, (ex, scene) in enumerate(zip(exs, scenes)):
         if torch.rand((), generator=gen).item() >= rate:

@@ -396,6 +396,8 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             raise SystemExit("--attn-layers: expected comma-separated decoder layers in [0, %d] but received %r"
                              % (n_layers - 1, a.attn_layers))
         attn_layers = [model.language_model.model.layers[i] for i in chosen]
+    if not 0 <= a.token_drop <= 1:
+        raise SystemExit("--token-drop: expected a share in [0, 1] but received %r" % a.token_drop)
     if a.token_drop > 0:
         if a.conversations:
             raise SystemExit("--token-drop prunes single-question batches; it does not combine with --conversations")
