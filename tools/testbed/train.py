@@ -300,6 +300,29 @@ def checkpoint_commands(st: dict, fallback: str) -> list:
     return commands
 
 
+def token_drop_settings(a):
+    """(budgets, policies) of the token-drop augmentation from the arguments, checked (main() calls
+    it before anything is written, so a bad flag leaves the logs and checkpoints alone)."""
+    if not 0 <= a.token_drop <= 1:
+        raise SystemExit("--token-drop: expected a share in [0, 1] but received %r" % a.token_drop)
+    try:
+        budgets = tuple(float(v) for v in a.token_drop_budgets.split(":"))
+    except ValueError:
+        budgets = ()
+    if len(budgets) != 2 or not 0 < budgets[0] <= budgets[1] <= 1:
+        raise SystemExit("--token-drop-budgets: expected LO:HI with 0 < LO <= HI <= 1 but received %r" % a.token_drop_budgets)
+    policies = tuple(a.token_drop_policies.split(","))
+    if any(p not in DROP_POLICIES for p in policies):
+        raise SystemExit("--token-drop-policies: expected a comma-separated subset of %s but received %r"
+                         % (",".join(DROP_POLICIES), a.token_drop_policies))
+    if not 1 <= a.token_drop_layer < a.t_layers:
+        raise SystemExit("--token-drop-layer: expected a decoder layer in [1, %d] but received %d"
+                         % (a.t_layers - 1, a.token_drop_layer))
+    if a.token_drop > 0 and a.conversations:
+        raise SystemExit("--token-drop prunes single-question batches; it does not combine with --conversations")
+    return budgets, policies
+
+
 def train(a, meta, train_split, val_split, pixels, n_img):
     torch.manual_seed(a.seed)
     cfg = model_config(meta, a)
@@ -396,24 +419,7 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             raise SystemExit("--attn-layers: expected comma-separated decoder layers in [0, %d] but received %r"
                              % (n_layers - 1, a.attn_layers))
         attn_layers = [model.language_model.model.layers[i] for i in chosen]
-    if not 0 <= a.token_drop <= 1:
-        raise SystemExit("--token-drop: expected a share in [0, 1] but received %r" % a.token_drop)
-    if a.token_drop > 0:
-        if a.conversations:
-            raise SystemExit("--token-drop prunes single-question batches; it does not combine with --conversations")
-        try:
-            drop_budgets = tuple(float(v) for v in a.token_drop_budgets.split(":"))
-        except ValueError:
-            drop_budgets = ()
-        if len(drop_budgets) != 2 or not 0 < drop_budgets[0] <= drop_budgets[1] <= 1:
-            raise SystemExit("--token-drop-budgets: expected LO:HI with 0 < LO <= HI <= 1 but received %r" % a.token_drop_budgets)
-        drop_policies = tuple(a.token_drop_policies.split(","))
-        if not drop_policies or any(p not in DROP_POLICIES for p in drop_policies):
-            raise SystemExit("--token-drop-policies: expected a comma-separated subset of %s but received %r"
-                             % (",".join(DROP_POLICIES), a.token_drop_policies))
-        if not 1 <= a.token_drop_layer < len(model.language_model.model.layers):
-            raise SystemExit("--token-drop-layer: expected a decoder layer in [1, %d] but received %d"
-                             % (len(model.language_model.model.layers) - 1, a.token_drop_layer))
+    drop_budgets, drop_policies = token_drop_settings(a)
     end = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
     while step < end and not stop["flag"]:
         ep, off = divmod(step, spe)
@@ -674,6 +680,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     args = sys.argv[1:] if argv is None else argv
     a.command = "python3 tools/testbed/train.py " + " ".join(os.path.relpath(x, ROOT) if os.path.isabs(x) else x for x in args)
+    token_drop_settings(a)
     torch.set_num_threads(a.threads)
     with open(os.path.join(a.data, "meta.json")) as f:
         meta = json.load(f)
