@@ -117,6 +117,26 @@ test("a GRIP pruner with queryPooling 'last-token' gets that query inside the ru
   assert.equal(Array.from(r.kept.indices), expected);
 });
 
+test("the warm-up and GRPO score with the query the pruner's queryPooling asks for", async () => {
+  // Same seed, same parameters, same data: only the pooling differs, so if a trainer
+  // built the default query for every pruner both runs would end identical.
+  const make = (queryPooling: 'mean-text-after-image' | 'last-token') =>
+    GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 9, queryPooling });
+  const warmed = async (queryPooling: 'mean-text-after-image' | 'last-token') => {
+    const pruner = make(queryPooling);
+    for await (const _ of warmup(model, pruner, examples, { steps: 2, batch: 3, seed: 1, teacher: 'last-token' })) { /* run */ }
+    return values(pruner.params.wq);
+  };
+  assert.not.equal(await warmed('mean-text-after-image'), await warmed('last-token'), 'warm-up');
+  const trained = async (queryPooling: 'mean-text-after-image' | 'last-token') => {
+    const policy = make(queryPooling);
+    const trainer = new GRPOTrainer(model, policy, policy.clone(), examples, { steps: 1, group: 4, promptsPerStep: 2, reward: 'loglik', seed: 3 });
+    for await (const _ of trainer.run()) { /* run */ }
+    return values(policy.params.wq);
+  };
+  assert.not.equal(await trained('mean-text-after-image'), await trained('last-token'), 'GRPO');
+});
+
 test('an unknown query pooling is refused, with the allowed values', async () => {
   const ex = examples[0]!;
   let error = await caught(() => model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt, query: 'first-token' as 'last-token' }));
