@@ -73,6 +73,12 @@ def default_config(vocab_size: int, *, image_size=96, patch=8, v_hidden=96, v_la
 # ----------------------------------------------------------------------------------------
 
 
+def full_precision(x):
+    """Attention scores, RoPE, softmax and the weighted sum in float32 even under bfloat16 autocast
+    (train.py --bf16): only the projections run in bfloat16. Without autocast this changes nothing."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 class ClipAttention(nn.Module):
     def __init__(self, d, heads):
         super().__init__()
@@ -87,8 +93,10 @@ class ClipAttention(nn.Module):
         q = self.q_proj(x).view(B, n, self.h, self.dh).transpose(1, 2)
         k = self.k_proj(x).view(B, n, self.h, self.dh).transpose(1, 2)
         v = self.v_proj(x).view(B, n, self.h, self.dh).transpose(1, 2)
-        a = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.dh)), dim=-1)
-        o = (a @ v).transpose(1, 2).reshape(B, n, d)
+        with full_precision(x):
+            q, k, v = q.float(), k.float(), v.float()
+            a = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.dh)), dim=-1)
+            o = (a @ v).transpose(1, 2).reshape(B, n, d)
         return self.out_proj(o)
 
 
@@ -214,9 +222,6 @@ class LlamaAttention(nn.Module):
         positions (keys/values are always all S positions; causal); key_mask: None or BoolTensor
         [B,S], True for keys no query may attend to (tokens pruned before this layer)."""
         B, S, _ = x.shape
-        k = self.k_proj(x).view(B, S, self.kv, self.dh).transpose(1, 2)
-        v = self.v_proj(x).view(B, S, self.kv, self.dh).transpose(1, 2)
-        k = k * cos + rotate_half(k) * sin
         if rows is None:
             xq, qcos, qsin = x, cos, sin
             qpos = torch.arange(S, device=x.device)[None].expand(B, S)
@@ -226,21 +231,26 @@ class LlamaAttention(nn.Module):
             qpos = rows
         R = xq.shape[1]
         q = self.q_proj(xq).view(B, R, self.h, self.dh).transpose(1, 2)
-        q = q * qcos + rotate_half(q) * qsin
-        rep = self.h // self.kv
-        k = k.repeat_interleave(rep, dim=1)  # query head j uses kv head j // rep
-        v = v.repeat_interleave(rep, dim=1)
-        s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.dh))  # [B,h,R,S]
-        mask = torch.arange(S, device=x.device)[None, None, :] > qpos[:, :, None]  # [B,R,S]
-        s = s.masked_fill(mask[:, None], float("-inf"))
-        if key_mask is not None:
-            s = s.masked_fill(key_mask[:, None, None, :], float("-inf"))
-        a = torch.softmax(s, dim=-1)
-        if self.capture_rows is not None:
-            # query index of each captured position: the position itself, or its column in `rows`
-            qi = self.capture_rows if rows is None else (rows == self.capture_rows[:, None]).float().argmax(-1)
-            self.captured = a[torch.arange(B, device=x.device), :, qi]  # [B,h,S]
-        o = (a @ v).transpose(1, 2).reshape(B, R, self.h * self.dh)
+        k = self.k_proj(x).view(B, S, self.kv, self.dh).transpose(1, 2)
+        v = self.v_proj(x).view(B, S, self.kv, self.dh).transpose(1, 2)
+        with full_precision(x):
+            q, k, v = q.float(), k.float(), v.float()
+            k = k * cos + rotate_half(k) * sin
+            q = q * qcos + rotate_half(q) * qsin
+            rep = self.h // self.kv
+            k = k.repeat_interleave(rep, dim=1)  # query head j uses kv head j // rep
+            v = v.repeat_interleave(rep, dim=1)
+            s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.dh))  # [B,h,R,S]
+            mask = torch.arange(S, device=x.device)[None, None, :] > qpos[:, :, None]  # [B,R,S]
+            s = s.masked_fill(mask[:, None], float("-inf"))
+            if key_mask is not None:
+                s = s.masked_fill(key_mask[:, None, None, :], float("-inf"))
+            a = torch.softmax(s, dim=-1)
+            if self.capture_rows is not None:
+                # query index of each captured position: the position itself, or its column in `rows`
+                qi = self.capture_rows if rows is None else (rows == self.capture_rows[:, None]).float().argmax(-1)
+                self.captured = a[torch.arange(B, device=x.device), :, qi]  # [B,h,S]
+            o = (a @ v).transpose(1, 2).reshape(B, R, self.h * self.dh)
         return self.o_proj(o), xq
 
 

@@ -323,6 +323,13 @@ def token_drop_settings(a):
     return budgets, policies
 
 
+def autocast(a):
+    """bfloat16 autocast for the training forward passes with --bf16 (a no-op context otherwise). On a CPU
+    with AVX-512 BF16 (Zen 4, Sapphire Rapids) the GEMMs run ~3x faster than float32 through OpenBLAS; the
+    weights, the optimiser state, the losses and every evaluation stay float32."""
+    return torch.autocast(a.device.split(":")[0], dtype=torch.bfloat16, enabled=a.bf16)
+
+
 def train(a, meta, train_split, val_split, pixels, n_img):
     torch.manual_seed(a.seed)
     cfg = model_config(meta, a)
@@ -391,9 +398,10 @@ def train(a, meta, train_split, val_split, pixels, n_img):
             for g in vopt.param_groups:
                 g["lr"] = a.vision_lr * w * cos_p
             scenes = torch.randint(len(train_split.scenes), (a.vision_batch,), generator=g0)
-            feats = model.vision_tower.vision_model.hidden_state(pixels(train_split.images[scenes]).to(a.device),
-                                                                 model.cfg["vision_feature_layer"])[:, 1:]
-            loss0, acc_c, acc_s = aux.loss(feats, [train_split.scenes[i] for i in scenes.tolist()])
+            with autocast(a):
+                feats = model.vision_tower.vision_model.hidden_state(pixels(train_split.images[scenes]).to(a.device),
+                                                                     model.cfg["vision_feature_layer"])[:, 1:]
+                loss0, acc_c, acc_s = aux.loss(feats, [train_split.scenes[i] for i in scenes.tolist()])
             vopt.zero_grad(set_to_none=True)
             loss0.backward()
             torch.nn.utils.clip_grad_norm_(vparams, a.clip)
@@ -434,38 +442,40 @@ def train(a, meta, train_split, val_split, pixels, n_img):
         lr = lr_at(step, a)
         for g in opt.param_groups:
             g["lr"] = lr
-        feats = model.vision_tower.vision_model.hidden_state(px, model.cfg["vision_feature_layer"])[:, 1:]
-        vis = model.multi_modal_projector(feats)
-        x, _ = model.assemble(ids_list, vis, img_idx)
-        for layer in attn_layers:
-            layer.self_attn.capture_rows = rows[:, 0]
-        pruned = None
-        if a.token_drop > 0:
-            gen = torch.Generator().manual_seed(a.seed * 1000003 + step)
-            mask = pruned_keys(_exs, [train_split.scenes[ex["scene"]] for ex in _exs], aux, meta["image_token_id"],
-                               x.shape[1], n_img, a.token_drop, drop_budgets, gen, drop_policies)
-            pruned = (a.token_drop_layer, mask.to(a.device))
-        logits = model.llm(x, rows, pruned)  # [B,2,V]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
-        if attn_layers:
-            attn_loss, mass = evidence_attention_loss([l.self_attn.captured for l in attn_layers], _exs,
-                                                      meta["image_token_id"])
-            loss = loss + a.attn_weight * attn_loss
-            win["mass"] = win.get("mass", 0.0) + mass
-            win["mass_n"] = win.get("mass_n", 0) + 1
+        with autocast(a):
+            feats = model.vision_tower.vision_model.hidden_state(px, model.cfg["vision_feature_layer"])[:, 1:]
+            vis = model.multi_modal_projector(feats)
+            x, _ = model.assemble(ids_list, vis, img_idx)
             for layer in attn_layers:
-                layer.self_attn.capture_rows, layer.self_attn.captured = None, None
-        batch_scenes = [train_split.scenes[s] for s in sorted({ex["scene"] for ex in _exs})]
-        if a.caption_weight > 0:
-            # captions of the first --caption-scenes scenes (all when 0); vis rows follow sorted scene order
-            # in both batch layouts
-            nc = len(batch_scenes) if a.caption_scenes <= 0 else min(a.caption_scenes, len(batch_scenes))
-            loss = loss + a.caption_weight * caption_loss(model, vis[:nc], batch_scenes[:nc], meta, n_img)
-        if a.aux_weight > 0:
-            aux_loss, _, acc_s = aux.loss(feats, batch_scenes)
-            loss = loss + a.aux_weight * aux_loss
-            win["shape"] = win.get("shape", 0.0) + acc_s
-            win["k"] = win.get("k", 0) + 1
+                layer.self_attn.capture_rows = rows[:, 0]
+            pruned = None
+            if a.token_drop > 0:
+                gen = torch.Generator().manual_seed(a.seed * 1000003 + step)
+                mask = pruned_keys(_exs, [train_split.scenes[ex["scene"]] for ex in _exs], aux, meta["image_token_id"],
+                                   x.shape[1], n_img, a.token_drop, drop_budgets, gen, drop_policies)
+                pruned = (a.token_drop_layer, mask.to(a.device))
+            logits = model.llm(x, rows, pruned)  # [B,2,V]
+            logits = logits.float()
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+            if attn_layers:
+                attn_loss, mass = evidence_attention_loss([l.self_attn.captured for l in attn_layers], _exs,
+                                                          meta["image_token_id"])
+                loss = loss + a.attn_weight * attn_loss
+                win["mass"] = win.get("mass", 0.0) + mass
+                win["mass_n"] = win.get("mass_n", 0) + 1
+                for layer in attn_layers:
+                    layer.self_attn.capture_rows, layer.self_attn.captured = None, None
+            batch_scenes = [train_split.scenes[s] for s in sorted({ex["scene"] for ex in _exs})]
+            if a.caption_weight > 0:
+                # captions of the first --caption-scenes scenes (all when 0); vis rows follow sorted scene order
+                # in both batch layouts
+                nc = len(batch_scenes) if a.caption_scenes <= 0 else min(a.caption_scenes, len(batch_scenes))
+                loss = loss + a.caption_weight * caption_loss(model, vis[:nc], batch_scenes[:nc], meta, n_img)
+            if a.aux_weight > 0:
+                aux_loss, _, acc_s = aux.loss(feats, batch_scenes)
+                loss = loss + a.aux_weight * aux_loss
+                win["shape"] = win.get("shape", 0.0) + acc_s
+                win["k"] = win.get("k", 0) + 1
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
@@ -663,6 +673,8 @@ def main(argv=None):
     ap.add_argument("--token-drop-policies", default=",".join(DROP_POLICIES),
                     help="keep-set policies of the token-drop augmentation (alignment.pruned_keys)")
     ap.add_argument("--token-drop-budgets", default="0.05:0.5", help="LO:HI range of the keep ratio of a pruned example")
+    ap.add_argument("--bf16", action="store_true",
+                    help="run the training forward passes under bfloat16 autocast (weights, optimiser and evaluation stay float32)")
     ap.add_argument("--stop-at", type=int, default=None,
                     help="stop after this many steps of a --steps schedule (reproduces a run that was stopped early)")
     ap.add_argument("--resume", action="store_true")
