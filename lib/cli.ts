@@ -16,6 +16,7 @@ import { ATTENTION_SOURCES, QUERY_POOLINGS, type AttentionSource, type Pruner, t
 import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
+import { WARMUP_LOSSES, type WarmupLoss } from './train/warmup.js';
 import { loadVLM } from './model/llava.js';
 import { makePruner, PRUNER_NAMES } from './prune/registry.js';
 
@@ -50,6 +51,8 @@ commands:
           --teacher text-tokens|last-token|cls   the warm-up's teacher attention (default text-tokens)
           --attention-layer K  pre-LLM point: the teacher is the attention of layer K - 1 (default 2)
           --query mean-text-after-image|last-token   the scorer's text query (default the mean)
+          --warmup-loss listwise|pairwise   the warm-up's loss (default listwise)
+          --teacher-temperature T   teacher ∝ attention^(1/T): < 1 sharpens, > 1 flattens (default 1)
           --seed S --checkpoint-every N --resume
   eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
           --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
@@ -146,6 +149,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
       budgets: { type: 'string' }, reward: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       hidden: { type: 'string' }, rank: { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       resume: { type: 'boolean' }, threads: { type: 'string' }, teacher: { type: 'string' }, 'attention-layer': { type: 'string' }, query: { type: 'string' },
+      'warmup-loss': { type: 'string' }, 'teacher-temperature': { type: 'string' },
     },
     strict: true,
   });
@@ -158,6 +162,11 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
   if (query !== undefined && !(QUERY_POOLINGS as readonly string[]).includes(query)) {
     throw new GripError('ERR_GRIP_RANGE', `expected one of ${QUERY_POOLINGS.join(', ')} for --query but received "${query}"`);
   }
+  const warmupLoss = values['warmup-loss'];
+  if (warmupLoss !== undefined && !(WARMUP_LOSSES as readonly string[]).includes(warmupLoss)) {
+    throw new GripError('ERR_GRIP_RANGE', `expected one of ${WARMUP_LOSSES.join(', ')} for --warmup-loss but received "${warmupLoss}"`);
+  }
+  const teacherTemperature = option('teacher-temperature', values['teacher-temperature'], (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
   const data = values.data ?? 'shapes';
   const match = /^shapes(?::(\d+))?$/.exec(data);
   if (!match) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected shapes or shapes:N for --data but received "${data}"`);
@@ -178,6 +187,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
     ...pick('checkpointEvery', int('checkpoint-every')), ...pick('teacher', teacher as AttentionSource | undefined),
     ...pick('attentionLayer', int('attention-layer')), ...pick('queryPooling', query as QueryPooling | undefined),
+    ...pick('warmupLoss', warmupLoss as WarmupLoss | undefined), ...pick('teacherTemperature', teacherTemperature),
   });
   console.log(`trained pruner: ${values.out} (grip.json, pruner.safetensors; warm-up policy in ${values.out}/warmup, log in ${values.out}/train.jsonl)`);
 }

@@ -37,7 +37,7 @@ export { makePruner, PRUNER_NAMES, type PrunerName, type MakePrunerOptions } fro
 export { GripPruner, GRIP_FORMAT, type GripSettings, type GripInitOptions } from './prune/grip.js';
 
 // ---- training, evaluation, the testbed ---------------------------------------------------
-export { warmup, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';
+export { warmup, WARMUP_LOSSES, type WarmupLoss, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';
 export { GRPOTrainer, grpoObjective, type GRPOOptions, type GRPOStepStats, type RewardName } from './train/grpo.js';
 export { trainGrip, shapesTrainingSet, type TrainRunOptions } from './train/run.js';
 export { parseBudgets, type Budgets, type TrainExample } from './train/data.js';

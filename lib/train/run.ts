@@ -15,7 +15,7 @@ import type { AttentionSource, PrunePoint, QueryPooling } from '../prune/pruner.
 import type { Tensor } from '../tensor.js';
 import type { Budgets, TrainExample } from './data.js';
 import { GRPOTrainer, type RewardName } from './grpo.js';
-import { DEFAULT_TEACHER, warmup } from './warmup.js';
+import { DEFAULT_TEACHER, warmup, type WarmupLoss } from './warmup.js';
 
 export interface TrainRunOptions {
   out: string;
@@ -32,6 +32,10 @@ export interface TrainRunOptions {
   teacher?: AttentionSource;
   /** Pre-LLM scorers: the layer whose text-to-image attention teaches (see WarmupOptions.attentionLayer). */
   attentionLayer?: number;
+  /** The warm-up's loss (default 'listwise'; see WarmupOptions.loss). */
+  warmupLoss?: WarmupLoss;
+  /** Sharpens (< 1) or flattens (> 1) the warm-up's teacher (default 1; see WarmupOptions.temperature). */
+  teacherTemperature?: number;
   steps: number;
   group?: number;
   promptsPerStep?: number;
@@ -89,6 +93,8 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
     pruner.settings.training = {
       ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? 'loglik',
       teacher: options.teacher ?? DEFAULT_TEACHER, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
+      ...(options.warmupLoss ? { warmupLoss: options.warmupLoss } : {}),
+      ...(options.teacherTemperature !== undefined ? { teacherTemperature: options.teacherTemperature } : {}),
     };
     await pruner.save(dir);
   };
@@ -109,6 +115,8 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
           steps: remaining, batch: options.warmupBatch ?? 8, lr: options.warmupLr ?? 3e-3, budgets: options.budgets,
           seed: seed + state.warmupStep, ...(options.signal ? { signal: options.signal } : {}),
           ...(options.teacher ? { teacher: options.teacher } : {}), ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
+          ...(options.warmupLoss ? { loss: options.warmupLoss } : {}),
+          ...(options.teacherTemperature !== undefined ? { temperature: options.teacherTemperature } : {}),
         })) {
           state.warmupStep++;
           await appendFile(logFile, `${JSON.stringify({ phase: 'warmup', step: state.warmupStep, loss: s.loss, overlap: s.overlap, gradNorm: s.gradNorm, ms: s.ms })}\n`);

@@ -16,6 +16,10 @@ import { accumulate, ScorerOptimizer } from './optimizer.js';
 import { mulberry32 } from '../random.js';
 import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
 
+/** The warm-up's losses: listwise cross-entropy to the teacher distribution, or pairwise logistic on teacher-top-k vs the rest. */
+export const WARMUP_LOSSES = ['listwise', 'pairwise'] as const;
+export type WarmupLoss = (typeof WARMUP_LOSSES)[number];
+
 /** The warm-up's teacher when none is given: the attention of every text token after the image, averaged. */
 export const DEFAULT_TEACHER: AttentionSource = 'text-tokens';
 
@@ -27,7 +31,7 @@ export interface WarmupOptions {
   weightDecay?: number;
   /** Keep ratios to sample from (default: the pruner's budget range). */
   budgets?: Budgets;
-  loss?: 'listwise' | 'pairwise';
+  loss?: WarmupLoss;
   /** Teacher attention (default 'text-tokens'). */
   teacher?: AttentionSource;
   /** Pre-LLM scorers: the layer whose text-to-image attention teaches (attention of layer - 1; default 2). */
@@ -62,7 +66,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
   if (!Array.isArray(examples) || examples.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of examples', 'examples', String(examples));
   pruner.checkModel(model);
   const loss = options.loss ?? 'listwise';
-  check.oneOf(loss, 'options.loss', ['listwise', 'pairwise']);
+  check.oneOf(loss, 'options.loss', WARMUP_LOSSES);
   const temperature = options.temperature ?? 1;
   check.number(temperature, 'options.temperature', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
   const teacher = options.teacher ?? DEFAULT_TEACHER;

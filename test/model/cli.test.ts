@@ -1,7 +1,7 @@
 // cli.test.ts — `grip run` end to end on the test checkpoint: an image file
 // in, an answer and the kept tokens out; bad arguments give one clear line.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +65,7 @@ test('grip with an unknown command or pruner says what it expected', () => {
   assert.is(b.stderr.trim(), 'grip: expected one of fastv, random, uniform, norm, cls, divprune for pruner but received "magic" (ERR_GRIP_RANGE)');
 });
 
-test('grip train names a bad --teacher, --reward or --query before loading anything', () => {
+test('grip train names a bad --teacher, --reward, --query, --warmup-loss or --teacher-temperature before loading anything', () => {
   const a = grip('train', '--out', join(work, 'never'), '--teacher', 'oracle');
   assert.is(a.status, 1);
   assert.is(a.stderr.trim(), 'grip: expected one of last-token, text-tokens, cls for --teacher but received "oracle" (ERR_GRIP_RANGE)');
@@ -75,6 +75,15 @@ test('grip train names a bad --teacher, --reward or --query before loading anyth
   const c = grip('train', '--out', join(work, 'never'), '--query', 'first-token');
   assert.is(c.status, 1);
   assert.is(c.stderr.trim(), 'grip: expected one of mean-text-after-image, last-token for --query but received "first-token" (ERR_GRIP_RANGE)');
+  const d = grip('train', '--out', join(work, 'never'), '--warmup-loss', 'hinge');
+  assert.is(d.status, 1);
+  assert.is(d.stderr.trim(), 'grip: expected one of listwise, pairwise for --warmup-loss but received "hinge" (ERR_GRIP_RANGE)');
+  for (const t of ['0', '-1', 'hot', 'Infinity']) {
+    const e = grip('train', '--out', join(work, 'never'), `--teacher-temperature=${t}`);
+    assert.is(e.status, 1);
+    assert.is(e.stderr.trim(), `grip: expected a finite number > 0 for --teacher-temperature but received "${t}" (ERR_GRIP_RANGE)`);
+  }
+  assert.not.ok(existsSync(join(work, 'never')), 'a rejected grip train created its --out folder');
 });
 
 test('grip help prints the usage', () => {

@@ -68,6 +68,29 @@ test('the warm-up teacher option reaches the warm-up and is recorded', async () 
   assert.ok(pa.some((v, i) => v !== pb[i]), 'different teachers gave identical warm-up parameters');
 });
 
+test('the warm-up loss and teacher temperature options reach the warm-up and are recorded', async () => {
+  const model = await loadVLM(fixture, { backend: 'cpu' });
+  const examples = await shapesTrainingSet(6);
+  const warmed = async (name: string, extra: Partial<TrainRunOptions>) => {
+    const out = join(work, `warmup-${name}`);
+    await trainGrip(model, examples, {
+      out, budgets: { range: [0.1, 0.5] }, warmupSteps: 2, warmupBatch: 2, steps: 1, group: 2, promptsPerStep: 1,
+      hidden: 8, rank: 4, seed: 3, progress: () => {}, ...extra,
+    });
+    return GripPruner.load(join(out, 'warmup'));
+  };
+  const plain = await warmed('plain', {});
+  const pairwise = await warmed('pairwise', { warmupLoss: 'pairwise' });
+  const sharp = await warmed('sharp', { teacherTemperature: 0.5 });
+  assert.is(plain.settings.training.warmupLoss, undefined);
+  assert.is(pairwise.settings.training.warmupLoss, 'pairwise');
+  assert.is(sharp.settings.training.teacherTemperature, 0.5);
+  // the same seed and data: only the option differs, so the warmed-up parameters must too
+  const differs = (a: GripPruner, b: GripPruner) => a.params.w1.host.some((v, i) => v !== b.params.w1.host[i]);
+  assert.ok(differs(plain, pairwise), '--warmup-loss pairwise gave the listwise warm-up');
+  assert.ok(differs(plain, sharp), '--teacher-temperature 0.5 gave the T = 1 warm-up');
+});
+
 test('the query pooling option reaches the trained scorer, and a resume with another is refused', async () => {
   const model = await loadVLM(fixture, { backend: 'cpu' });
   const examples = await shapesTrainingSet(6);
