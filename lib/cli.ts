@@ -12,11 +12,11 @@ import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 import { GripPruner } from './prune/grip.js';
-import { ATTENTION_SOURCES, QUERY_POOLINGS, type AttentionSource, type Pruner, type PrunePoint, type QueryPooling } from './prune/pruner.js';
+import { ATTENTION_SOURCES, QUERY_POOLINGS, type Pruner, type PrunePoint } from './prune/pruner.js';
 import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
-import { WARMUP_LOSSES, type WarmupLoss } from './train/warmup.js';
+import { WARMUP_LOSSES } from './train/warmup.js';
 import { loadVLM } from './model/llava.js';
 import { makePruner, PRUNER_NAMES } from './prune/registry.js';
 
@@ -133,6 +133,13 @@ function option(name: string, text: string | undefined, test: (v: number) => boo
 }
 const positiveInteger = (v: number) => Number.isInteger(v) && v > 0;
 
+/** A flag whose value must be one of `allowed` (undefined when absent). */
+function choice<T extends string>(name: string, text: string | undefined, allowed: readonly T[]): T | undefined {
+  if (text === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(text)) throw new GripError('ERR_GRIP_RANGE', `expected one of ${allowed.join(', ')} for --${name} but received "${text}"`);
+  return text as T;
+}
+
 function parsePoint(text: string | undefined): PrunePoint {
   if (text === undefined || text === 'pre-llm') return 'pre-llm';
   const layer = Number(text);
@@ -154,18 +161,9 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     strict: true,
   });
   if (values.out === undefined) throw new GripError('ERR_GRIP_RANGE', 'expected --out for grip train but received nothing');
-  const teacher = values.teacher;
-  if (teacher !== undefined && !(ATTENTION_SOURCES as readonly string[]).includes(teacher)) {
-    throw new GripError('ERR_GRIP_RANGE', `expected one of ${ATTENTION_SOURCES.join(', ')} for --teacher but received "${teacher}"`);
-  }
-  const query = values.query;
-  if (query !== undefined && !(QUERY_POOLINGS as readonly string[]).includes(query)) {
-    throw new GripError('ERR_GRIP_RANGE', `expected one of ${QUERY_POOLINGS.join(', ')} for --query but received "${query}"`);
-  }
-  const warmupLoss = values['warmup-loss'];
-  if (warmupLoss !== undefined && !(WARMUP_LOSSES as readonly string[]).includes(warmupLoss)) {
-    throw new GripError('ERR_GRIP_RANGE', `expected one of ${WARMUP_LOSSES.join(', ')} for --warmup-loss but received "${warmupLoss}"`);
-  }
+  const teacher = choice('teacher', values.teacher, ATTENTION_SOURCES);
+  const query = choice('query', values.query, QUERY_POOLINGS);
+  const warmupLoss = choice('warmup-loss', values['warmup-loss'], WARMUP_LOSSES);
   const teacherTemperature = option('teacher-temperature', values['teacher-temperature'], (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
   const data = values.data ?? 'shapes';
   const match = /^shapes(?::(\d+))?$/.exec(data);
@@ -185,9 +183,9 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     ...pick('group', int('group')), ...pick('promptsPerStep', int('prompts-per-step')), ...pick('beta', num('beta')),
     ...pick('lr', num('lr')), ...pick('hidden', int('hidden')), ...pick('rank', int('rank')),
     ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
-    ...pick('checkpointEvery', int('checkpoint-every')), ...pick('teacher', teacher as AttentionSource | undefined),
-    ...pick('attentionLayer', int('attention-layer')), ...pick('queryPooling', query as QueryPooling | undefined),
-    ...pick('warmupLoss', warmupLoss as WarmupLoss | undefined), ...pick('teacherTemperature', teacherTemperature),
+    ...pick('checkpointEvery', int('checkpoint-every')), ...pick('teacher', teacher),
+    ...pick('attentionLayer', int('attention-layer')), ...pick('queryPooling', query),
+    ...pick('warmupLoss', warmupLoss), ...pick('teacherTemperature', teacherTemperature),
   });
   console.log(`trained pruner: ${values.out} (grip.json, pruner.safetensors; warm-up policy in ${values.out}/warmup, log in ${values.out}/train.jsonl)`);
 }

@@ -66,22 +66,17 @@ test('grip with an unknown command or pruner says what it expected', () => {
 });
 
 test('grip train names a bad --teacher, --reward, --query, --warmup-loss or --teacher-temperature before loading anything', () => {
-  const a = grip('train', '--out', join(work, 'never'), '--teacher', 'oracle');
-  assert.is(a.status, 1);
-  assert.is(a.stderr.trim(), 'grip: expected one of last-token, text-tokens, cls for --teacher but received "oracle" (ERR_GRIP_RANGE)');
-  const b = grip('train', '--out', join(work, 'never'), '--reward', 'vibes');
-  assert.is(b.status, 1);
-  assert.is(b.stderr.trim(), 'grip: expected loglik, match or fidelity for --reward but received "vibes" (ERR_GRIP_RANGE)');
-  const c = grip('train', '--out', join(work, 'never'), '--query', 'first-token');
-  assert.is(c.status, 1);
-  assert.is(c.stderr.trim(), 'grip: expected one of mean-text-after-image, last-token for --query but received "first-token" (ERR_GRIP_RANGE)');
-  const d = grip('train', '--out', join(work, 'never'), '--warmup-loss', 'hinge');
-  assert.is(d.status, 1);
-  assert.is(d.stderr.trim(), 'grip: expected one of listwise, pairwise for --warmup-loss but received "hinge" (ERR_GRIP_RANGE)');
-  for (const t of ['0', '-1', 'hot', 'Infinity']) {
-    const e = grip('train', '--out', join(work, 'never'), `--teacher-temperature=${t}`);
-    assert.is(e.status, 1);
-    assert.is(e.stderr.trim(), `grip: expected a finite number > 0 for --teacher-temperature but received "${t}" (ERR_GRIP_RANGE)`);
+  const cases: Array<[string, string]> = [
+    ['--teacher=oracle', 'expected one of last-token, text-tokens, cls for --teacher but received "oracle"'],
+    ['--reward=vibes', 'expected loglik, match or fidelity for --reward but received "vibes"'],
+    ['--query=first-token', 'expected one of mean-text-after-image, last-token for --query but received "first-token"'],
+    ['--warmup-loss=hinge', 'expected one of listwise, pairwise for --warmup-loss but received "hinge"'],
+    ...['0', '-1', 'hot', 'Infinity'].map((t): [string, string] => [`--teacher-temperature=${t}`, `expected a finite number > 0 for --teacher-temperature but received "${t}"`]),
+  ];
+  for (const [flag, message] of cases) {
+    const r = grip('train', '--out', join(work, 'never'), flag);
+    assert.is(r.status, 1, flag);
+    assert.is(r.stderr.trim(), `grip: ${message} (ERR_GRIP_RANGE)`);
   }
   assert.not.ok(existsSync(join(work, 'never')), 'a rejected grip train created its --out folder');
 });
