@@ -53,6 +53,8 @@ commands:
           --query mean-text-after-image|last-token   the scorer's text query (default the mean)
           --warmup-loss listwise|pairwise   the warm-up's loss (default listwise)
           --teacher-temperature T   teacher ∝ attention^(1/T): < 1 sharpens, > 1 flattens (default 1)
+          --redundancy L     each kept token pays L times its largest cosine to those kept
+                             before it, in training and at inference (default 0: top-k)
           --seed S --checkpoint-every N --resume
   eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
           --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
@@ -156,7 +158,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
       budgets: { type: 'string' }, reward: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       hidden: { type: 'string' }, rank: { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
       resume: { type: 'boolean' }, threads: { type: 'string' }, teacher: { type: 'string' }, 'attention-layer': { type: 'string' }, query: { type: 'string' },
-      'warmup-loss': { type: 'string' }, 'teacher-temperature': { type: 'string' },
+      'warmup-loss': { type: 'string' }, 'teacher-temperature': { type: 'string' }, redundancy: { type: 'string' },
     },
     strict: true,
   });
@@ -165,6 +167,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
   const query = choice('query', values.query, QUERY_POOLINGS);
   const warmupLoss = choice('warmup-loss', values['warmup-loss'], WARMUP_LOSSES);
   const teacherTemperature = option('teacher-temperature', values['teacher-temperature'], (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
+  const redundancy = option('redundancy', values.redundancy, (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0');
   const data = values.data ?? 'shapes';
   const match = /^shapes(?::(\d+))?$/.exec(data);
   if (!match) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected shapes or shapes:N for --data but received "${data}"`);
@@ -185,7 +188,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
     ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
     ...pick('checkpointEvery', int('checkpoint-every')), ...pick('teacher', teacher),
     ...pick('attentionLayer', int('attention-layer')), ...pick('queryPooling', query),
-    ...pick('warmupLoss', warmupLoss), ...pick('teacherTemperature', teacherTemperature),
+    ...pick('warmupLoss', warmupLoss), ...pick('teacherTemperature', teacherTemperature), ...pick('redundancy', redundancy),
   });
   console.log(`trained pruner: ${values.out} (grip.json, pruner.safetensors; warm-up policy in ${values.out}/warmup, log in ${values.out}/train.jsonl)`);
 }

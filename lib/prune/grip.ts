@@ -3,7 +3,10 @@
 // the keep ratio ρ (the fused scoreTokens op: LayerNorm, MLP, FiLM on
 // Fourier features of ρ, a low-rank query term), so one scorer serves every
 // budget. Inference keeps the top k = ceil(ρN); training samples keep-sets
-// from the Plackett-Luce policy softmax(scores) with Gumbel-top-k.
+// from the Plackett-Luce policy softmax(scores) with Gumbel-top-k. With a
+// redundancy penalty λ > 0 (settings.redundancy), both pick token by token
+// and each pick pays λ times its largest cosine to the tokens kept before it
+// (sequential.ts).
 // On disk: pruner.safetensors (the scorer's parameters) + grip.json (settings).
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +17,8 @@ import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
 import { Tensor, tensor } from '../tensor.js';
 import { mulberry32 } from '../random.js';
 import { check } from '../validate.js';
+import { greedyKeep } from './sequential.js';
+import { cosineSimilarities } from './similarity.js';
 import { pruneLayer, QUERY_POOLINGS, type PruneContext, type Pruner, type PrunePoint, type QueryPooling } from './pruner.js';
 
 export const GRIP_FORMAT = 'grip-vlm/pruner@1';
@@ -30,6 +35,8 @@ export interface GripSettings {
   budgetRange: [number, number];
   /** How the runtime builds the query from the text after the image at the point (QUERY_POOLINGS). */
   queryPooling: QueryPooling;
+  /** λ >= 0 of the redundancy penalty (sequential.ts); 0, or absent in older files: independent scores, top-k. */
+  redundancy?: number;
   /** The model it was trained for (name of its directory, sizes), to refuse a mismatched one. */
   model: { name: string; hiddenSize: number; numImageTokens: number; numLayers: number };
   /** Training metadata (steps, rewards, seeds, ...). */
@@ -51,6 +58,8 @@ export interface GripInitOptions {
   budgetRange?: [number, number];
   /** Default 'mean-text-after-image'. */
   queryPooling?: QueryPooling;
+  /** λ of the redundancy penalty (default 0: top-k of independent scores). */
+  redundancy?: number;
 }
 
 export class GripPruner implements Pruner {
@@ -79,6 +88,8 @@ export class GripPruner implements Pruner {
     checkRange(budgetRange, 'options.budgetRange');
     const queryPooling = options.queryPooling ?? 'mean-text-after-image';
     check.oneOf(queryPooling, 'options.queryPooling', QUERY_POOLINGS);
+    const redundancy = options.redundancy ?? 0;
+    check.number(redundancy, 'options.redundancy', isRedundancy, 'a finite number >= 0');
     const D = model.config.text.hiddenSize;
     const normal = gaussian(seed);
     const randn = (n: number, std: number) => Float32Array.from({ length: n }, () => normal() * std);
@@ -96,7 +107,7 @@ export class GripPruner implements Pruner {
       wk: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
     };
     return new GripPruner(params, {
-      format: GRIP_FORMAT, point, dim: D, hidden: H, rank: R, budgetRange, queryPooling,
+      format: GRIP_FORMAT, point, dim: D, hidden: H, rank: R, budgetRange, queryPooling, redundancy,
       model: { name: baseName(model.dir), hiddenSize: D, numImageTokens: model.numImageTokens, numLayers: model.config.text.numLayers },
       training: { initSeed: seed },
     });
@@ -120,6 +131,9 @@ export class GripPruner implements Pruner {
     if (settings?.format !== GRIP_FORMAT) throw new GripError('ERR_GRIP_FORMAT', `expected format "${GRIP_FORMAT}" for ${settingsPath} but received ${JSON.stringify(settings?.format)}`);
     if (!(QUERY_POOLINGS as readonly unknown[]).includes(settings.queryPooling)) {
       throw new GripError('ERR_GRIP_FORMAT', `expected queryPooling ${QUERY_POOLINGS.map((q) => `"${q}"`).join(' or ')} for ${settingsPath} but received ${JSON.stringify(settings.queryPooling)}`);
+    }
+    if (settings.redundancy !== undefined && !isRedundancy(settings.redundancy)) {
+      throw new GripError('ERR_GRIP_FORMAT', `expected redundancy a finite number >= 0 for ${settingsPath} but received ${JSON.stringify(settings.redundancy)}`);
     }
     const file = await SafetensorsFile.open(join(dir, 'pruner.safetensors'));
     try {
@@ -178,8 +192,19 @@ export class GripPruner implements Pruner {
     return ops.scoreTokens(visual, query, keepRatio, this.params, { backend: backend === 'emu' ? 'emu' : backend, ...(signal ? { signal } : {}) });
   }
 
+  /** λ of the redundancy penalty (0 for files from before it existed). */
+  get redundancy(): number {
+    return this.settings.redundancy ?? 0;
+  }
+
   async select(ctx: PruneContext): Promise<Int32Array[]> {
     const scores = await this.scores(ctx.visual, ctx.query, ctx.keepRatio, ctx.backend, ctx.signal);
+    if (this.redundancy > 0) {
+      const host = scores.toHost().host as Float32Array;
+      const N = scores.shape[1]!;
+      const similarities = await cosineSimilarities(ctx.visual, ctx.backend, ctx.signal);
+      return similarities.map((similarity, b) => greedyKeep({ scores: host.subarray(b * N, (b + 1) * N), similarity, redundancy: this.redundancy }, ctx.numKeep[b]!).sort());
+    }
     const { indices } = await ops.topk(scores, ctx.numKeep, { backend: ctx.backend === 'emu' ? 'emu' : ctx.backend, ...(ctx.signal ? { signal: ctx.signal } : {}) });
     const host = indices.toHost().host as Int32Array;
     const maxK = indices.shape[1]!;
@@ -191,6 +216,10 @@ function checkRange(range: unknown, what: string): asserts range is [number, num
   if (!Array.isArray(range) || range.length !== 2 || !(range[0] > 0 && range[0] <= range[1] && range[1] <= 1)) {
     check.fail('ERR_GRIP_RANGE', '[low, high] with 0 < low <= high <= 1', what, JSON.stringify(range));
   }
+}
+
+function isRedundancy(value: unknown): value is number {
+  return typeof value === 'number' && value >= 0 && Number.isFinite(value);
 }
 
 function baseName(dir: string): string {

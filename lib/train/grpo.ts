@@ -7,10 +7,14 @@
 // and ascend the clipped-ratio objective minus β·KL to the frozen warm-up
 // policy (k3 estimator), for μ inner epochs against the log-probs recorded
 // at sampling. Gradient: plackettLuceBackward -> scoreTokensBackward -> adamw.
+// A pruner with a redundancy penalty λ > 0 samples, scores and
+// differentiates its sequential policy instead (prune/sequential.ts).
 import type { PreparedPrompt, VLM } from '../model/llava.js';
 import { ops } from '../ops.js';
 import type { GripPruner } from '../prune/grip.js';
 import { numKeepFor } from '../prune/pruner.js';
+import { keepLogProb, sampleKeep } from '../prune/sequential.js';
+import { cosineSimilarities } from '../prune/similarity.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { check } from '../validate.js';
 import { mulberry32 } from '../random.js';
@@ -66,6 +70,7 @@ export class GRPOTrainer {
   private readonly budgets: BudgetSampler;
   private readonly random: () => number;
   private readonly prepared = new Map<number, PreparedPrompt>();
+  private readonly similarities = new Map<number, Float32Array>();
 
   constructor(readonly model: VLM, readonly policy: GripPruner, readonly reference: GripPruner, readonly examples: readonly TrainExample[], options: GRPOOptions) {
     check.integer(options.steps, 'options.steps', 1, 1e9);
@@ -109,7 +114,7 @@ export class GRPOTrainer {
     const backend = this.model.backend === 'emu' ? 'emu' : this.model.backend;
     const ms = { sampling: 0, forwards: 0, backward: 0, optimizer: 0 };
     this.step++;
-    interface Group { visual: Tensor; query: Tensor; keepRatio: number; indices: Tensor; old: Float32Array; ref: Float32Array; advantages: Float64Array; logits: Tensor }
+    interface Group { visual: Tensor; query: Tensor; keepRatio: number; indices: Tensor; keep: KeepPolicy; old: Float32Array; ref: Float32Array; advantages: Float64Array; logits: Tensor }
     const groups: Group[] = [];
     let rewardSum = 0, ratioSum = 0;
     for (let p = 0; p < o.promptsPerStep; p++) {
@@ -125,9 +130,10 @@ export class GRPOTrainer {
       const { visual, query } = prepared;
       const logits = await this.policy.scores(visual, query, keepRatio, this.model.backend, signal);
       const seed = Math.floor(this.random() * 2 ** 32);
-      const { indices, logProb } = await ops.gumbelTopk(logits, k, { samples: o.group, seed, backend });
+      const keep = await this.keepPolicy(index, prepared, signal);
+      const { indices, logProb } = await keep.sample(logits, k, o.group, seed);
       const refLogits = await this.reference.scores(visual, query, keepRatio, this.model.backend, signal);
-      const ref = (await ops.plackettLuceLogProb(refLogits, indices, { backend })).toHost().host as Float32Array;
+      const ref = await keep.logProb(refLogits, indices);
       const drawn = indices.toHost().host as Int32Array;
       const keepSets = Array.from({ length: o.group }, (_, g) => drawn.slice(g * k, (g + 1) * k).sort());
       ms.sampling += performance.now() - t;
@@ -135,7 +141,7 @@ export class GRPOTrainer {
       const rewards = await this.rewards(prepared, example, keepSets, signal);
       ms.forwards += performance.now() - t;
       rewardSum += rewards.reduce((a, b) => a + b, 0) / o.group;
-      groups.push({ visual, query, keepRatio, indices, old: logProb.toHost().host as Float32Array, ref, advantages: normalise(rewards), logits });
+      groups.push({ visual, query, keepRatio, indices, keep, old: logProb, ref, advantages: normalise(rewards), logits });
     }
     let clipped = 0, kl = 0, gradNorm = 0;
     for (let epoch = 0; epoch < o.innerEpochs; epoch++) {
@@ -146,12 +152,12 @@ export class GRPOTrainer {
       for (const group of groups) {
         // Epoch 0 runs at the sampling parameters: the recorded logits and log-probs are current.
         const logits = epoch === 0 ? group.logits : await this.policy.scores(group.visual, group.query, group.keepRatio, this.model.backend, signal);
-        const logProb = epoch === 0 ? group.old : ((await ops.plackettLuceLogProb(logits, group.indices, { backend })).toHost().host as Float32Array);
+        const logProb = epoch === 0 ? group.old : await group.keep.logProb(logits, group.indices);
         const part = grpoObjective(logProb, group.old, group.ref, group.advantages, o.clip, o.beta);
         clipped += part.clipped / groups.length;
         kl += part.kl / groups.length;
         const dLogProb = part.dLogProb.map((d) => d / groups.length);
-        const dLogits = await ops.plackettLuceBackward(logits, group.indices, tensor(dLogProb, [1, o.group]), { backend });
+        const dLogits = await group.keep.backward(logits, group.indices, dLogProb);
         const g = await ops.scoreTokensBackward(group.visual, group.query, group.keepRatio, this.policy.params, dLogits, { backend });
         accumulate(grads, hostParams(g));
       }
@@ -168,6 +174,19 @@ export class GRPOTrainer {
   private learningRate(): number {
     const warm = Math.max(1, Math.floor(this.options.steps * 0.05));
     return this.options.lr * Math.min(1, this.step / warm);
+  }
+
+  /** The keep-set policy for a prompt: native Plackett-Luce when λ = 0, the sequential policy (cosines cached per prompt) otherwise. */
+  private async keepPolicy(index: number, prepared: PreparedPrompt, signal: AbortSignal | undefined): Promise<KeepPolicy> {
+    const backend = this.model.backend === 'emu' ? 'emu' : this.model.backend;
+    const redundancy = this.policy.redundancy;
+    if (redundancy === 0) return plackettLuce(backend);
+    let similarity = this.similarities.get(index);
+    if (!similarity) {
+      similarity = (await cosineSimilarities(prepared.visual, this.model.backend, signal))[0]!;
+      if (this.similarities.size < 4096) this.similarities.set(index, similarity);
+    }
+    return sequential(similarity, redundancy);
   }
 
   private async prepare(index: number, example: TrainExample, signal: AbortSignal | undefined): Promise<PreparedPrompt> {
@@ -199,6 +218,66 @@ export class GRPOTrainer {
       return -kl;
     });
   }
+}
+
+/** What GRPO does with a keep-set policy: sample G ordered keep-sets of k, their log-probs, and d(Σ dLogProb·logProb)/d logits. Logits [1, N]; indices [1, G, k]. */
+interface KeepPolicy {
+  sample(logits: Tensor, k: number, G: number, seed: number): Promise<{ indices: Tensor; logProb: Float32Array }>;
+  logProb(logits: Tensor, indices: Tensor): Promise<Float32Array>;
+  backward(logits: Tensor, indices: Tensor, dLogProb: Float32Array): Promise<Tensor>;
+}
+
+/** λ = 0: Plackett-Luce over independent scores, on the native ops. */
+function plackettLuce(backend: 'cpu' | 'emu' | 'cuda'): KeepPolicy {
+  return {
+    async sample(logits, k, G, seed) {
+      const { indices, logProb } = await ops.gumbelTopk(logits, k, { samples: G, seed, backend });
+      return { indices, logProb: logProb.toHost().host as Float32Array };
+    },
+    async logProb(logits, indices) {
+      return (await ops.plackettLuceLogProb(logits, indices, { backend })).toHost().host as Float32Array;
+    },
+    async backward(logits, indices, dLogProb) {
+      return ops.plackettLuceBackward(logits, indices, tensor(dLogProb, [1, dLogProb.length]), { backend });
+    },
+  };
+}
+
+/** λ > 0: the sequential policy with the redundancy penalty (sequential.ts), on the host. */
+function sequential(similarity: Float32Array, redundancy: number): KeepPolicy {
+  const policy = (logits: Tensor) => ({ scores: logits.toHost().host as Float32Array, similarity, redundancy });
+  const orders = (indices: Tensor) => {
+    const [, G, k] = indices.shape as [number, number, number];
+    const host = indices.toHost().host as Int32Array;
+    return Array.from({ length: G }, (_, g) => host.subarray(g * k, (g + 1) * k));
+  };
+  return {
+    async sample(logits, k, G, seed) {
+      const random = mulberry32(seed);
+      const p = policy(logits);
+      const indices = new Int32Array(G * k), logProb = new Float32Array(G);
+      for (let g = 0; g < G; g++) {
+        const drawn = sampleKeep(p, k, random);
+        indices.set(drawn.order, g * k);
+        logProb[g] = drawn.logProb;
+      }
+      return { indices: tensor(indices, [1, G, k]), logProb };
+    },
+    async logProb(logits, indices) {
+      const p = policy(logits);
+      return Float32Array.from(orders(indices), (order) => keepLogProb(p, order).logProb);
+    },
+    async backward(logits, indices, dLogProb) {
+      const p = policy(logits);
+      const dLogits = new Float32Array(p.scores.length);
+      orders(indices).forEach((order, g) => {
+        const { dScores } = keepLogProb(p, order, dLogProb[g]!);
+        for (let n = 0; n < dLogits.length; n++) dLogits[n] = dLogits[n]! + dScores[n]!;
+      });
+      const t = tensor(dLogits, [1, dLogits.length]);
+      return logits.device === 'cuda' ? t.toDevice() : t; // beside the scorer's inputs
+    },
+  };
 }
 
 /**

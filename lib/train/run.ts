@@ -24,6 +24,8 @@ export interface TrainRunOptions {
   rank?: number;
   /** How the scorer's query is pooled (default 'mean-text-after-image'); a resumed run keeps its own. */
   queryPooling?: QueryPooling;
+  /** λ of the redundancy penalty, in training and at inference (default 0; see GripSettings.redundancy); a resumed run keeps its own. */
+  redundancy?: number;
   budgets: Budgets;
   warmupSteps: number;
   warmupBatch?: number;
@@ -79,12 +81,16 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
     if (options.queryPooling && options.queryPooling !== policy.settings.queryPooling) {
       throw new GripError('ERR_GRIP_RANGE', `expected the query pooling of the run being resumed ("${policy.settings.queryPooling}") for options.queryPooling but received "${options.queryPooling}"`);
     }
+    if (options.redundancy !== undefined && options.redundancy !== policy.redundancy) {
+      throw new GripError('ERR_GRIP_RANGE', `expected the redundancy of the run being resumed (${policy.redundancy}) for options.redundancy but received ${options.redundancy}`);
+    }
     if (state.phase === 'done' && options.steps > state.grpoStep) state.phase = 'grpo'; // asked for more GRPO steps
     progress(`resuming ${out}: ${state.phase}, warm-up step ${state.warmupStep}, GRPO step ${state.grpoStep}`, true);
   } else {
     policy = GripPruner.init(model, {
       point: options.point ?? 'pre-llm', hidden: options.hidden ?? 64, rank: options.rank ?? 16, seed, budgetRange,
       ...(options.queryPooling ? { queryPooling: options.queryPooling } : {}),
+      ...(options.redundancy !== undefined ? { redundancy: options.redundancy } : {}),
     });
   }
   policy.checkModel(model);

@@ -65,13 +65,14 @@ test('grip with an unknown command or pruner says what it expected', () => {
   assert.is(b.stderr.trim(), 'grip: expected one of fastv, random, uniform, norm, cls, divprune for pruner but received "magic" (ERR_GRIP_RANGE)');
 });
 
-test('grip train names a bad --teacher, --reward, --query, --warmup-loss or --teacher-temperature before loading anything', () => {
+test('grip train names a bad --teacher, --reward, --query, --warmup-loss, --teacher-temperature or --redundancy before loading anything', () => {
   const cases: Array<[string, string]> = [
     ['--teacher=oracle', 'expected one of last-token, text-tokens, cls for --teacher but received "oracle"'],
     ['--reward=vibes', 'expected loglik, match or fidelity for --reward but received "vibes"'],
     ['--query=first-token', 'expected one of mean-text-after-image, last-token for --query but received "first-token"'],
     ['--warmup-loss=hinge', 'expected one of listwise, pairwise for --warmup-loss but received "hinge"'],
     ...['0', '-1', 'hot', 'Infinity'].map((t): [string, string] => [`--teacher-temperature=${t}`, `expected a finite number > 0 for --teacher-temperature but received "${t}"`]),
+    ...['-0.5', 'lots', 'Infinity', ''].map((l): [string, string] => [`--redundancy=${l}`, `expected a finite number >= 0 for --redundancy but received "${l}"`]),
   ];
   for (const [flag, message] of cases) {
     const r = grip('train', '--out', join(work, 'never'), flag);

@@ -14,6 +14,7 @@ import { GripPruner } from '../../lib/prune/grip.ts';
 import { SCORER_PARAM_NAMES } from '../../lib/ops.ts';
 import { grpoObjective, GRPOTrainer, normalise } from '../../lib/train/grpo.ts';
 import { listwise, pairwise, warmup } from '../../lib/train/warmup.ts';
+import { greedyKeep } from '../../lib/prune/sequential.ts';
 import { mulberry32 as mulberry } from '../../lib/random.ts';
 import { BudgetSampler, parseBudgets, type TrainExample } from '../../lib/train/data.ts';
 import { caught } from '../helpers.ts';
@@ -137,6 +138,54 @@ test("the warm-up and GRPO score with the query the pruner's queryPooling asks f
   assert.not.equal(await trained('mean-text-after-image'), await trained('last-token'), 'GRPO');
 });
 
+/** cos(h_i, h_j) of prepared visual states [1, N, D], in plain TypeScript. */
+function cosines(visual: Tensor): Float32Array {
+  const [, N, D] = visual.shape as [number, number, number];
+  const h = visual.host as Float32Array;
+  const norm = Array.from({ length: N }, (_, i) => Math.hypot(...h.subarray(i * D, (i + 1) * D)));
+  const out = new Float32Array(N * N);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < N; j++) {
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += h[i * D + d]! * h[j * D + d]!;
+      out[i * N + j] = dot / (norm[i]! * norm[j]!);
+    }
+  }
+  return out;
+}
+
+test('a GRIP pruner with a redundancy penalty keeps its greedy keep-set inside the runtime, and keeps λ through save and load', async () => {
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 3, redundancy: 20 });
+  const ex = examples[1]!;
+  const prepared = await model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt, point: { layer: 2 } });
+  const scores = values(await pruner.scores(prepared.visual, prepared.query, 0.25, 'cpu'));
+  const expected = Array.from(greedyKeep({ scores, similarity: cosines(prepared.visual), redundancy: 20 }, 16)).sort((a, b) => a - b);
+  const topk = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, 16).sort((a, b) => a - b);
+  assert.not.equal(expected, topk, 'the case is one where the penalty changes the keep-set');
+  const r = await model.generate({ pixelValues: ex.pixelValues!, prompt: ex.prompt, pruner, keepRatio: 0.25, maxNewTokens: 1 });
+  assert.equal(Array.from(r.kept.indices), expected);
+  await pruner.save(join(work, 'p-redundancy'));
+  const back = await GripPruner.load(join(work, 'p-redundancy'));
+  assert.is(back.redundancy, 20);
+  const again = await model.generate({ pixelValues: ex.pixelValues!, prompt: ex.prompt, pruner: back, keepRatio: 0.25, maxNewTokens: 1 });
+  assert.equal(Array.from(again.kept.indices), expected);
+});
+
+test('a bad redundancy is refused at init and at load; a file without one reads as 0', async () => {
+  let error = await caught(() => GripPruner.init(model, { redundancy: -1 }));
+  assert.instance(error, GripError);
+  assert.is(error.message, 'expected a finite number >= 0 for options.redundancy but received number -1');
+  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
+  (pruner.settings as { redundancy: unknown }).redundancy = 'high';
+  await pruner.save(join(work, 'p-bad-redundancy'));
+  error = await caught(() => GripPruner.load(join(work, 'p-bad-redundancy')));
+  assert.is(error.code, 'ERR_GRIP_FORMAT');
+  assert.is(error.message, `expected redundancy a finite number >= 0 for ${join(work, 'p-bad-redundancy', 'grip.json')} but received "high"`);
+  delete pruner.settings.redundancy;
+  await pruner.save(join(work, 'p-no-redundancy'));
+  assert.is((await GripPruner.load(join(work, 'p-no-redundancy'))).redundancy, 0);
+});
+
 test('an unknown query pooling is refused, with the allowed values', async () => {
   const ex = examples[0]!;
   let error = await caught(() => model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt, query: 'first-token' as 'last-token' }));
@@ -230,6 +279,22 @@ test('GRPO steps run for every reward, change the policy, and report finite stat
     }
     if (reward !== 'match') assert.not.equal(values(policy.params.w2), values(reference.params.w2), `${reward}: the policy moved`);
   }
+});
+
+test('GRPO with a redundancy penalty trains on the sequential policy: finite stats, and another step than at λ = 0', async () => {
+  const trained: number[][] = [];
+  for (const redundancy of [3, 0]) {
+    const reference = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 9, redundancy });
+    const policy = reference.clone();
+    const trainer = new GRPOTrainer(model, policy, reference, examples, { steps: 3, group: 4, promptsPerStep: 2, reward: 'loglik', lr: 1e-2, seed: 4, budgets: { list: [0.1, 0.25] } });
+    for await (const s of trainer.run()) {
+      for (const v of [s.reward, s.kl, s.clipFraction, s.gradNorm]) assert.ok(Number.isFinite(v), JSON.stringify(s));
+      assert.ok(s.kl >= 0);
+    }
+    assert.not.equal(values(policy.params.w2), values(reference.params.w2), `λ ${redundancy}: the policy moved`);
+    trained.push(values(policy.params.w2));
+  }
+  assert.not.equal(trained[0], trained[1], 'the penalty changes what GRPO samples and learns');
 });
 
 test('GRPO at an in-LLM point shares the prefix and trains', async () => {

@@ -107,4 +107,20 @@ test('the query pooling option reaches the trained scorer, and a resume with ano
   assert.is((error as Error).message, 'expected the query pooling of the run being resumed ("last-token") for options.queryPooling but received "mean-text-after-image"');
 });
 
+test('the redundancy option reaches the pruner and its warm-up policy, and a resume with another is refused', async () => {
+  const model = await loadVLM(fixture, { backend: 'cpu' });
+  const examples = await shapesTrainingSet(6);
+  const out = join(work, 'redundancy');
+  const options: TrainRunOptions = {
+    out, point: { layer: 2 }, budgets: { range: [0.1, 0.5] }, warmupSteps: 2, warmupBatch: 2, steps: 1, group: 2, promptsPerStep: 1,
+    hidden: 8, rank: 4, seed: 3, redundancy: 2.5, progress: () => {},
+  };
+  await trainGrip(model, examples, options);
+  assert.is((await GripPruner.load(out)).redundancy, 2.5);
+  assert.is((await GripPruner.load(join(out, 'warmup'))).redundancy, 2.5);
+  const error = await trainGrip(model, examples, { ...options, steps: 2, resume: true, redundancy: 0 }).catch((e: Error) => e);
+  assert.instance(error, Error);
+  assert.is((error as Error).message, 'expected the redundancy of the run being resumed (2.5) for options.redundancy but received 0');
+});
+
 test.run();

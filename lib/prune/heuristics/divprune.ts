@@ -17,18 +17,11 @@
 // with everything (the paper's division would give NaN). The kept set is
 // returned ascending (the greedy order is what maxMinGreedy returns).
 //
-// The N x N similarities are native: rmsNorm with unit weight scales each
-// row to length sqrt(D), and one matmul per batch row gives D · cos. The
-// greedy loop is O(kN) in TypeScript over that matrix.
-import { kernels } from '../../model/kernels.js';
-import { ops } from '../../ops.js';
-import { tensor, type Tensor } from '../../tensor.js';
-import { gatherRagged, view } from '../../model/tensors.js';
+// The similarities come from cosineSimilarities (native rmsNorm + matmul);
+// the greedy loop is O(kN) in TypeScript over that matrix.
+import { cosineSimilarities } from '../similarity.js';
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
-import { checkOptions, checkPoint, contextShape, hostBackend } from './common.js';
-
-/** Keeps 0/0 out of the normalisation of a zero row, far below any real mean square. */
-const NORM_EPS = 1e-30;
+import { checkOptions, checkPoint, contextShape } from './common.js';
 
 /**
  * The greedy max-min order of k of N tokens from their similarities
@@ -72,34 +65,8 @@ export class DivPrunePruner implements Pruner {
   }
 
   async select(ctx: PruneContext): Promise<Int32Array[]> {
-    const { B, N, D } = contextShape(ctx, this.name);
-    const onDevice = ctx.visual.device === 'cuda';
-    const o = { backend: onDevice ? ('cuda' as const) : hostBackend(ctx.backend), ...(ctx.signal ? { signal: ctx.signal } : {}) };
-    const ones = tensor(new Float32Array(D).fill(1), [D]);
-    const weight = onDevice ? ones.toDevice() : ones;
-    const unit = await ops.rmsNorm(view(ctx.visual, [B * N, D]), weight, NORM_EPS, o);
-    weight.dispose();
-    const kept: Int32Array[] = [];
-    try {
-      for (let b = 0; b < B; b++) {
-        const rows = await this.rowOf(unit, b, B, N, D, o.backend);
-        const similarity = await ops.matmul(rows, rows, { ...o, transB: true });
-        if (rows !== unit) rows.dispose();
-        const host = similarity.toHost().host as Float32Array;
-        similarity.dispose();
-        kept.push(maxMinGreedy(host, N, ctx.numKeep[b]!).sort());
-      }
-    } finally {
-      unit.dispose();
-    }
-    return kept;
-  }
-
-  /** Rows [b·N, (b+1)·N) of unit [B·N, D] as [N, D]: a view on the host, a gather on the device. */
-  private async rowOf(unit: Tensor, b: number, B: number, N: number, D: number, backend: 'cpu' | 'emu' | 'cuda'): Promise<Tensor> {
-    if (B === 1) return unit;
-    if (unit.device !== 'cuda') return tensor((unit.host as Float32Array).subarray(b * N * D, (b + 1) * N * D), [N, D]);
-    const rows = await gatherRagged(kernels('async'), view(unit, [1, B * N, D]), [Int32Array.from({ length: N }, (_, i) => b * N + i)], backend);
-    return view(rows, [N, D]);
+    const { N } = contextShape(ctx, this.name);
+    const similarities = await cosineSimilarities(ctx.visual, ctx.backend, ctx.signal);
+    return similarities.map((similarity, b) => maxMinGreedy(similarity, N, ctx.numKeep[b]!).sort());
   }
 }
