@@ -35,6 +35,8 @@ export { VisionZipPruner, type VisionZipOptions } from './prune/heuristics/visio
 export { DivPrunePruner } from './prune/heuristics/divprune.js';
 export { makePruner, PRUNER_NAMES, type PrunerName, type MakePrunerOptions } from './prune/registry.js';
 export { GripPruner, GRIP_FORMAT, type GripSettings, type GripInitOptions } from './prune/grip.js';
+export { greedyKeep, sampleKeep, keepLogProb, type SequentialPolicy } from './prune/sequential.js';
+export { cosineSimilarities } from './prune/similarity.js';
 
 // ---- training, evaluation, the testbed ---------------------------------------------------
 export { warmup, WARMUP_LOSSES, type WarmupLoss, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';

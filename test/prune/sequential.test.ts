@@ -6,8 +6,7 @@
 // known, and its error messages; then the GRIP pruner and GRPO with λ > 0.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GripError, ops, tensor } from '../../lib/index.ts';
-import { greedyKeep, keepLogProb, sampleKeep, type SequentialPolicy } from '../../lib/prune/sequential.ts';
+import { cosineSimilarities, greedyKeep, GripError, keepLogProb, ops, sampleKeep, tensor, type SequentialPolicy } from '../../lib/index.ts';
 import { mulberry32 } from '../../lib/random.ts';
 import { caught, rng, uniform } from '../helpers.ts';
 
@@ -145,6 +144,25 @@ test('bad input is refused with its exact message', async () => {
     const error = await caught(async () => run());
     assert.instance(error, GripError);
     assert.is(error.message, message);
+  }
+});
+
+test('cosineSimilarities gives each batch row its own [N, N] cosines; a zero state has cosine 0', async () => {
+  const B = 2, N = 5, D = 6;
+  const h = uniform(rng(4), B * N * D);
+  h.fill(0, (1 * N + 3) * D, (1 * N + 4) * D); // row 1, token 3 is zero
+  const got = await cosineSimilarities(tensor(h, [B, N, D]), 'cpu');
+  assert.is(got.length, B);
+  for (let b = 0; b < B; b++) {
+    const v = (i: number) => Array.from(h.subarray((b * N + i) * D, (b * N + i + 1) * D));
+    for (let i = 0; i < N; i++) {
+      for (let j = 0; j < N; j++) {
+        const dot = v(i).reduce((a, x, d) => a + x * v(j)[d]!, 0);
+        const norms = Math.hypot(...v(i)) * Math.hypot(...v(j));
+        const want = norms === 0 ? 0 : dot / norms;
+        assert.ok(Math.abs(got[b]![i * N + j]! - want) < 1e-5, `[${b}] (${i}, ${j}): ${got[b]![i * N + j]} vs ${want}`);
+      }
+    }
   }
 });
 
