@@ -10,6 +10,7 @@
 // A pruner with a redundancy penalty λ > 0 samples, scores and
 // differentiates its sequential policy instead (prune/sequential.ts).
 import type { PreparedPrompt, VLM } from '../model/llava.js';
+import { GripError } from '../errors.js';
 import { ops } from '../ops.js';
 import type { GripPruner } from '../prune/grip.js';
 import { numKeepFor } from '../prune/pruner.js';
@@ -77,6 +78,10 @@ export class GRPOTrainer {
     if (!Array.isArray(examples) || examples.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of examples', 'examples', String(examples));
     policy.checkModel(model);
     reference.checkModel(model);
+    if (policy.redundancy !== reference.redundancy) {
+      // The KL term compares the two policies over the same keep-sets: they must be the same kind of policy.
+      throw new GripError('ERR_GRIP_RANGE', `expected the policy's redundancy (${policy.redundancy}) for reference.redundancy but received ${reference.redundancy}`);
+    }
     this.options = {
       steps: options.steps, group: options.group ?? 8, promptsPerStep: options.promptsPerStep ?? 4,
       budgets: options.budgets ?? { range: policy.settings.budgetRange }, reward: options.reward ?? 'loglik',

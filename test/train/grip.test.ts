@@ -295,6 +295,10 @@ test('GRPO with a redundancy penalty trains on the sequential policy: finite sta
     trained.push(values(policy.params.w2));
   }
   assert.not.equal(trained[0], trained[1], 'the penalty changes what GRPO samples and learns');
+  const reference = GripPruner.init(model, { hidden: 8, rank: 4, redundancy: 3 });
+  const error = await caught(() => new GRPOTrainer(model, GripPruner.init(model, { hidden: 8, rank: 4 }), reference, examples, { steps: 1 }));
+  assert.instance(error, GripError);
+  assert.is(error.message, "expected the policy's redundancy (0) for reference.redundancy but received 3");
 });
 
 test('GRPO at an in-LLM point shares the prefix and trains', async () => {
