@@ -32,7 +32,8 @@ export async function cosineSimilarities(visual: Tensor, backend: ResolvedBacken
       if (rows !== unit) rows.dispose();
       const host = similarity.toHost().host as Float32Array;
       similarity.dispose();
-      out.push(host.map((v) => v / D));
+      for (let i = 0; i < host.length; i++) host[i] = host[i]! / D;
+      out.push(host);
     }
   } finally {
     unit.dispose();
