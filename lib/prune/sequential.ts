@@ -10,6 +10,7 @@
 // Why: independent scores spend a small budget on several patches of one
 // object (they look alike, so they score alike); the penalty makes the next
 // pick pay for resembling what is already kept.
+import { describe } from '../tensor.js';
 import { check } from '../validate.js';
 
 export interface SequentialPolicy {
@@ -23,10 +24,13 @@ export interface SequentialPolicy {
 
 /** Walks k picks: before pick t, the logits l_t (-Infinity for taken tokens) and their log-normaliser go to pick(), which returns the token taken. */
 function walk(policy: SequentialPolicy, k: number, pick: (t: number, logits: Float64Array, logZ: number, taken: Uint8Array) => number): Int32Array {
+  if (typeof policy !== 'object' || policy === null || typeof policy.scores?.length !== 'number' || policy.scores.length < 1) {
+    check.fail('ERR_GRIP_RANGE', 'a policy { scores, similarity, redundancy } with at least one score', 'policy', describe(policy));
+  }
   const { scores, similarity, redundancy } = policy;
   const N = scores.length;
   check.integer(k, 'k', 1, N);
-  if (similarity.length !== N * N) check.fail('ERR_GRIP_SHAPE', `${N * N} similarities ([N, N] for N = ${N})`, 'policy.similarity', `${similarity.length}`);
+  if (similarity?.length !== N * N) check.fail('ERR_GRIP_SHAPE', `${N * N} similarities ([N, N] for N = ${N})`, 'policy.similarity', typeof similarity?.length === 'number' ? `${similarity.length}` : describe(similarity));
   check.number(redundancy, 'policy.redundancy', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0');
   const penalty = new Float64Array(N);
   const taken = new Uint8Array(N);
@@ -60,6 +64,7 @@ export function greedyKeep(policy: SequentialPolicy, k: number): Int32Array {
 
 /** An ordered keep-set drawn from the policy (one uniform draw per pick), with its log-probability. */
 export function sampleKeep(policy: SequentialPolicy, k: number, random: () => number): { order: Int32Array; logProb: number } {
+  if (typeof random !== 'function') check.fail('ERR_GRIP_RANGE', 'a function returning uniform numbers in [0, 1)', 'random', describe(random));
   let logProb = 0;
   const order = walk(policy, k, (_t, logits, logZ, taken) => {
     const u = random();

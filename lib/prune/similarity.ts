@@ -8,6 +8,7 @@ import { kernels } from '../model/kernels.js';
 import { gatherRagged, view } from '../model/tensors.js';
 import { ops } from '../ops.js';
 import { tensor, type Tensor } from '../tensor.js';
+import { check } from '../validate.js';
 
 /** Keeps 0/0 out of the normalisation of a zero row, far below any real mean square. */
 const NORM_EPS = 1e-30;
@@ -17,6 +18,9 @@ const NORM_EPS = 1e-30;
  * [N, N] host arrays. A zero state has cosine 0 with everything.
  */
 export async function cosineSimilarities(visual: Tensor, backend: ResolvedBackend, signal?: AbortSignal): Promise<Float32Array[]> {
+  check.tensor(visual, 'visual', '[B,N,D]', ['f32']);
+  check.oneOf(backend, 'backend', ['cpu', 'emu', 'cuda']);
+  check.signal(signal, 'signal');
   const [B, N, D] = visual.shape as [number, number, number];
   const onDevice = visual.device === 'cuda';
   const o = { backend: onDevice ? ('cuda' as const) : backend === 'emu' ? ('emu' as const) : ('cpu' as const), ...(signal ? { signal } : {}) };

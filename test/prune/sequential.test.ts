@@ -137,11 +137,28 @@ test('bad input is refused with its exact message', async () => {
     [() => greedyKeep(p, 5), 'expected an integer in [1, 4] for k but received number 5'],
     [() => greedyKeep({ ...p, similarity: new Float32Array(15) }, 2), 'expected 16 similarities ([N, N] for N = 4) for policy.similarity but received 15'],
     [() => greedyKeep({ ...p, redundancy: -1 }, 2), 'expected a finite number >= 0 for policy.redundancy but received number -1'],
+    [() => greedyKeep(null as never, 1), 'expected a policy { scores, similarity, redundancy } with at least one score for policy but received null'],
+    [() => greedyKeep({ ...p, scores: new Float32Array(0) }, 1), 'expected a policy { scores, similarity, redundancy } with at least one score for policy but received an object'],
+    [() => greedyKeep({ ...p, similarity: undefined as never }, 1), 'expected 16 similarities ([N, N] for N = 4) for policy.similarity but received undefined'],
+    [() => sampleKeep(p, 2, 0.5 as never), 'expected a function returning uniform numbers in [0, 1) for random but received number 0.5'],
     [() => keepLogProb(p, [1, 1]), 'expected distinct indices in [0, 4) for order but received 1 at [1]'],
     [() => keepLogProb(p, [0, 4]), 'expected distinct indices in [0, 4) for order but received 4 at [1]'],
   ];
   for (const [run, message] of cases) {
     const error = await caught(async () => run());
+    assert.instance(error, GripError);
+    assert.is(error.message, message);
+  }
+});
+
+test('cosineSimilarities refuses what is not an f32 [B, N, D] tensor, or an unknown backend', async () => {
+  const cases: [() => Promise<unknown>, string][] = [
+    [() => cosineSimilarities(tensor(new Float32Array(6), [6]), 'cpu'), 'expected 3 dimensions [B,N,D] for visual but received 1 dimensions [6]'],
+    [() => cosineSimilarities(tensor(new Int32Array(8), [1, 2, 4]), 'cpu'), 'expected f32 for dtype of visual but received i32'],
+    [() => cosineSimilarities(tensor(new Float32Array(8), [1, 2, 4]), 'gpu' as 'cpu'), 'expected one of \'cpu\', \'emu\', \'cuda\' for backend but received the string "gpu"'],
+  ];
+  for (const [run, message] of cases) {
+    const error = await caught(run);
     assert.instance(error, GripError);
     assert.is(error.message, message);
   }
