@@ -8,7 +8,7 @@
 // Results go into preallocated tensors ({ out }), as in a serving loop, so
 // the figures measure the ops rather than fresh-page faults.
 // Usage: npm run bench [-- --quick] [-- --only WORD]  (WORD picks the tables whose title contains it)
-import { info, ops, setBackend, tensor, zeros, type ScorerParams, type Tensor } from '../lib/index.ts';
+import { cosineSimilarities, greedyKeep, info, ops, setBackend, tensor, zeros, type ScorerParams, type Tensor } from '../lib/index.ts';
 import * as ref from '../test/ref/ops.ts';
 import { scoreTokens as scoreRef, type RefParams } from '../test/ref/scorer.ts';
 import { runTable, type Row } from './harness.ts';
@@ -165,6 +165,19 @@ const selectRows: Row[] = [];
     op: 'plackettLuceBackward', shape: `B=1 G=${G} N=${N} k=${K}`, work: {},
     run: () => ops.plackettLuceBackwardSync(logits, sample.indices, dLogProb),
     baseline: { name: 'plain TS reference', run: () => ref.plBackward(logits.host as Float32Array, sample.indices.host as Int32Array, dLogProb.host as Float32Array, 1, N, G, K) },
+  });
+}
+
+// GRIP's keep-set with the redundancy penalty (cosines of the states + the greedy walk), against
+// top-k of the same scores (the λ = 0 keep-set): what the penalty costs per request, at the
+// testbed's shapes and at LLaVA-1.5-7B's (N = 576 visual tokens of width 4096, pruned in the LLM).
+for (const [N, D, K] of [[144, 128, 16], [576, 4096, 64]] as const) {
+  const states = tensor(floats(N * D), [1, N, D]);
+  const scores = tensor(floats(N, 3), [1, N]);
+  selectRows.push({
+    op: 'redundancy keep-set (λ = 10)', shape: `N=${N} D=${D} k=${K}`, work: { flop: 2 * N * N * D },
+    run: async () => greedyKeep({ scores: scores.host as Float32Array, similarity: (await cosineSimilarities(states, 'cpu'))[0]!, redundancy: 10 }, K),
+    baseline: { name: 'topk of the same scores', run: () => ops.topkSync(scores, K) },
   });
 }
 
