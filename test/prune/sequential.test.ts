@@ -8,7 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cosineSimilarities, greedyKeep, GripError, keepLogProb, ops, sampleKeep, tensor, type SequentialPolicy } from '../../lib/index.ts';
 import { mulberry32 } from '../../lib/random.ts';
-import { caught, rng, uniform } from '../helpers.ts';
+import { BACKENDS, caught, on, reportSkips, rng, uniform } from '../helpers.ts';
+
+reportSkips('prune/sequential.test.ts');
 
 /** A random policy: N scores in [-2, 2), cosines of N random unit vectors in 3 dimensions (so some tokens are alike). */
 function randomPolicy(seed: number, N: number, redundancy: number): SequentialPolicy & { scores: Float32Array; similarity: Float32Array } {
@@ -164,23 +166,28 @@ test('cosineSimilarities refuses what is not an f32 [B, N, D] tensor, or an unkn
   }
 });
 
-test('cosineSimilarities gives each batch row its own [N, N] cosines; a zero state has cosine 0', async () => {
-  const B = 2, N = 5, D = 6;
-  const h = uniform(rng(4), B * N * D);
-  h.fill(0, (1 * N + 3) * D, (1 * N + 4) * D); // row 1, token 3 is zero
-  const got = await cosineSimilarities(tensor(h, [B, N, D]), 'cpu');
-  assert.is(got.length, B);
-  for (let b = 0; b < B; b++) {
-    const v = (i: number) => Array.from(h.subarray((b * N + i) * D, (b * N + i + 1) * D));
-    for (let i = 0; i < N; i++) {
-      for (let j = 0; j < N; j++) {
-        const dot = v(i).reduce((a, x, d) => a + x * v(j)[d]!, 0);
-        const norms = Math.hypot(...v(i)) * Math.hypot(...v(j));
-        const want = norms === 0 ? 0 : dot / norms;
-        assert.ok(Math.abs(got[b]![i * N + j]! - want) < 1e-5, `[${b}] (${i}, ${j}): ${got[b]![i * N + j]} vs ${want}`);
+for (const run of BACKENDS) {
+  const t = run.skip ? test.skip : test;
+  t(`${run.name}: cosineSimilarities gives each batch row its own [N, N] cosines; a zero state has cosine 0`, async () => {
+    const B = 2, N = 5, D = 6;
+    const h = uniform(rng(4), B * N * D);
+    h.fill(0, (1 * N + 3) * D, (1 * N + 4) * D); // row 1, token 3 is zero
+    const states = tensor(h, [B, N, D]);
+    const { backend } = on(run);
+    const got = await cosineSimilarities(backend === 'cuda' ? states.toDevice() : states, backend);
+    assert.is(got.length, B);
+    for (let b = 0; b < B; b++) {
+      const v = (i: number) => Array.from(h.subarray((b * N + i) * D, (b * N + i + 1) * D));
+      for (let i = 0; i < N; i++) {
+        for (let j = 0; j < N; j++) {
+          const dot = v(i).reduce((a, x, d) => a + x * v(j)[d]!, 0);
+          const norms = Math.hypot(...v(i)) * Math.hypot(...v(j));
+          const want = norms === 0 ? 0 : dot / norms;
+          assert.ok(Math.abs(got[b]![i * N + j]! - want) < 1e-5, `[${b}] (${i}, ${j}): ${got[b]![i * N + j]} vs ${want}`);
+        }
       }
     }
-  }
-});
+  });
+}
 
 test.run();
