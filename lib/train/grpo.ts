@@ -189,7 +189,8 @@ export class GRPOTrainer {
     let similarity = this.similarities.get(index);
     if (!similarity) {
       similarity = (await cosineSimilarities(prepared.visual, this.model.backend, signal))[0]!;
-      if (this.similarities.size < 4096) this.similarities.set(index, similarity);
+      // N x N floats per prompt: bounded like the prepared prompts they belong to.
+      if (this.similarities.size < 512) this.similarities.set(index, similarity);
     }
     return sequential(similarity, redundancy);
   }
