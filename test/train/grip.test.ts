@@ -171,19 +171,22 @@ test('a GRIP pruner with a redundancy penalty keeps its greedy keep-set inside t
   assert.equal(Array.from(again.kept.indices), expected);
 });
 
+/** The directory `name` holding a fresh pruner whose grip.json has `field` set to `value` (undefined: left out). */
+async function savedWith(field: string, value: unknown, name: string): Promise<string> {
+  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
+  (pruner.settings as unknown as Record<string, unknown>)[field] = value;
+  await pruner.save(join(work, name));
+  return join(work, name);
+}
+
 test('a bad redundancy is refused at init and at load; a file without one reads as 0', async () => {
   let error = await caught(() => GripPruner.init(model, { redundancy: -1 }));
   assert.instance(error, GripError);
   assert.is(error.message, 'expected a finite number >= 0 for options.redundancy but received number -1');
-  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
-  (pruner.settings as { redundancy: unknown }).redundancy = 'high';
-  await pruner.save(join(work, 'p-bad-redundancy'));
-  error = await caught(() => GripPruner.load(join(work, 'p-bad-redundancy')));
+  error = await caught(async () => GripPruner.load(await savedWith('redundancy', 'high', 'p-bad-redundancy')));
   assert.is(error.code, 'ERR_GRIP_FORMAT');
   assert.is(error.message, `expected redundancy a finite number >= 0 for ${join(work, 'p-bad-redundancy', 'grip.json')} but received "high"`);
-  delete pruner.settings.redundancy;
-  await pruner.save(join(work, 'p-no-redundancy'));
-  assert.is((await GripPruner.load(join(work, 'p-no-redundancy'))).redundancy, 0);
+  assert.is((await GripPruner.load(await savedWith('redundancy', undefined, 'p-no-redundancy'))).redundancy, 0);
 });
 
 test('an unknown query pooling is refused, with the allowed values', async () => {
@@ -193,10 +196,7 @@ test('an unknown query pooling is refused, with the allowed values', async () =>
   assert.is(error.message, "expected one of 'mean-text-after-image', 'last-token' for request.query but received the string \"first-token\"");
   error = await caught(() => GripPruner.init(model, { queryPooling: 'max' as 'last-token' }));
   assert.is(error.message, "expected one of 'mean-text-after-image', 'last-token' for options.queryPooling but received the string \"max\"");
-  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
-  (pruner.settings as { queryPooling: string }).queryPooling = 'max';
-  await pruner.save(join(work, 'p-bad-query'));
-  error = await caught(() => GripPruner.load(join(work, 'p-bad-query')));
+  error = await caught(async () => GripPruner.load(await savedWith('queryPooling', 'max', 'p-bad-query')));
   assert.is(error.code, 'ERR_GRIP_FORMAT');
   assert.is(error.message, `expected queryPooling "mean-text-after-image" or "last-token" for ${join(work, 'p-bad-query', 'grip.json')} but received "max"`);
   error = await caught(() => model.generate({ pixelValues: ex.pixelValues!, prompt: ex.prompt, pruner: { name: 'odd', point: 'pre-llm', needs: { query: 'max' as 'last-token' }, select: async () => [Int32Array.of(0)] }, keepRatio: 0.25, maxNewTokens: 1 }));

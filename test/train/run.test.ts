@@ -91,36 +91,32 @@ test('the warm-up loss and teacher temperature options reach the warm-up and are
   assert.ok(differs(plain, sharp), '--teacher-temperature 0.5 gave the T = 1 warm-up');
 });
 
-test('the query pooling option reaches the trained scorer, and a resume with another is refused', async () => {
-  const model = await loadVLM(fixture, { backend: 'cpu' });
-  const examples = await shapesTrainingSet(6);
-  const out = join(work, 'query-last');
-  const options: TrainRunOptions = {
-    out, point: { layer: 2 }, budgets: { range: [0.1, 0.5] }, warmupSteps: 2, warmupBatch: 2, steps: 1, group: 2, promptsPerStep: 1,
-    hidden: 8, rank: 4, seed: 3, queryPooling: 'last-token', progress: () => {},
-  };
-  await trainGrip(model, examples, options);
-  assert.is((await GripPruner.load(out)).settings.queryPooling, 'last-token');
-  assert.is((await GripPruner.load(join(out, 'warmup'))).needs.query, 'last-token');
-  const error = await trainGrip(model, examples, { ...options, steps: 2, resume: true, queryPooling: 'mean-text-after-image' }).catch((e: Error) => e);
-  assert.instance(error, Error);
-  assert.is((error as Error).message, 'expected the query pooling of the run being resumed ("last-token") for options.queryPooling but received "mean-text-after-image"');
-});
-
-test('the redundancy option reaches the pruner and its warm-up policy, and a resume with another is refused', async () => {
-  const model = await loadVLM(fixture, { backend: 'cpu' });
-  const examples = await shapesTrainingSet(6);
-  const out = join(work, 'redundancy');
-  const options: TrainRunOptions = {
-    out, point: { layer: 2 }, budgets: { range: [0.1, 0.5] }, warmupSteps: 2, warmupBatch: 2, steps: 1, group: 2, promptsPerStep: 1,
-    hidden: 8, rank: 4, seed: 3, redundancy: 2.5, progress: () => {},
-  };
-  await trainGrip(model, examples, options);
-  assert.is((await GripPruner.load(out)).redundancy, 2.5);
-  assert.is((await GripPruner.load(join(out, 'warmup'))).redundancy, 2.5);
-  const error = await trainGrip(model, examples, { ...options, steps: 2, resume: true, redundancy: 0 }).catch((e: Error) => e);
-  assert.instance(error, Error);
-  assert.is((error as Error).message, 'expected the redundancy of the run being resumed (2.5) for options.redundancy but received 0');
-});
+// Settings a run keeps: each reaches the pruner and its warm-up policy, and a resume asking for another is refused.
+const kept: { name: string; set: Partial<TrainRunOptions>; read: (p: GripPruner) => unknown; want: unknown; other: Partial<TrainRunOptions>; message: string }[] = [
+  {
+    name: 'query pooling', set: { queryPooling: 'last-token' }, read: (p) => p.settings.queryPooling, want: 'last-token', other: { queryPooling: 'mean-text-after-image' },
+    message: 'expected the query pooling of the run being resumed ("last-token") for options.queryPooling but received "mean-text-after-image"',
+  },
+  {
+    name: 'redundancy', set: { redundancy: 2.5 }, read: (p) => p.redundancy, want: 2.5, other: { redundancy: 0 },
+    message: 'expected the redundancy of the run being resumed (2.5) for options.redundancy but received 0',
+  },
+];
+for (const c of kept) {
+  test(`the ${c.name} option reaches the trained scorer and its warm-up policy, and a resume with another is refused`, async () => {
+    const model = await loadVLM(fixture, { backend: 'cpu' });
+    const examples = await shapesTrainingSet(6);
+    const options: TrainRunOptions = {
+      out: join(work, c.name.replace(/ /g, '-')), point: { layer: 2 }, budgets: { range: [0.1, 0.5] }, warmupSteps: 2, warmupBatch: 2, steps: 1, group: 2, promptsPerStep: 1,
+      hidden: 8, rank: 4, seed: 3, progress: () => {}, ...c.set,
+    };
+    await trainGrip(model, examples, options);
+    assert.is(c.read(await GripPruner.load(options.out)), c.want);
+    assert.is(c.read(await GripPruner.load(join(options.out, 'warmup'))), c.want);
+    const error = await trainGrip(model, examples, { ...options, steps: 2, resume: true, ...c.other }).catch((e: Error) => e);
+    assert.instance(error, Error);
+    assert.is((error as Error).message, c.message);
+  });
+}
 
 test.run();
