@@ -11,14 +11,13 @@ import { keptStrip, type KeptPicture } from './eval/pictures.js';
 import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
-import { GripPruner } from './prune/grip.js';
-import { ATTENTION_SOURCES, QUERY_POOLINGS, type Pruner, type PrunePoint } from './prune/pruner.js';
+import { ATTENTION_SOURCES, QUERY_POOLINGS, type PrunePoint } from './prune/pruner.js';
 import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
 import { WARMUP_LOSSES } from './train/warmup.js';
 import { loadVLM } from './model/llava.js';
-import { makePruner, PRUNER_NAMES } from './prune/registry.js';
+import { makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
 
 const USAGE = `usage: grip <command> [options]
 
@@ -208,16 +207,7 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
   if (split !== 'test' && split !== 'validation') throw new GripError('ERR_GRIP_RANGE', `expected test or validation for --split but received "${split}"`);
   const ratios = (values.ratios ?? '0.05,0.11,0.25,0.33,0.5,0.75,1').split(',').map((r) => option('ratios', r, (v) => v > 0 && v <= 1, 'keep ratios in (0, 1]')!);
   const gripDir = values.grip ?? join(model.dir, 'grip');
-  const pruners: Pruner[] = [];
-  for (const spec of (values.pruners ?? 'grip,warmup,fastv,random').split(',')) {
-    // name=DIR evaluates the GRIP pruner in DIR under that name (ablations).
-    const [name, dir] = spec.includes('=') ? spec.split('=', 2) as [string, string] : [spec, undefined];
-    if (dir !== undefined || name === 'grip' || name === 'warmup') {
-      const loaded = await GripPruner.load(dir ?? (name === 'grip' ? gripDir : join(gripDir, 'warmup')));
-      loaded.checkModel(model);
-      pruners.push({ name, point: loaded.point, needs: loaded.needs, select: (ctx) => loaded.select(ctx) });
-    } else pruners.push(makePruner(name));
-  }
+  const pruners = await prunersFromList(values.pruners ?? 'grip,warmup,fastv,random', gripDir, model);
   const questions = option('questions', values.questions, positiveInteger, 'a positive integer') ?? 500;
   const examples = makeExamples(split, questions);
   const evalExamples = await Promise.all(examples.map(async (ex) => ({ image: await renderScene(ex.scene), prompt: ex.question, answer: ex.answer, kind: ex.kind })));

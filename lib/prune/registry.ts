@@ -1,5 +1,7 @@
 // registry.ts — pruners by name, for the CLI and the evaluation.
+import { join } from 'node:path';
 import { GripError } from '../errors.js';
+import { GripPruner, type ScorerHost } from './grip.js';
 import { DivPrunePruner } from './heuristics/divprune.js';
 import { FastVPruner } from './heuristics/fastv.js';
 import { NormPruner } from './heuristics/norm.js';
@@ -32,4 +34,25 @@ export function makePruner(name: string, options: MakePrunerOptions = {}): Prune
     case 'divprune': return new DivPrunePruner(point);
     default: throw new GripError('ERR_GRIP_RANGE', `expected one of ${PRUNER_NAMES.join(', ')} for pruner but received "${name}"`);
   }
+}
+
+/**
+ * The pruners of a comma-separated list (`grip eval --pruners`, the tools):
+ * a heuristic by name; 'grip' and 'warmup' the GRIP pruner in `gripDir` and
+ * its warm-up policy in `gripDir/warmup`; NAME=DIR the GRIP pruner in DIR,
+ * named NAME (ablations). Each GRIP pruner is checked against `model`.
+ */
+export async function prunersFromList(list: string, gripDir: string, model: ScorerHost): Promise<Pruner[]> {
+  const pruners: Pruner[] = [];
+  for (const spec of list.split(',')) {
+    const [name, dir] = spec.includes('=') ? (spec.split('=', 2) as [string, string]) : [spec, undefined];
+    if (dir === undefined && name !== 'grip' && name !== 'warmup') {
+      pruners.push(makePruner(name));
+      continue;
+    }
+    const loaded = await GripPruner.load(dir ?? (name === 'grip' ? gripDir : join(gripDir, 'warmup')));
+    loaded.checkModel(model);
+    pruners.push({ name, point: loaded.point, needs: loaded.needs, select: (ctx) => loaded.select(ctx) });
+  }
+  return pruners;
 }

@@ -15,6 +15,8 @@ import { SCORER_PARAM_NAMES } from '../../lib/ops.ts';
 import { grpoObjective, GRPOTrainer, normalise } from '../../lib/train/grpo.ts';
 import { listwise, pairwise, warmup } from '../../lib/train/warmup.ts';
 import { greedyKeep } from '../../lib/prune/sequential.ts';
+import type { Pruner } from '../../lib/prune/pruner.ts';
+import { prunersFromList } from '../../lib/prune/registry.ts';
 import { mulberry32 as mulberry } from '../../lib/random.ts';
 import { BudgetSampler, parseBudgets, type TrainExample } from '../../lib/train/data.ts';
 import { caught } from '../helpers.ts';
@@ -187,6 +189,23 @@ test('a bad redundancy is refused at init and at load; a file without one reads 
   assert.is(error.code, 'ERR_GRIP_FORMAT');
   assert.is(error.message, `expected redundancy a finite number >= 0 for ${join(work, 'p-bad-redundancy', 'grip.json')} but received "high"`);
   assert.is((await GripPruner.load(await savedWith('redundancy', undefined, 'p-no-redundancy'))).redundancy, 0);
+});
+
+test('prunersFromList: heuristics by name, grip and warmup from the GRIP directory, NAME=DIR under its name; bad names refused', async () => {
+  const dir = join(work, 'p-list');
+  const grip = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 11, redundancy: 2 });
+  await grip.save(dir);
+  await GripPruner.init(model, { hidden: 8, rank: 4, seed: 12 }).save(join(dir, 'warmup'));
+  const pruners = await prunersFromList(`fastv,mine=${dir},grip,warmup`, dir, model);
+  assert.equal(pruners.map((p) => p.name), ['fastv', 'mine', 'grip', 'warmup']);
+  assert.equal(pruners.map((p) => p.point), [{ layer: 2 }, { layer: 2 }, { layer: 2 }, 'pre-llm']);
+  const ex = examples[1]!;
+  const kept = async (pruner: Pruner) => Array.from((await model.generate({ pixelValues: ex.pixelValues!, prompt: ex.prompt, pruner, keepRatio: 0.25, maxNewTokens: 1 })).kept.indices);
+  const want = await kept(grip);
+  assert.equal(await kept(pruners[1]!), want, 'NAME=DIR selects as the pruner saved there');
+  assert.equal(await kept(pruners[2]!), want, 'grip selects as the pruner in the GRIP directory');
+  const error = await caught(() => prunersFromList('grip,magic', dir, model));
+  assert.is(error.message, 'expected one of fastv, random, uniform, norm, cls, divprune for pruner but received "magic"');
 });
 
 test('an unknown query pooling is refused, with the allowed values', async () => {
