@@ -13,7 +13,7 @@ import { info, ops, setBackend, tensor, zeros } from '../lib/index.ts';
 import type { TextConfig } from '../lib/model/config.ts';
 import { kernels } from '../lib/model/kernels.ts';
 import { KVCache, runDecoder } from '../lib/model/llama.ts';
-import { loadVLM } from '../lib/model/llava.ts';
+import { loadVLM } from '../lib/model/vlm.ts';
 import { embeddedModelDir } from '../lib/demo.ts';
 import type { TextWeights } from '../lib/model/weights.ts';
 import { RandomPruner } from '../lib/prune/heuristics/random.ts';

@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { info } from '../lib/index.ts';
 import { embeddedModelDir } from '../lib/demo.ts';
-import { loadVLM } from '../lib/model/llava.ts';
+import { loadVLM } from '../lib/model/vlm.ts';
 import { GripPruner } from '../lib/prune/grip.ts';
 import { GRPOTrainer } from '../lib/train/grpo.ts';
 import { shapesTrainingSet } from '../lib/train/run.ts';

@@ -16,7 +16,7 @@ import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
 import { WARMUP_LOSSES } from './train/warmup.js';
-import { loadVLM } from './model/llava.js';
+import { loadVLM } from './model/vlm.js';
 import { makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
 
 const USAGE = `usage: grip <command> [options]

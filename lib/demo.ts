@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { makeExamples, renderScene } from './data/shapes/index.js';
 import { evaluate, type EvalExample } from './eval/evaluate.js';
 import { keptStrip, type KeptPicture } from './eval/pictures.js';
-import { loadVLM, type VLM } from './model/llava.js';
+import { loadVLM, type VLM } from './model/vlm.js';
 import { preprocessImage, type ProcessorConfig } from './model/processor.js';
 import { packageRoot } from './native.js';
 import { FastVPruner } from './prune/heuristics/fastv.js';

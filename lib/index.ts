@@ -21,7 +21,7 @@ export {
   loadVLM, VLM, PreparedPrompt, type PrepareRequest,
   type LoadVLMOptions, type GenerateRequest, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
   type LogitsRequest, type LogitsResult, type Timings, type ImageSource, type PromptSource, type PruneOptions,
-} from './model/llava.js';
+} from './model/vlm.js';
 export { parseLlavaConfig, loadLlavaConfig, type LlavaConfig, type VisionConfig, type TextConfig } from './model/config.js';
 export { SafetensorsFile, Checkpoint, writeSafetensors, type TensorInfo } from './model/safetensors.js';
 export { preprocessImage, loadProcessorConfig, parseProcessorConfig, type ProcessorConfig, type ImageInput, type RawImage } from './model/processor.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { makeExamples, renderScene } from '../lib/data/shapes/index.ts';
 import { patchesOfObject } from '../lib/data/shapes/scene.ts';
 import { embeddedModelDir } from '../lib/demo.ts';
-import { loadVLM } from '../lib/model/llava.ts';
+import { loadVLM } from '../lib/model/vlm.ts';
 import { prunersFromList } from '../lib/prune/registry.ts';
 
 const { values } = parseArgs({ options: { split: { type: 'string' }, questions: { type: 'string' }, keep: { type: 'string' }, pruners: { type: 'string' } }, strict: true });

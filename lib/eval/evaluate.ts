@@ -2,7 +2,7 @@
 // question set: one greedy answer per question (as many tokens as the
 // reference answer has), correct when the tokens equal the reference's.
 import type { ImageInput } from '../model/processor.js';
-import type { VLM } from '../model/llava.js';
+import type { VLM } from '../model/vlm.js';
 import type { Pruner } from '../prune/pruner.js';
 import { check } from '../validate.js';
 

@@ -94,3 +94,8 @@ export async function lmHead(w: TextWeights, config: TextConfig, h: Tensor, opti
   const normed = await ops.rmsNorm(h, w.norm, config.rmsNormEps, o);
   return ops.linear(normed, w.lmHead, null, o);
 }
+
+/** Frees the decoder's device memory (nothing to do on the CPU). */
+export function disposeText(w: TextWeights): void {
+  for (const t of [w.embed, w.lmHead, w.norm, ...w.layers.flatMap((l) => [l.inputNorm, l.postNorm, ...[l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map((x) => x.weight)])]) t.dispose();
+}

@@ -9,7 +9,7 @@
 // at sampling. Gradient: plackettLuceBackward -> scoreTokensBackward -> adamw.
 // A pruner with a redundancy penalty λ > 0 samples, scores and
 // differentiates its sequential policy instead (prune/sequential.ts).
-import type { PreparedPrompt, VLM } from '../model/llava.js';
+import type { PreparedPrompt, VLM } from '../model/vlm.js';
 import { GripError } from '../errors.js';
 import { ops } from '../ops.js';
 import type { GripPruner } from '../prune/grip.js';

@@ -7,7 +7,7 @@ import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { makeExamples, renderScene } from '../data/shapes/index.js';
 import { GripError } from '../errors.js';
-import type { VLM } from '../model/llava.js';
+import type { VLM } from '../model/vlm.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { SCORER_PARAM_NAMES } from '../ops.js';
 import { GripPruner } from '../prune/grip.js';

@@ -6,7 +6,7 @@
 // softmax(scores)) or pairwise (logistic loss on teacher-top-k vs the rest
 // at the sampled budget); ρ is sampled per example, gradients go through
 // the native scoreTokensBackward and steps through the native adamw.
-import type { VLM, PreparedPrompt } from '../model/llava.js';
+import type { VLM, PreparedPrompt } from '../model/vlm.js';
 import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
 import type { GripPruner } from '../prune/grip.js';
 import { numKeepFor, type AttentionSource } from '../prune/pruner.js';

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeExamples, renderScene } from '../../lib/data/shapes/index.ts';
 import { evaluate, type EvalExample } from '../../lib/eval/evaluate.ts';
-import { loadVLM, type VLM } from '../../lib/model/llava.ts';
+import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { makePruner } from '../../lib/prune/registry.ts';
 import { expectError } from '../helpers.ts';
 

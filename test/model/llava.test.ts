@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tensor, type Tensor } from '../../lib/index.ts';
-import { loadVLM, type VLM } from '../../lib/model/llava.ts';
+import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { FastVPruner } from '../../lib/prune/heuristics/fastv.ts';
 import { RandomPruner } from '../../lib/prune/heuristics/random.ts';
 import { FixedPruner, type PruneContext, type Pruner, type PrunePoint } from '../../lib/prune/pruner.ts';

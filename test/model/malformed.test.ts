@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GripError, tensor } from '../../lib/index.ts';
-import { loadVLM, type VLM } from '../../lib/model/llava.ts';
+import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { SafetensorsFile, writeSafetensors } from '../../lib/model/safetensors.ts';
 import { RandomPruner } from '../../lib/prune/heuristics/random.ts';
 import type { Pruner } from '../../lib/prune/pruner.ts';

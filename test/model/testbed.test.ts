@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeExamples, renderScene } from '../../lib/data/shapes/index.ts';
-import { loadVLM, type VLM } from '../../lib/model/llava.ts';
+import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { FixedPruner } from '../../lib/prune/pruner.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

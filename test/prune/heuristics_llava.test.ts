@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DivPrunePruner, FixedPruner, NormPruner, UniformPruner, VisionZipPruner, tensor, type PruneContext, type Pruner, type Tensor } from '../../lib/index.ts';
-import { loadVLM, type VLM } from '../../lib/model/llava.ts';
+import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tiny-llava');

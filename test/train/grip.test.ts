@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GripError, tensor, type Tensor } from '../../lib/index.ts';
-import { loadVLM, type VLM } from '../../lib/model/llava.ts';
+import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { GripPruner } from '../../lib/prune/grip.ts';
 import { SCORER_PARAM_NAMES } from '../../lib/ops.ts';
 import { grpoObjective, GRPOTrainer, normalise } from '../../lib/train/grpo.ts';

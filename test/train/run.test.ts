@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadVLM } from '../../lib/model/llava.ts';
+import { loadVLM } from '../../lib/model/vlm.ts';
 import { GripPruner } from '../../lib/prune/grip.ts';
 import { shapesTrainingSet, trainGrip, type TrainRunOptions } from '../../lib/train/run.ts';
 

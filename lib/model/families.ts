@@ -1,0 +1,25 @@
+// families.ts — the model families loadVLM knows, chosen by the
+// `architectures` of config.json. Adding a family: write its module under
+// lib/model/<family>/ (see docs/adding-a-family.md) and list it here.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Family } from './family.js';
+import { llava } from './llava/index.js';
+
+export const FAMILIES: readonly Family[] = [llava];
+
+/**
+ * The family of the checkpoint in `dir`. An unreadable or unknown config.json
+ * goes to LLaVA, the first family, whose loader reports exactly what is wrong
+ * with it (the errors loadVLM has always given).
+ */
+export async function familyOf(dir: string): Promise<Family> {
+  let architectures: unknown;
+  try {
+    architectures = (JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { architectures?: unknown }).architectures;
+  } catch {
+    return FAMILIES[0]!;
+  }
+  const names = Array.isArray(architectures) ? architectures : [];
+  return FAMILIES.find((f) => names.some((n) => f.architectures.includes(n as string))) ?? FAMILIES[0]!;
+}

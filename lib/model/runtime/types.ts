@@ -1,0 +1,186 @@
+// types.ts — the requests and results of the VLM facade, and the internal
+// shapes the stages pass on (a tokenised row, a prefilled batch, a prompt
+// prepared up to its prune point).
+import type { KVCache } from '../llama.js';
+import type { ImageInput } from '../processor.js';
+import type { Tensor } from '../../tensor.js';
+import type { Backend } from '../../backend.js';
+import type { AttentionSource, Pruner, PrunePoint, QueryPooling } from '../../prune/pruner.js';
+import type { WeightDType } from '../weights.js';
+
+export interface LoadVLMOptions {
+  /** 'auto' (CUDA when visible, else CPU), 'cpu' or 'cuda'. */
+  backend?: Backend;
+  /** Storage type of the weight matrices: as stored ('auto'), or converted at load. */
+  dtype?: WeightDType;
+  /** CPU threads for the native ops (default: all cores). */
+  threads?: number;
+  /**
+   * How ops are awaited: 'async' runs each off the event loop (a thread hop
+   * per op); 'sync' runs them on the calling thread and yields between
+   * layers; 'auto' (default) is 'sync' on the CPU for models whose hidden
+   * sizes are at most 512 (ops shorter than the hop), else 'async'.
+   */
+  opMode?: 'auto' | 'async' | 'sync';
+  signal?: AbortSignal;
+}
+
+/** The image: a path, encoded bytes or raw pixels (preprocessed here), or pixel values already preprocessed. */
+export interface ImageSource {
+  image?: ImageInput;
+  /** [C, H, W] f32, already resized and normalised (skips the processor). */
+  pixelValues?: Tensor;
+}
+
+/** The text: a prompt (put in the model's template) or token ids containing the image token once. */
+export interface PromptSource {
+  prompt?: string;
+  /** 'chat' (the tokenizer's chat template), 'llava-1.5' (USER: <image>\n... ASSISTANT:) or 'raw'; default: chat when the tokenizer has one. */
+  template?: 'chat' | 'llava-1.5' | 'raw';
+  inputIds?: ArrayLike<number>;
+}
+
+export interface PruneOptions {
+  pruner?: Pruner | undefined;
+  /** In (0, 1]; default 1 (the pruner still runs, and keeps everything). */
+  keepRatio?: number;
+  /** In-LLM pruning: 'keep' the full KV cache of layers < K (default, as FastV), or 'compact' it to the kept tokens. */
+  cachePolicy?: 'keep' | 'compact';
+  /** Give kept tokens new consecutive position ids instead of their original ones (for comparison). */
+  renumberPositions?: boolean;
+}
+
+export interface GenerateRequest extends ImageSource, PromptSource, PruneOptions {
+  /** Default 32. */
+  maxNewTokens?: number;
+  /** Stop a row at its end-of-sequence token (default true). */
+  stopAtEos?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface Timings {
+  preprocessMs: number;
+  visionMs: number;
+  pruneMs: number;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  /** Generated ids (the end-of-sequence token included when it was generated). */
+  tokenIds: Int32Array;
+  /** The kept visual tokens (all of them without a pruner). */
+  kept: { indices: Int32Array; keepRatio: number };
+  /** Sequence length the LLM prefilled (text + kept visual tokens). */
+  prefillTokens: number;
+  timings: Timings;
+}
+
+export interface PrepareRequest extends ImageSource, PromptSource {
+  /** Where the visual states are taken (default 'pre-llm'). */
+  point?: PrunePoint;
+  /** Attention to the visual tokens to return with them. */
+  attention?: AttentionSource;
+  /** How the text query is pooled (default 'mean-text-after-image'; a pruner's needs.query). */
+  query?: QueryPooling;
+  /** For a pre-LLM point: the attention of 'last-token'/'text-tokens' is read as if pruning at this layer (from layer - 1; default 2). */
+  attentionLayer?: number;
+  /** Answer tokens answerLogProb may append to a prepared in-LLM prompt (default 16). */
+  answerCapacity?: number;
+  signal?: AbortSignal;
+}
+
+export interface AnswerLogProbRequest extends ImageSource, PromptSource {
+  /** A prepared prompt (VLM.prepare) to reuse; then image, prompt and point come from it. */
+  prepared?: PreparedPrompt;
+  /** Also return log-softmax over the vocabulary at the first answer position, [G, V] (for a fidelity reward). */
+  returnFirstLogProbs?: boolean;
+  /** The answer text (encoded without special tokens) or its ids. */
+  answer: string | ArrayLike<number>;
+  /** Visual token indices to keep, one set per candidate; null keeps all. */
+  keepSets: readonly (ArrayLike<number> | null)[];
+  /** Where the keep-sets apply (default 'pre-llm'). */
+  point?: PrunePoint;
+  cachePolicy?: 'keep' | 'compact';
+  renumberPositions?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface AnswerLogProbResult {
+  /** Sum of log p(answer token | prefix) per keep-set. */
+  logProb: Float64Array;
+  /** [keepSets, answer tokens] the per-token log-probabilities. */
+  tokenLogProbs: Float32Array;
+  answerIds: Int32Array;
+  /** 1 where every answer token is the argmax of its teacher-forced distribution (greedy decoding would produce the answer). */
+  greedyMatch: Uint8Array;
+  /** [G, V] log-softmax at the first answer position, when asked for. */
+  firstLogProbs?: Float32Array;
+}
+
+export interface LogitsRequest extends ImageSource, PromptSource, PruneOptions {
+  /** 'last' (default): the logits of the last prompt position; 'all': every position of the (pruned) sequence. */
+  positions?: 'last' | 'all';
+  signal?: AbortSignal;
+}
+
+export interface LogitsResult {
+  /** [1, V] or [S', V] f32 on the host. */
+  logits: Tensor;
+  kept: Int32Array;
+  /** Position ids of the rows of an 'all' result. */
+  positionIds: Int32Array;
+}
+
+/** One request, tokenised and preprocessed. */
+export interface Row {
+  before: Int32Array;
+  after: Int32Array;
+  pixels: Float32Array;
+}
+
+/** A prefilled batch, ready for decoding. */
+export interface Prefilled {
+  cache: KVCache;
+  /** [B, S, D] hidden states after the last layer. */
+  x: Tensor;
+  /** Valid rows of x per batch row. */
+  length: Int32Array;
+  /** Position id of the next token per row. */
+  nextPosition: Int32Array;
+  /** [B, S] position ids of the rows of x at the last layers (row-major, S = x.shape[1]). */
+  positions: Int32Array;
+  kept: Int32Array[];
+  pruneMs: number;
+  prefillMs: number;
+}
+
+/** For an in-LLM point: the hidden states entering layer K and the caches of layers < K. */
+export interface PreparedStage {
+  x: Tensor;
+  cache: KVCache;
+  fullLen: number;
+  answerCapacity: number;
+}
+
+/** A request run up to its prune point (from VLM.prepare): what a pruner sees, and the shared work for answerLogProb. */
+export class PreparedPrompt {
+  constructor(
+    /** The VLM that prepared it (answerLogProb refuses a prompt of another model). */
+    readonly model: object,
+    readonly point: PrunePoint,
+    /** [1, N, D] f32 visual token states at the point. */
+    readonly visual: Tensor,
+    /** [1, D] f32 the text after the image at the point, pooled as asked. */
+    readonly query: Tensor,
+    /** [N] the requested attention to the visual tokens (mean over heads and query rows). */
+    readonly attention: Float32Array | undefined,
+    /** Internal: the tokenised, preprocessed request. */
+    readonly row: Row,
+    /** Internal: the projected visual tokens [1, N, D]. */
+    readonly projected: Tensor,
+    /** Internal: the in-LLM stage, undefined for a pre-LLM point. */
+    readonly stage: PreparedStage | undefined,
+  ) {}
+}
