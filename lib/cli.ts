@@ -6,28 +6,32 @@ import { GripError } from './errors.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeExamples, renderScene } from './data/shapes/index.js';
-import { embeddedModelDir, pixelsToRgb, runDemo } from './demo.js';
+import { defaultPruner, embeddedModelDir, pixelsToRgb, runDemo } from './demo.js';
 import { keptStrip, type KeptPicture } from './eval/pictures.js';
 import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
-import { ATTENTION_SOURCES, QUERY_POOLINGS, type PrunePoint } from './prune/pruner.js';
+import { ATTENTION_SOURCES, QUERY_POOLINGS, type Pruner, type PrunePoint } from './prune/pruner.js';
 import { parseBudgets } from './train/data.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
 import { WARMUP_LOSSES } from './train/warmup.js';
-import { loadVLM } from './model/vlm.js';
+import { loadVLM, type GenerateResult } from './model/vlm.js';
+import { GripPruner } from './prune/grip.js';
 import { makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
 
 const USAGE = `usage: grip <command> [options]
 
 commands:
   run     answer a question about an image
-          --model DIR        LLaVA checkpoint directory (Hugging Face layout)
+          --model DIR        checkpoint directory (Hugging Face layout; default: the embedded model)
           --image FILE       the image (PNG, JPEG, WebP, ...)
           --prompt TEXT      the question
           --keep RATIO       keep ratio of visual tokens in (0, 1] (default 1)
-          --pruner NAME      ${PRUNER_NAMES.join(' | ')} (default: none; fastv when --keep < 1)
+          --pruner NAME      grip | ${PRUNER_NAMES.join(' | ')} (default: none; when --keep < 1
+                             the model's own GRIP pruner if it has one, else fastv)
+          --grip DIR         the GRIP pruner to use (default: DIR/grip of the model)
+          --stream           print the answer token by token as it is generated
           --layer K          prune at decoder layer K (fastv: default 2; the others default to pre-LLM)
           --max-new-tokens N (default 32)
           --backend B        auto | cpu | cuda (default auto)
@@ -67,15 +71,16 @@ async function run(argv: string[], signal: AbortSignal): Promise<void> {
     args: argv,
     options: {
       model: { type: 'string' }, image: { type: 'string' }, prompt: { type: 'string' },
-      keep: { type: 'string' }, pruner: { type: 'string' }, layer: { type: 'string' },
+      keep: { type: 'string' }, pruner: { type: 'string' }, layer: { type: 'string' }, grip: { type: 'string' },
       'max-new-tokens': { type: 'string' }, backend: { type: 'string' }, threads: { type: 'string' },
-      json: { type: 'boolean' },
+      json: { type: 'boolean' }, stream: { type: 'boolean' },
     },
     strict: true,
   });
-  for (const required of ['model', 'image', 'prompt'] as const) {
+  for (const required of ['image', 'prompt'] as const) {
     if (values[required] === undefined) throw new GripError('ERR_GRIP_RANGE', `expected --${required} for grip run but received nothing`);
   }
+  if (values.json && values.stream) throw new GripError('ERR_GRIP_RANGE', 'expected --json or --stream for grip run but received both');
   const number = (name: string, text: string | undefined): number | undefined => {
     if (text === undefined) return undefined;
     const value = Number(text);
@@ -84,25 +89,47 @@ async function run(argv: string[], signal: AbortSignal): Promise<void> {
   };
   const keepRatio = number('keep', values.keep) ?? 1;
   const layer = number('layer', values.layer);
-  const prunerName = values.pruner ?? (keepRatio < 1 ? 'fastv' : undefined);
   const threads = number('threads', values.threads);
-  const model = await loadVLM(values.model!, {
+  choice('pruner', values.pruner, ['grip', ...PRUNER_NAMES]);
+  if (values.grip !== undefined && values.pruner !== undefined && values.pruner !== 'grip') {
+    throw new GripError('ERR_GRIP_RANGE', `expected --pruner grip (or no --pruner) with --grip but received --pruner ${values.pruner}`);
+  }
+  const model = await loadVLM(values.model ?? embeddedModelDir(), {
     backend: (values.backend ?? 'auto') as 'auto',
     ...(threads !== undefined ? { threads } : {}),
     signal,
   });
-  const pruner = prunerName === undefined ? undefined : makePruner(prunerName, layer === undefined ? {} : { layer });
+  let pruner: Pruner | undefined;
+  if (values.pruner === 'grip' || values.grip !== undefined) {
+    const loaded = await GripPruner.load(values.grip ?? join(model.dir, 'grip'));
+    loaded.checkModel(model);
+    pruner = loaded;
+  } else if (values.pruner !== undefined) {
+    pruner = makePruner(values.pruner, layer === undefined ? {} : { layer });
+  } else if (keepRatio < 1) {
+    pruner = await defaultPruner(model);
+  }
   const maxNewTokens = number('max-new-tokens', values['max-new-tokens']) ?? 32;
-  const result = await model.generate({ image: values.image!, prompt: values.prompt!, pruner, keepRatio, maxNewTokens, signal });
+  const request = { image: values.image!, prompt: values.prompt!, pruner, keepRatio, maxNewTokens, signal };
+  let result: GenerateResult | undefined;
+  if (values.stream) {
+    for await (const event of model.stream(request)) {
+      if (event.type === 'token') process.stdout.write(event.text);
+      else result = event.result;
+    }
+    process.stdout.write('\n');
+  } else {
+    result = await model.generate(request);
+  }
   if (values.json) {
-    console.log(JSON.stringify({ ...result, tokenIds: Array.from(result.tokenIds), kept: { ...result.kept, indices: Array.from(result.kept.indices) } }, null, 2));
+    console.log(JSON.stringify({ ...result!, tokenIds: Array.from(result!.tokenIds), kept: { ...result!.kept, indices: Array.from(result!.kept.indices) } }, null, 2));
     return;
   }
-  const t = result.timings;
-  console.log(result.text);
+  const t = result!.timings;
+  if (!values.stream) console.log(result!.text);
   console.error(
-    `[grip] backend ${model.backend}, pruner ${pruner?.name ?? 'none'}, kept ${result.kept.indices.length}/${model.numImageTokens} visual tokens, prefill ${result.prefillTokens} tokens\n` +
-      `[grip] preprocess ${t.preprocessMs.toFixed(1)} ms, vision ${t.visionMs.toFixed(1)} ms, prune ${t.pruneMs.toFixed(1)} ms, prefill ${t.prefillMs.toFixed(1)} ms, decode ${t.decodeMs.toFixed(1)} ms (${result.tokenIds.length} tokens)`,
+    `[grip] backend ${model.backend}, pruner ${pruner?.name ?? 'none'}, kept ${result!.kept.indices.length}/${model.numImageTokens} visual tokens, prefill ${result!.prefillTokens} tokens\n` +
+      `[grip] preprocess ${t.preprocessMs.toFixed(1)} ms, vision ${t.visionMs.toFixed(1)} ms, prune ${t.pruneMs.toFixed(1)} ms, prefill ${t.prefillMs.toFixed(1)} ms, decode ${t.decodeMs.toFixed(1)} ms (${result!.tokenIds.length} tokens)`,
   );
 }
 

@@ -20,7 +20,7 @@ export function toHost(t: Tensor): Tensor {
 export {
   loadVLM, VLM, PreparedPrompt, type PrepareRequest,
   type LoadVLMOptions, type GenerateRequest, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
-  type LogitsRequest, type LogitsResult, type Timings, type ImageSource, type PromptSource, type PruneOptions,
+  type LogitsRequest, type LogitsResult, type StreamEvent, type Timings, type ImageSource, type PromptSource, type PruneOptions,
 } from './model/vlm.js';
 export { parseLlavaConfig, loadLlavaConfig, type LlavaConfig, type VisionConfig, type TextConfig } from './model/config.js';
 export { SafetensorsFile, Checkpoint, writeSafetensors, type TensorInfo } from './model/safetensors.js';

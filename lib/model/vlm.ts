@@ -4,6 +4,7 @@
 // stages of lib/model/runtime/ (sequence assembly, prefill with the prune
 // hook, KV compaction, decoding, the answer log-likelihood). TypeScript
 // orchestrates one native op per step; every op runs off the event loop.
+import { GripError } from '../errors.js';
 import { resolveBackend, setNumThreads, type ResolvedBackend } from '../backend.js';
 import { describe } from '../tensor.js';
 import { check } from '../validate.js';
@@ -23,7 +24,7 @@ import { prefill, prepareAtPoint } from './runtime/prefill.js';
 import { checkBatch, checkPruneOptions, checkRequestObject, splitPrompt } from './runtime/request.js';
 import type {
   AnswerLogProbRequest, AnswerLogProbResult, GenerateRequest, GenerateResult, ImageSource, LoadVLMOptions,
-  LogitsRequest, LogitsResult, PrepareRequest, PromptSource, Row,
+  LogitsRequest, LogitsResult, PrepareRequest, PromptSource, Row, StreamEvent,
 } from './runtime/types.js';
 import { PreparedPrompt } from './runtime/types.js';
 
@@ -72,10 +73,66 @@ export class VLM {
     checkBatch(requests);
     const signal = options.signal ?? requests[0]!.signal;
     check.signal(signal, 'signal');
+    return this.runBatch(requests, (b) => `requests[${b}]`, signal, undefined);
+  }
+
+  /**
+   * Greedy decoding of one request as a stream: a `token` event per
+   * generated token (its id and the text it adds), then one `done` event
+   * with the whole result (whose text is trimmed, as generate's). Aborting
+   * the request's signal, or leaving the loop early, stops the decoding and
+   * frees its cache.
+   */
+  async *stream(request: GenerateRequest): AsyncGenerator<StreamEvent, void, undefined> {
+    checkRequestObject(request);
+    checkPruneOptions(request, 'request');
+    if (request.maxNewTokens !== undefined) check.integer(request.maxNewTokens, 'request.maxNewTokens', 0, 1 << 20);
+    check.signal(request.signal, 'request.signal');
+    const controller = new AbortController();
+    const outer = request.signal;
+    const forward = () => controller.abort(outer!.reason);
+    if (outer?.aborted) forward();
+    else outer?.addEventListener('abort', forward, { once: true });
+    const queue: number[] = [];
+    let wake: (() => void) | undefined;
+    let finished: { result: GenerateResult } | { error: unknown } | undefined;
+    const running = this.runBatch([request], () => 'request', controller.signal, (_, token) => { queue.push(token); wake?.(); })
+      .then((results) => { finished = { result: results[0]! }; }, (error: unknown) => { finished = { error }; })
+      .finally(() => wake?.());
+    const tokens: number[] = [];
+    let text = '';
+    try {
+      for (;;) {
+        while (queue.length > 0) {
+          const token = queue.shift()!;
+          tokens.push(token);
+          const full = this.tokenizer.decode(Int32Array.from(tokens), { skipSpecialTokens: true });
+          // A token that ends inside a UTF-8 character adds its text with the next one.
+          const delta = full.endsWith('\uFFFD') ? '' : full.startsWith(text) ? full.slice(text.length) : full;
+          if (delta !== '') text = full;
+          yield { type: 'token', token, text: delta };
+        }
+        if (finished !== undefined) break;
+        await new Promise<void>((resolve) => { wake = resolve; });
+        wake = undefined;
+      }
+      const end = finished as { result: GenerateResult } | { error: unknown };
+      if ('error' in end) throw end.error;
+      yield { type: 'done', result: end.result };
+    } finally {
+      if (finished === undefined) {
+        controller.abort(new GripError('ERR_GRIP_RANGE', 'expected the stream to be read to its end but received an early return'));
+        await running;
+      }
+      outer?.removeEventListener('abort', forward);
+    }
+  }
+
+  private async runBatch(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined, onToken: ((row: number, token: number) => void) | undefined): Promise<GenerateResult[]> {
     const first = requests[0]!, pruner = first.pruner;
     const maxNew = requests.map((r) => r.maxNewTokens ?? 32);
     const t0 = now();
-    const rows = await Promise.all(requests.map((r, b) => this.row(r, `requests[${b}]`, signal)));
+    const rows = await Promise.all(requests.map((r, b) => this.row(r, what(b), signal)));
     const t1 = now();
     const { visual, clsAttention } = await this.model.encode(rows.map((r) => r.pixels), pruner?.needs?.attention === 'cls', opOptions(this.rt, signal));
     const t2 = now();
@@ -87,7 +144,7 @@ export class VLM {
       extraCapacity: Math.max(...maxNew),
     });
     const t3 = now();
-    const tokens = await greedyDecode(this.rt, state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal });
+    const tokens = await greedyDecode(this.rt, state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken });
     const t4 = now();
     const N = this.numImageTokens;
     return rows.map((_, b) => ({

@@ -43,10 +43,22 @@ test('grip run prints the answer, then timings on stderr', () => {
   assert.match(r.stderr, /prefill \d+(\.\d+)? ms/);
 });
 
-test('grip run without --model names the missing option', () => {
-  const r = grip('run', '--image', image, '--prompt', 'hi');
-  assert.is(r.status, 1);
-  assert.is(r.stderr.trim(), 'grip: expected --model for grip run but received nothing (ERR_GRIP_RANGE)');
+test('grip run without --model runs the embedded model; --pruner grip its GRIP pruner; --stream prints the same answer', () => {
+  const plain = grip('run', '--image', image, '--prompt', 'what is the color of the shape?', '--keep', '0.25', '--max-new-tokens', '3');
+  assert.is(plain.status, 0, plain.stderr);
+  assert.match(plain.stderr, /pruner grip, kept \d+\/\d+ visual tokens/);
+  const named = grip('run', '--image', image, '--prompt', 'what is the color of the shape?', '--keep', '0.25', '--pruner', 'grip', '--max-new-tokens', '3');
+  assert.is(named.status, 0, named.stderr);
+  assert.is(named.stdout, plain.stdout);
+  const streamed = grip('run', '--image', image, '--prompt', 'what is the color of the shape?', '--keep', '0.25', '--pruner', 'grip', '--max-new-tokens', '3', '--stream');
+  assert.is(streamed.status, 0, streamed.stderr);
+  assert.is(streamed.stdout.trim(), plain.stdout.trim());
+  const missing = grip('run', '--image', image);
+  assert.is(missing.stderr.trim(), 'grip: expected --prompt for grip run but received nothing (ERR_GRIP_RANGE)');
+  const both = grip('run', '--image', image, '--prompt', 'hi', '--json', '--stream');
+  assert.is(both.stderr.trim(), 'grip: expected --json or --stream for grip run but received both (ERR_GRIP_RANGE)');
+  const mixed = grip('run', '--image', image, '--prompt', 'hi', '--pruner', 'fastv', '--grip', work);
+  assert.is(mixed.stderr.trim(), 'grip: expected --pruner grip (or no --pruner) with --grip but received --pruner fastv (ERR_GRIP_RANGE)');
 });
 
 test('grip run with a missing image file reports ERR_GRIP_IO', () => {
@@ -62,7 +74,7 @@ test('grip with an unknown command or pruner says what it expected', () => {
   assert.is(a.stderr.trim(), 'grip: expected a command (run, demo, train, eval, help) for grip but received "fly" (ERR_GRIP_RANGE)');
   const b = grip('run', '--model', model, '--image', image, '--prompt', 'hi', '--pruner', 'magic', '--keep', '0.5');
   assert.is(b.status, 1);
-  assert.is(b.stderr.trim(), 'grip: expected one of fastv, random, uniform, norm, cls, divprune for pruner but received "magic" (ERR_GRIP_RANGE)');
+  assert.is(b.stderr.trim(), 'grip: expected one of grip, fastv, random, uniform, norm, cls, divprune for --pruner but received "magic" (ERR_GRIP_RANGE)');
 });
 
 test('grip train names a bad --teacher, --reward, --query, --warmup-loss, --teacher-temperature or --redundancy before loading anything', () => {

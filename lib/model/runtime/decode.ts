@@ -12,6 +12,8 @@ export interface DecodeOptions {
   stopAtEos: readonly boolean[];
   eos: ReadonlySet<number>;
   signal: AbortSignal | undefined;
+  /** Called with each generated token as soon as it is chosen (streaming). */
+  onToken?: ((row: number, token: number) => void) | undefined;
 }
 
 export async function greedyDecode(rt: Runtime, state: Prefilled, options: DecodeOptions): Promise<Int32Array[]> {
@@ -33,6 +35,7 @@ export async function greedyDecode(rt: Runtime, state: Prefilled, options: Decod
         const token = argmax(logits, b * V, V);
         out[b]!.push(token);
         next[b] = token;
+        options.onToken?.(b, token);
         if (out[b]!.length >= maxNew[b]! || (stopAtEos[b] && eos.has(token))) done[b] = true;
       }
       if (done.every(Boolean)) break;

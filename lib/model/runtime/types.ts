@@ -77,6 +77,11 @@ export interface GenerateResult {
   timings: Timings;
 }
 
+/** What VLM.stream yields: each token as it is generated, then the whole result. */
+export type StreamEvent =
+  | { type: 'token'; token: number; /** The text this token adds (empty while it ends inside a character). */ text: string }
+  | { type: 'done'; result: GenerateResult };
+
 export interface PrepareRequest extends ImageSource, PromptSource {
   /** Where the visual states are taken (default 'pre-llm'). */
   point?: PrunePoint;
