@@ -33,6 +33,7 @@ export { UniformPruner } from './prune/heuristics/uniform.js';
 export { NormPruner } from './prune/heuristics/norm.js';
 export { VisionZipPruner, type VisionZipOptions } from './prune/heuristics/visionzip.js';
 export { DivPrunePruner } from './prune/heuristics/divprune.js';
+export { CDPrunerPruner, type CDPrunerOptions } from './prune/heuristics/cdpruner.js';
 export { makePruner, PRUNER_NAMES, type PrunerName, type MakePrunerOptions } from './prune/registry.js';
 export { GripPruner, GRIP_FORMAT, type GripSettings, type GripInitOptions } from './prune/grip.js';
 export { greedyKeep, sampleKeep, keepLogProb, type SequentialPolicy } from './prune/sequential.js';

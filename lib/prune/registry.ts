@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { GripError } from '../errors.js';
 import { GripPruner, type ScorerHost } from './grip.js';
+import { CDPrunerPruner } from './heuristics/cdpruner.js';
 import { DivPrunePruner } from './heuristics/divprune.js';
 import { FastVPruner } from './heuristics/fastv.js';
 import { NormPruner } from './heuristics/norm.js';
@@ -10,7 +11,7 @@ import { UniformPruner } from './heuristics/uniform.js';
 import { VisionZipPruner } from './heuristics/visionzip.js';
 import type { Pruner, PrunePoint } from './pruner.js';
 
-export const PRUNER_NAMES = ['fastv', 'random', 'uniform', 'norm', 'cls', 'divprune'] as const;
+export const PRUNER_NAMES = ['fastv', 'random', 'uniform', 'norm', 'cls', 'divprune', 'cdpruner'] as const;
 export type PrunerName = (typeof PRUNER_NAMES)[number];
 
 export interface MakePrunerOptions {
@@ -20,6 +21,8 @@ export interface MakePrunerOptions {
   seed?: number;
   /** cls: VisionZip's contextual share of the budget (a fraction in [0, 1) or a count). */
   contextual?: number;
+  /** cdpruner: the relevance weight theta in [0, 1] (default 0.5). */
+  theta?: number;
 }
 
 /** A pruner by name; layer K puts it in the LLM (fastv is always in-LLM, default K = 2). */
@@ -32,6 +35,7 @@ export function makePruner(name: string, options: MakePrunerOptions = {}): Prune
     case 'norm': return new NormPruner(point);
     case 'cls': return new VisionZipPruner({ ...point, ...(options.contextual === undefined ? {} : { contextual: options.contextual }) });
     case 'divprune': return new DivPrunePruner(point);
+    case 'cdpruner': return new CDPrunerPruner({ ...point, ...(options.theta === undefined ? {} : { theta: options.theta }) });
     default: throw new GripError('ERR_GRIP_RANGE', `expected one of ${PRUNER_NAMES.join(', ')} for pruner but received "${name}"`);
   }
 }

@@ -5,7 +5,7 @@
 // error paths with their exact codes and messages.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DivPrunePruner, FastVPruner, GripError, NormPruner, RandomPruner, UniformPruner, VisionZipPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
+import { CDPrunerPruner, DivPrunePruner, FastVPruner, GripError, NormPruner, RandomPruner, UniformPruner, VisionZipPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
 import { maxMinGreedy } from '../../lib/prune/heuristics/divprune.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 import { contextualCount } from '../../lib/prune/heuristics/visionzip.ts';
@@ -223,7 +223,7 @@ test('divprune matches a float64 max-min greedy over cosine distance on random b
 
 const everyPruner = (): Pruner[] => [
   new UniformPruner(), new NormPruner(), new VisionZipPruner(), new VisionZipPruner({ contextual: 0.25 }), new DivPrunePruner(),
-  new RandomPruner({ seed: 3 }), new FastVPruner(),
+  new RandomPruner({ seed: 3 }), new FastVPruner(), new CDPrunerPruner(),
 ];
 
 test('every pruner keeps numKeep[b] ascending distinct tokens per ragged row, and the heuristics are deterministic', async () => {
@@ -242,7 +242,7 @@ test('every pruner keeps numKeep[b] ascending distinct tokens per ragged row, an
 test('norm, cls and divprune give the same keep-sets on every backend', async () => {
   const grid = { rows: 6, cols: 8 }, numKeep = [48, 17, 1];
   const reference = randomContext(21, grid, numKeep, 16);
-  const pruners = [new NormPruner(), new VisionZipPruner({ contextual: 3 }), new DivPrunePruner()];
+  const pruners = [new NormPruner(), new VisionZipPruner({ contextual: 3 }), new DivPrunePruner(), new CDPrunerPruner()];
   const expected = await Promise.all(pruners.map((p) => p.select(reference)));
   for (const run of BACKENDS as readonly BackendRun[]) {
     if (run.skip) continue;
@@ -259,15 +259,15 @@ test('norm, cls and divprune give the same keep-sets on every backend', async ()
 // ---- options, names, errors ------------------------------------------------------------
 
 test('the point is configurable and defaults to pre-LLM', () => {
-  for (const Make of [UniformPruner, NormPruner, VisionZipPruner, DivPrunePruner]) {
+  for (const Make of [UniformPruner, NormPruner, VisionZipPruner, DivPrunePruner, CDPrunerPruner]) {
     assert.is(new Make().point, 'pre-llm', Make.name);
     assert.equal(new Make({ point: { layer: 2 } }).point, { layer: 2 }, Make.name);
   }
 });
 
 test('makePruner builds every listed name, with the layer and the options each takes', () => {
-  assert.equal([...PRUNER_NAMES], ['fastv', 'random', 'uniform', 'norm', 'cls', 'divprune']);
-  const classes: Record<string, unknown> = { fastv: FastVPruner, random: RandomPruner, uniform: UniformPruner, norm: NormPruner, cls: VisionZipPruner, divprune: DivPrunePruner };
+  assert.equal([...PRUNER_NAMES], ['fastv', 'random', 'uniform', 'norm', 'cls', 'divprune', 'cdpruner']);
+  const classes: Record<string, unknown> = { fastv: FastVPruner, random: RandomPruner, uniform: UniformPruner, norm: NormPruner, cls: VisionZipPruner, divprune: DivPrunePruner, cdpruner: CDPrunerPruner };
   for (const name of PRUNER_NAMES) {
     const pruner = makePruner(name);
     assert.is(pruner.name, name);
@@ -279,7 +279,7 @@ test('makePruner builds every listed name, with the layer and the options each t
 });
 
 test('bad options and names give a GripError that says what was expected', async () => {
-  await expectError(() => makePruner('magic'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, divprune for pruner but received "magic"');
+  await expectError(() => makePruner('magic'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, divprune, cdpruner for pruner but received "magic"');
   await expectError(() => new VisionZipPruner({ contextual: -1 }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number -1');
   await expectError(() => makePruner('cls', { contextual: 2.5 }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number 2.5');
   await expectError(() => new VisionZipPruner({ contextual: NaN }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number NaN');
