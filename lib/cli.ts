@@ -12,13 +12,17 @@ import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 import { ATTENTION_SOURCES, QUERY_POOLINGS, type Pruner, type PrunePoint } from './prune/pruner.js';
-import { parseBudgets } from './train/data.js';
+import { parseBudgets, type Budgets } from './train/data.js';
+import { TRAIN_DEFAULTS } from './train/defaults.js';
 import type { RewardName } from './train/grpo.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
 import { WARMUP_LOSSES } from './train/warmup.js';
 import { loadVLM, type GenerateResult } from './model/vlm.js';
 import { GripPruner } from './prune/grip.js';
 import { makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
+
+const pointText = (p: PrunePoint) => (p === 'pre-llm' ? 'pre-llm' : String(p.layer));
+const budgetsText = (b: Budgets) => ('range' in b ? b.range.join(':') : b.list.join(','));
 
 const USAGE = `usage: grip <command> [options]
 
@@ -43,22 +47,26 @@ commands:
           --image FILE --prompt TEXT   your own image and question instead
           --out DIR          where the pictures go (default ./grip-demo)
           --questions N      test questions for the accuracy table (default 300)
-  train   train a GRIP pruner: supervised warm-up, then GRPO
+  train   train a GRIP pruner: supervised warm-up, then GRPO (the defaults are the shipped
+          pruner's recipe: grip train --out DIR alone retrains it)
           --model DIR        the VLM (default: the embedded model)
           --out DIR          where the pruner, checkpoints and train.jsonl go
-          --data shapes[:N]  training questions (the shapes testbed's train split; default N 2000)
-          --point pre-llm|K  prune point (default pre-llm)
-          --warmup-steps N --steps N --group G --prompts-per-step P
-          --budgets LOW:HIGH | R1,R2,...   keep ratios (default 0.05:0.5)
-          --reward loglik|match|fidelity --beta B --lr LR --hidden H --rank R
-          --teacher text-tokens|last-token|cls   the warm-up's teacher attention (default text-tokens)
+          --data shapes[:N]  training questions (the shapes testbed's train split; default N ${TRAIN_DEFAULTS.trainQuestions})
+          --point pre-llm|K  prune point (default ${pointText(TRAIN_DEFAULTS.point)})
+          --warmup-steps N (default ${TRAIN_DEFAULTS.warmupSteps}) --steps N (default ${TRAIN_DEFAULTS.steps})
+          --group G (default ${TRAIN_DEFAULTS.group}) --prompts-per-step P (default ${TRAIN_DEFAULTS.promptsPerStep})
+          --budgets LOW:HIGH | R1,R2,...   keep ratios (default ${budgetsText(TRAIN_DEFAULTS.budgets)})
+          --reward loglik|match|fidelity (default ${TRAIN_DEFAULTS.reward}) --beta B (default ${TRAIN_DEFAULTS.beta})
+          --lr LR (default ${TRAIN_DEFAULTS.lr}) --hidden H (default ${TRAIN_DEFAULTS.hidden}) --rank R (default ${TRAIN_DEFAULTS.rank})
+          --teacher text-tokens|last-token|cls   the warm-up's teacher attention (default ${TRAIN_DEFAULTS.teacher})
           --attention-layer K  pre-LLM point: the teacher is the attention of layer K - 1 (default 2)
-          --query mean-text-after-image|last-token   the scorer's text query (default the mean)
+          --query mean-text-after-image|last-token   the scorer's text query (default ${TRAIN_DEFAULTS.queryPooling})
           --warmup-loss listwise|pairwise   the warm-up's loss (default listwise)
           --teacher-temperature T   teacher ∝ attention^(1/T): < 1 sharpens, > 1 flattens (default 1)
           --redundancy L     each kept token pays L times its largest cosine to those kept
-                             before it, in training and at inference (default 0: top-k)
-          --seed S --checkpoint-every N --resume
+                             before it, in training and at inference (default ${TRAIN_DEFAULTS.redundancy}; 0: top-k)
+          --seed S (default ${TRAIN_DEFAULTS.seed}) --checkpoint-every N (default ${TRAIN_DEFAULTS.checkpointEvery}) --resume
+          --threads N        CPU threads (default ${TRAIN_DEFAULTS.threads}: the run reproduces byte for byte)
   eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
           --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
           (NAME=DIR in --pruners evaluates the GRIP pruner in DIR as NAME)
@@ -168,8 +176,9 @@ function choice<T extends string>(name: string, text: string | undefined, allowe
   return text as T;
 }
 
-function parsePoint(text: string | undefined): PrunePoint {
-  if (text === undefined || text === 'pre-llm') return 'pre-llm';
+function parsePoint(text: string | undefined): PrunePoint | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'pre-llm') return 'pre-llm';
   const layer = Number(text);
   if (!Number.isInteger(layer)) throw new GripError('ERR_GRIP_RANGE', `expected pre-llm or a layer number for --point but received "${text}"`);
   return { layer };
@@ -197,18 +206,19 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
   const data = values.data ?? 'shapes';
   const match = /^shapes(?::(\d+))?$/.exec(data);
   if (!match) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected shapes or shapes:N for --data but received "${data}"`);
-  const reward = values.reward ?? 'loglik';
-  if (!['loglik', 'match', 'fidelity'].includes(reward)) throw new GripError('ERR_GRIP_RANGE', `expected loglik, match or fidelity for --reward but received "${reward}"`);
+  const reward = values.reward;
+  if (reward !== undefined && !['loglik', 'match', 'fidelity'].includes(reward)) throw new GripError('ERR_GRIP_RANGE', `expected loglik, match or fidelity for --reward but received "${reward}"`);
   const threads = option('threads', values.threads, positiveInteger, 'a positive integer');
-  const model = await loadVLM(values.model ?? embeddedModelDir(), { signal, ...(threads ? { threads } : {}) });
-  const examples = await shapesTrainingSet(match[1] ? Number(match[1]) : 2000);
+  const model = await loadVLM(values.model ?? embeddedModelDir(), { signal, threads: threads ?? TRAIN_DEFAULTS.threads });
+  const examples = await shapesTrainingSet(match[1] ? Number(match[1]) : TRAIN_DEFAULTS.trainQuestions);
   const int = (name: keyof typeof values) => option(name, values[name] as string | undefined, positiveInteger, 'a positive integer');
   const num = (name: keyof typeof values) => option(name, values[name] as string | undefined, (v) => Number.isFinite(v) && v >= 0, 'a number >= 0');
   const pick = <T>(key: string, value: T | undefined) => (value === undefined ? {} : { [key]: value });
   await trainGrip(model, examples, {
-    out: values.out, point: parsePoint(values.point), budgets: parseBudgets(values.budgets ?? '0.05:0.5'),
-    warmupSteps: option('warmup-steps', values['warmup-steps'], (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0') ?? 200,
-    steps: int('steps') ?? 300, reward: reward as RewardName, resume: values.resume ?? false, signal,
+    out: values.out, resume: values.resume ?? false, signal,
+    ...pick('point', parsePoint(values.point)), ...pick('budgets', values.budgets === undefined ? undefined : parseBudgets(values.budgets)),
+    ...pick('warmupSteps', option('warmup-steps', values['warmup-steps'], (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),
+    ...pick('steps', int('steps')), ...pick('reward', values.reward as RewardName | undefined),
     ...pick('group', int('group')), ...pick('promptsPerStep', int('prompts-per-step')), ...pick('beta', num('beta')),
     ...pick('lr', num('lr')), ...pick('hidden', int('hidden')), ...pick('rank', int('rank')),
     ...pick('seed', option('seed', values.seed, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0')),

@@ -15,22 +15,24 @@ import type { AttentionSource, PrunePoint, QueryPooling } from '../prune/pruner.
 import type { Tensor } from '../tensor.js';
 import type { Budgets, TrainExample } from './data.js';
 import { GRPOTrainer, type RewardName } from './grpo.js';
-import { DEFAULT_TEACHER, warmup, type WarmupLoss } from './warmup.js';
+import { TRAIN_DEFAULTS } from './defaults.js';
+import { warmup, type WarmupLoss } from './warmup.js';
 
 export interface TrainRunOptions {
   out: string;
   point?: PrunePoint;
   hidden?: number;
   rank?: number;
-  /** How the scorer's query is pooled (default 'mean-text-after-image'); a resumed run keeps its own. */
+  /** How the scorer's query is pooled; a resumed run keeps its own. */
   queryPooling?: QueryPooling;
-  /** λ of the redundancy penalty, in training and at inference (default 0; see GripSettings.redundancy); a resumed run keeps its own. */
+  /** λ of the redundancy penalty, in training and at inference (see GripSettings.redundancy); a resumed run keeps its own. */
   redundancy?: number;
-  budgets: Budgets;
-  warmupSteps: number;
+  /** Keep ratios trained for (default TRAIN_DEFAULTS.budgets). */
+  budgets?: Budgets;
+  warmupSteps?: number;
   warmupBatch?: number;
   warmupLr?: number;
-  /** The warm-up's teacher attention (default 'text-tokens'; see WarmupOptions.teacher). */
+  /** The warm-up's teacher attention (see WarmupOptions.teacher). Every option left out: TRAIN_DEFAULTS (defaults.ts). */
   teacher?: AttentionSource;
   /** Pre-LLM scorers: the layer whose text-to-image attention teaches (see WarmupOptions.attentionLayer). */
   attentionLayer?: number;
@@ -38,7 +40,7 @@ export interface TrainRunOptions {
   warmupLoss?: WarmupLoss;
   /** Sharpens (< 1) or flattens (> 1) the warm-up's teacher (default 1; see WarmupOptions.temperature). */
   teacherTemperature?: number;
-  steps: number;
+  steps?: number;
   group?: number;
   promptsPerStep?: number;
   reward?: RewardName;
@@ -66,9 +68,12 @@ interface RunState {
 }
 
 /** Trains (or resumes) a GRIP pruner for `model` on `examples`; returns the trained pruner (also saved in `out`). */
-export async function trainGrip(model: VLM, examples: readonly TrainExample[], options: TrainRunOptions): Promise<GripPruner> {
+export async function trainGrip(model: VLM, examples: readonly TrainExample[], given: TrainRunOptions): Promise<GripPruner> {
+  // Every option left out takes the shipped recipe's value (defaults.ts); a resume checks the options given, not these.
+  const d = TRAIN_DEFAULTS;
+  const options = { ...given, budgets: given.budgets ?? d.budgets, warmupSteps: given.warmupSteps ?? d.warmupSteps, steps: given.steps ?? d.steps };
   const out = options.out;
-  const seed = options.seed ?? 0;
+  const seed = options.seed ?? d.seed;
   const progress = options.progress ?? defaultProgress;
   await mkdir(out, { recursive: true });
   const logFile = join(out, 'train.jsonl');
@@ -88,17 +93,18 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
     progress(`resuming ${out}: ${state.phase}, warm-up step ${state.warmupStep}, GRPO step ${state.grpoStep}`, true);
   } else {
     policy = GripPruner.init(model, {
-      point: options.point ?? 'pre-llm', hidden: options.hidden ?? 64, rank: options.rank ?? 16, seed, budgetRange,
-      ...(options.queryPooling ? { queryPooling: options.queryPooling } : {}),
-      ...(options.redundancy !== undefined ? { redundancy: options.redundancy } : {}),
+      point: options.point ?? d.point, hidden: options.hidden ?? d.hidden, rank: options.rank ?? d.rank, seed, budgetRange,
+      queryPooling: options.queryPooling ?? d.queryPooling, redundancy: options.redundancy ?? d.redundancy,
     });
   }
   policy.checkModel(model);
   const started = Date.now();
   const save = async (pruner: GripPruner, dir: string, extra: Record<string, unknown>) => {
     pruner.settings.training = {
-      ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? 'loglik',
-      teacher: options.teacher ?? DEFAULT_TEACHER, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
+      ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? d.reward,
+      lr: options.lr ?? d.lr, beta: options.beta ?? d.beta, group: options.group ?? d.group, promptsPerStep: options.promptsPerStep ?? d.promptsPerStep,
+      warmupLr: options.warmupLr ?? d.warmupLr, warmupBatch: options.warmupBatch ?? d.warmupBatch,
+      teacher: options.teacher ?? d.teacher, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
       ...(options.warmupLoss ? { warmupLoss: options.warmupLoss } : {}),
       ...(options.teacherTemperature !== undefined ? { teacherTemperature: options.teacherTemperature } : {}),
     };
@@ -109,7 +115,7 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
     await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`);
     await rename(temp, join(out, 'state.json'));
   };
-  const every = options.checkpointEvery ?? 50;
+  const every = options.checkpointEvery ?? d.checkpointEvery;
 
   // Phase 1: supervised warm-up.
   if (state.phase === 'warmup') {
@@ -118,9 +124,9 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
       const meter = new Meter('warm-up', remaining);
       try {
         for await (const s of warmup(model, policy, examples, {
-          steps: remaining, batch: options.warmupBatch ?? 8, lr: options.warmupLr ?? 3e-3, budgets: options.budgets,
+          steps: remaining, batch: options.warmupBatch ?? d.warmupBatch, lr: options.warmupLr ?? d.warmupLr, budgets: options.budgets,
           seed: seed + state.warmupStep, ...(options.signal ? { signal: options.signal } : {}),
-          ...(options.teacher ? { teacher: options.teacher } : {}), ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
+          teacher: options.teacher ?? d.teacher, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
           ...(options.warmupLoss ? { loss: options.warmupLoss } : {}),
           ...(options.teacherTemperature !== undefined ? { temperature: options.teacherTemperature } : {}),
         })) {
@@ -147,9 +153,9 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], o
   if (state.phase === 'grpo') {
     const reference = await GripPruner.load(join(out, 'warmup'));
     const trainer = new GRPOTrainer(model, policy, reference, examples, {
-      steps: options.steps, group: options.group ?? 8, promptsPerStep: options.promptsPerStep ?? 4,
-      budgets: options.budgets, reward: options.reward ?? 'loglik', beta: options.beta ?? 0.04,
-      lr: options.lr ?? 3e-4, seed: seed + 1,
+      steps: options.steps, group: options.group ?? d.group, promptsPerStep: options.promptsPerStep ?? d.promptsPerStep,
+      budgets: options.budgets, reward: options.reward ?? d.reward, beta: options.beta ?? d.beta,
+      lr: options.lr ?? d.lr, seed: seed + 1,
     });
     trainer.step = state.grpoStep;
     if (state.grpoStep > 0) await loadMoments(trainer, out, state.optimizerStep);
