@@ -1,5 +1,5 @@
 // defaults.test.ts — the one table of training defaults is the shipped
-// pruner's recipe: every flag of the README's recipe command equals its
+// pruner's recipe: every flag of the recipe command in docs/recipe.md equals its
 // default, and the settings recorded in the shipped grip.json (point,
 // scorer shape, query, redundancy, budgets, steps, teacher, reward, seed)
 // equal the table, so `grip train --out DIR` alone retrains that pruner.
@@ -12,10 +12,10 @@ import { TRAIN_DEFAULTS as d } from '../../lib/train/defaults.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-test('the README recipe command of the shipped pruner is the defaults, flag by flag', () => {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+test('the recipe command of the shipped pruner (docs/recipe.md) is the defaults, flag by flag', () => {
+  const readme = readFileSync(join(root, 'docs', 'recipe.md'), 'utf8');
   const command = /npm run grip -- train --out models\/shapes-llava-tiny\/grip([^`]*?)\n```/.exec(readme);
-  assert.ok(command, 'the recipe command of models/shapes-llava-tiny/grip is in the README');
+  assert.ok(command, 'the recipe command of models/shapes-llava-tiny/grip is in docs/recipe.md');
   const flags = new Map<string, string>();
   const words = command![1]!.replace(/\\\n/g, ' ').trim().split(/\s+/);
   for (let i = 0; i < words.length; i += 2) flags.set(words[i]!, words[i + 1]!);
