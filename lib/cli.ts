@@ -10,7 +10,8 @@ import { defaultPruner, embeddedModelDir, pixelsToRgb, runDemo } from './demo.js
 import { keptStrip, type KeptPicture } from './eval/pictures.js';
 import { preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
-import { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
+import { comparisonTable, markdownTable, paretoSvg, svgToPng } from './eval/report.js';
+import { pairedComparisons } from './eval/stats.js';
 import { ATTENTION_SOURCES, QUERY_POOLINGS, type Pruner, type PrunePoint } from './prune/pruner.js';
 import { parseBudgets, type Budgets } from './train/data.js';
 import { TRAIN_DEFAULTS } from './train/defaults.js';
@@ -19,7 +20,7 @@ import { shapesTrainingSet, trainGrip } from './train/run.js';
 import { WARMUP_LOSSES } from './train/warmup.js';
 import { loadVLM, type GenerateResult } from './model/vlm.js';
 import { GripPruner } from './prune/grip.js';
-import { makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
+import { heuristicBase, makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
 
 const pointText = (p: PrunePoint) => (p === 'pre-llm' ? 'pre-llm' : String(p.layer));
 const budgetsText = (b: Budgets) => ('range' in b ? b.range.join(':') : b.list.join(','));
@@ -69,7 +70,10 @@ commands:
           --threads N        CPU threads (default ${TRAIN_DEFAULTS.threads}: the run reproduces byte for byte)
   eval    accuracy and prefill time per pruner and keep ratio, a table and a Pareto plot
           --model DIR --pruners grip,warmup,fastv,... --ratios 0.11,0.25,...
-          (NAME=DIR in --pruners evaluates the GRIP pruner in DIR as NAME)
+          (NAME=DIR in --pruners evaluates the GRIP pruner in DIR as NAME;
+           NAME:key=value a heuristic with settings, e.g. cdpruner:theta=0.25,
+           keys layer, seed, contextual, theta; eval.md compares grip with
+           the best heuristic at each ratio: 95% intervals, McNemar p)
           --split test|validation --questions N --grip DIR --out DIR
   help    this text
 `;
@@ -254,10 +258,13 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
   const out = values.out ?? 'grip-eval';
   await mkdir(out, { recursive: true });
   const title = `${model.dir.split('/').pop()} · ${split} split, ${questions} questions`;
-  const table = markdownTable(rows);
+  // GRIP against the best heuristic at each ratio, paired on the same questions.
+  const baselines = pruners.map((p) => p.name).filter((name) => (PRUNER_NAMES as readonly string[]).includes(heuristicBase(name)));
+  const comparisons = pruners.some((p) => p.name === 'grip') ? pairedComparisons(rows, 'grip', baselines) : [];
+  const table = markdownTable(rows) + (comparisons.length > 0 ? `\n\nGRIP against the best heuristic at each ratio, on the same ${questions} questions (exact McNemar test):\n\n${comparisonTable(comparisons)}` : '');
   const svg = paretoSvg(rows, title);
   await writeFile(join(out, 'eval.md'), `${table}\n`);
-  await writeFile(join(out, 'eval.json'), `${JSON.stringify({ model: model.dir, split, questions, ratios, rows }, null, 2)}\n`);
+  await writeFile(join(out, 'eval.json'), `${JSON.stringify({ model: model.dir, split, questions, ratios, rows, comparisons }, null, 2)}\n`);
   await writeFile(join(out, 'pareto.svg'), svg);
   await writeFile(join(out, 'pareto.png'), await svgToPng(svg));
   // Which patches each pruner keeps at ρ = 0.25, on the first three questions.

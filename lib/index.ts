@@ -46,7 +46,8 @@ export { trainGrip, shapesTrainingSet, type TrainRunOptions } from './train/run.
 export { TRAIN_DEFAULTS, type TrainDefaults } from './train/defaults.js';
 export { parseBudgets, type Budgets, type TrainExample } from './train/data.js';
 export { evaluate, type EvalExample, type EvalRow, type EvalOptions } from './eval/evaluate.js';
-export { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
+export { comparisonTable, markdownTable, paretoSvg, svgToPng } from './eval/report.js';
+export { mcnemarExact, pairedComparisons, wilson, Z95, type OutcomeRow, type PairedComparison } from './eval/stats.js';
 export { keptStrip, type KeptPicture } from './eval/pictures.js';
 export { runDemo, embeddedModelDir, defaultPruner, type DemoOptions } from './demo.js';
 export * as shapes from './data/shapes/index.js';

@@ -5,6 +5,7 @@ import type { ImageInput } from '../model/processor.js';
 import type { VLM } from '../model/vlm.js';
 import type { Pruner } from '../prune/pruner.js';
 import { check } from '../validate.js';
+import { wilson } from './stats.js';
 
 export interface EvalExample {
   image: ImageInput;
@@ -22,6 +23,10 @@ export interface EvalRow {
   n: number;
   correct: number;
   accuracy: number;
+  /** The 95% Wilson score interval of `accuracy`. */
+  interval: [number, number];
+  /** 1 where question i was answered right, else 0 (in the order of the examples): the pairs of a paired test. */
+  outcomes: number[];
   perKind: Record<string, { correct: number; total: number }>;
   /** Mean over questions, batch 1. */
   prefillMs: number;
@@ -56,7 +61,7 @@ export async function evaluate(model: VLM, examples: readonly EvalExample[], pru
   }
   const rows: EvalRow[] = [];
   for (const cell of cells) {
-    const row: EvalRow = { pruner: cell.pruner?.name ?? 'unpruned', keepRatio: cell.keepRatio, kept: 0, n: 0, correct: 0, accuracy: 0, perKind: {}, prefillMs: 0, pruneMs: 0, totalMs: 0 };
+    const row: EvalRow = { pruner: cell.pruner?.name ?? 'unpruned', keepRatio: cell.keepRatio, kept: 0, n: 0, correct: 0, accuracy: 0, interval: [0, 1], outcomes: [], perKind: {}, prefillMs: 0, pruneMs: 0, totalMs: 0 };
     for (let i = 0; i < examples.length; i++) {
       options.signal?.throwIfAborted();
       const ex = examples[i]!;
@@ -70,6 +75,7 @@ export async function evaluate(model: VLM, examples: readonly EvalExample[], pru
       const ok = result.tokenIds.length === answers[i]!.length && result.tokenIds.every((id, j) => id === answers[i]![j]);
       row.n++;
       row.correct += ok ? 1 : 0;
+      row.outcomes.push(ok ? 1 : 0);
       row.kept = result.kept.indices.length;
       row.prefillMs += result.timings.prefillMs;
       row.pruneMs += result.timings.pruneMs;
@@ -79,6 +85,7 @@ export async function evaluate(model: VLM, examples: readonly EvalExample[], pru
       kind.correct += ok ? 1 : 0;
     }
     row.accuracy = row.correct / row.n;
+    row.interval = wilson(row.correct, row.n);
     row.prefillMs /= row.n;
     row.pruneMs /= row.n;
     row.totalMs /= row.n;

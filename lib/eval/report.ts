@@ -2,20 +2,36 @@
 // (accuracy against kept ratio and against prefill time) as SVG and PNG.
 import sharp from 'sharp';
 import type { EvalRow } from './evaluate.js';
+import type { PairedComparison } from './stats.js';
 
-/** Markdown: one row per (pruner, ratio), with % of unpruned accuracy and the prefill speed-up. */
+/** Markdown: one row per (pruner, ratio), with the 95% Wilson interval, % of unpruned accuracy and the prefill speed-up. */
 export function markdownTable(rows: readonly EvalRow[]): string {
   const base = rows.find((r) => r.pruner === 'unpruned');
   const kinds = [...new Set(rows.flatMap((r) => Object.keys(r.perKind)))].sort();
   const lines = [
-    `| pruner | keep ratio | kept | accuracy | % of unpruned | prefill ms | speed-up | ${kinds.join(' | ')} |`,
-    `|---|---|---|---|---|---|---|${kinds.map(() => '---|').join('')}`,
+    `| pruner | keep ratio | kept | accuracy | 95% interval | % of unpruned | prefill ms | speed-up | ${kinds.join(' | ')} |`,
+    `|---|---|---|---|---|---|---|---|${kinds.map(() => '---|').join('')}`,
   ];
   for (const r of rows) {
     const relative = base ? `${((100 * r.accuracy) / base.accuracy).toFixed(1)}%` : '';
     const speedUp = base ? `${(base.prefillMs / r.prefillMs).toFixed(2)}x` : '';
     const perKind = kinds.map((k) => (r.perKind[k] ? `${((100 * r.perKind[k]!.correct) / r.perKind[k]!.total).toFixed(1)}` : ''));
-    lines.push(`| ${r.pruner} | ${r.keepRatio} | ${r.kept} | ${(100 * r.accuracy).toFixed(1)}% | ${relative} | ${r.prefillMs.toFixed(2)} | ${speedUp} | ${perKind.join(' | ')} |`);
+    const interval = `${(100 * r.interval[0]).toFixed(1)}–${(100 * r.interval[1]).toFixed(1)}%`;
+    lines.push(`| ${r.pruner} | ${r.keepRatio} | ${r.kept} | ${(100 * r.accuracy).toFixed(1)}% | ${interval} | ${relative} | ${r.prefillMs.toFixed(2)} | ${speedUp} | ${perKind.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Markdown: the subject against the best baseline at each ratio, with the discordant pairs and the exact McNemar p-value. */
+export function comparisonTable(comparisons: readonly PairedComparison[]): string {
+  const lines = [
+    '| keep ratio | subject | accuracy | best baseline | accuracy | difference | only subject right | only baseline right | McNemar p |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+  for (const c of comparisons) {
+    const p = c.pValue < 0.001 ? '< 0.001' : c.pValue.toFixed(3);
+    lines.push(`| ${c.keepRatio} | ${c.subject} | ${pct(c.subjectAccuracy)} | ${c.baseline} | ${pct(c.baselineAccuracy)} | ${c.difference >= 0 ? '+' : ''}${(100 * c.difference).toFixed(1)} pt | ${c.onlySubject} | ${c.onlyBaseline} | ${p} |`);
   }
   return lines.join('\n');
 }
@@ -27,7 +43,7 @@ export function paretoSvg(rows: readonly EvalRow[], title: string): string {
   const W = 960, H = 420, panel = { w: 400, h: 300 }, top = 60;
   const pruners = [...new Set(rows.map((r) => r.pruner).filter((p) => p !== 'unpruned'))];
   const base = rows.find((r) => r.pruner === 'unpruned');
-  const accMin = Math.max(0, Math.floor(Math.min(...rows.map((r) => r.accuracy)) * 10) / 10);
+  const accMin = Math.max(0, Math.floor(Math.min(...rows.map((r) => r.interval[0])) * 10) / 10);
   const msMax = Math.max(...rows.map((r) => r.prefillMs)) * 1.05;
   const ratioMin = Math.min(...rows.map((r) => r.keepRatio));
   const xRatio = (r: number) => (Math.log(r) - Math.log(ratioMin)) / (0 - Math.log(ratioMin) || 1);
@@ -47,7 +63,12 @@ export function paretoSvg(rows: readonly EvalRow[], title: string): string {
       if (base) points.push(base);
       const color = PALETTE[i % PALETTE.length];
       parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.map((r) => `${(p.left + p.x(r) * panel.w).toFixed(1)},${y(r.accuracy).toFixed(1)}`).join(' ')}"/>`);
-      for (const r of points) parts.push(`<circle cx="${(p.left + p.x(r) * panel.w).toFixed(1)}" cy="${y(r.accuracy).toFixed(1)}" r="3" fill="${color}"/>`);
+      for (const r of points) {
+        const cx = (p.left + p.x(r) * panel.w).toFixed(1);
+        // The 95% interval as an error bar.
+        parts.push(`<line x1="${cx}" x2="${cx}" y1="${y(Math.max(accMin, r.interval[0])).toFixed(1)}" y2="${y(r.interval[1]).toFixed(1)}" stroke="${color}" stroke-width="1" opacity="0.6"/>`);
+        parts.push(`<circle cx="${cx}" cy="${y(r.accuracy).toFixed(1)}" r="3" fill="${color}"/>`);
+      }
     });
   }
   pruners.forEach((name, i) => {

@@ -36,3 +36,57 @@ export function mcnemarExact(b: number, c: number): number {
   }
   return Math.min(1, 2 * tail);
 }
+
+/** What a paired comparison needs of an evaluation row (EvalRow has it). */
+export interface OutcomeRow {
+  pruner: string;
+  keepRatio: number;
+  accuracy: number;
+  /** 1 where question i was answered right, else 0; the same questions in the same order in every row. */
+  outcomes: readonly number[];
+}
+
+/** The subject against the best baseline at one keep ratio, on the same questions. */
+export interface PairedComparison {
+  keepRatio: number;
+  subject: string;
+  subjectAccuracy: number;
+  /** The baseline with the highest accuracy at this ratio (the first listed on a tie). */
+  baseline: string;
+  baselineAccuracy: number;
+  /** subjectAccuracy - baselineAccuracy. */
+  difference: number;
+  /** Questions only the subject answered right (McNemar's b). */
+  onlySubject: number;
+  /** Questions only the baseline answered right (McNemar's c). */
+  onlyBaseline: number;
+  /** Two-sided exact McNemar p-value of b against c. */
+  pValue: number;
+}
+
+/**
+ * At each keep ratio where `subject` has a row, the subject against the most
+ * accurate of `baselines` at that ratio, paired question by question (the
+ * exact McNemar test): is the difference more than the luck of the questions?
+ */
+export function pairedComparisons(rows: readonly OutcomeRow[], subject: string, baselines: readonly string[]): PairedComparison[] {
+  const comparisons: PairedComparison[] = [];
+  for (const s of rows.filter((r) => r.pruner === subject)) {
+    const rivals = baselines.map((name) => rows.find((r) => r.pruner === name && r.keepRatio === s.keepRatio)).filter((r): r is OutcomeRow => r !== undefined);
+    if (rivals.length === 0) continue;
+    const best = rivals.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+    if (best.outcomes.length !== s.outcomes.length) {
+      check.fail('ERR_GRIP_SHAPE', `${s.outcomes.length} outcomes (the questions of ${subject})`, `the outcomes of ${best.pruner} at keep ratio ${s.keepRatio}`, String(best.outcomes.length));
+    }
+    let onlySubject = 0, onlyBaseline = 0;
+    s.outcomes.forEach((o, i) => {
+      if (o && !best.outcomes[i]) onlySubject++;
+      else if (!o && best.outcomes[i]) onlyBaseline++;
+    });
+    comparisons.push({
+      keepRatio: s.keepRatio, subject, subjectAccuracy: s.accuracy, baseline: best.pruner, baselineAccuracy: best.accuracy,
+      difference: s.accuracy - best.accuracy, onlySubject, onlyBaseline, pValue: mcnemarExact(onlySubject, onlyBaseline),
+    });
+  }
+  return comparisons;
+}

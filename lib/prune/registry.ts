@@ -42,16 +42,18 @@ export function makePruner(name: string, options: MakePrunerOptions = {}): Prune
 
 /**
  * The pruners of a comma-separated list (`grip eval --pruners`, the tools):
- * a heuristic by name; 'grip' and 'warmup' the GRIP pruner in `gripDir` and
+ * a heuristic by name or spec (NAME:key=value:..., see heuristicFromSpec); 'grip' and 'warmup' the GRIP pruner in `gripDir` and
  * its warm-up policy in `gripDir/warmup`; NAME=DIR the GRIP pruner in DIR,
  * named NAME (ablations). Each GRIP pruner is checked against `model`.
  */
 export async function prunersFromList(list: string, gripDir: string, model: ScorerHost): Promise<Pruner[]> {
   const pruners: Pruner[] = [];
   for (const spec of list.split(',')) {
-    const [name, dir] = spec.includes('=') ? (spec.split('=', 2) as [string, string]) : [spec, undefined];
+    // NAME:key=value is a heuristic with settings; NAME=DIR a GRIP pruner in DIR.
+    const isSpec = spec.includes(':') && spec.indexOf(':') < (spec.includes('=') ? spec.indexOf('=') : Infinity);
+    const [name, dir] = spec.includes('=') && !isSpec ? (spec.split('=', 2) as [string, string]) : [spec, undefined];
     if (dir === undefined && name !== 'grip' && name !== 'warmup') {
-      pruners.push(makePruner(name));
+      pruners.push(heuristicFromSpec(name));
       continue;
     }
     const loaded = await GripPruner.load(dir ?? (name === 'grip' ? gripDir : join(gripDir, 'warmup')));
@@ -59,4 +61,33 @@ export async function prunersFromList(list: string, gripDir: string, model: Scor
     pruners.push({ name, point: loaded.point, needs: loaded.needs, select: (ctx) => loaded.select(ctx) });
   }
   return pruners;
+}
+
+const SPEC_KEYS = ['layer', 'seed', 'contextual', 'theta'] as const;
+
+/**
+ * A heuristic from a spec `NAME[:key=value]...` with keys layer, seed,
+ * contextual, theta (the MakePrunerOptions), e.g. `cdpruner:theta=0.25` or
+ * `norm:layer=2`: the settings a validation sweep compares. The pruner is
+ * named by its spec, so two settings of one heuristic are two rows.
+ */
+export function heuristicFromSpec(spec: string): Pruner {
+  const [name, ...settings] = spec.split(':');
+  const options: MakePrunerOptions = {};
+  for (const setting of settings) {
+    const match = /^([a-z]+)=(-?[0-9.]+(?:e-?[0-9]+)?)$/.exec(setting);
+    const key = match?.[1] as (typeof SPEC_KEYS)[number] | undefined;
+    if (!match || !SPEC_KEYS.includes(key!) || !Number.isFinite(Number(match[2]))) {
+      throw new GripError('ERR_GRIP_RANGE', `expected key=number with key one of ${SPEC_KEYS.join(', ')} in pruner "${spec}" but received "${setting}"`);
+    }
+    options[key!] = Number(match[2]);
+  }
+  const pruner = makePruner(name!, options);
+  if (settings.length === 0) return pruner;
+  return { name: spec, point: pruner.point, ...(pruner.needs ? { needs: pruner.needs } : {}), select: (ctx) => pruner.select(ctx) };
+}
+
+/** The heuristic's name without its settings: `cdpruner:theta=0.25` -> `cdpruner`. */
+export function heuristicBase(spec: string): string {
+  return spec.split(':')[0]!;
 }

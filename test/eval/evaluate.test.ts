@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeExamples, renderScene } from '../../lib/data/shapes/index.ts';
 import { evaluate, type EvalExample } from '../../lib/eval/evaluate.ts';
+import { wilson } from '../../lib/eval/stats.ts';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { makePruner } from '../../lib/prune/registry.ts';
 import { expectError } from '../helpers.ts';
@@ -29,10 +30,14 @@ test('rows: unpruned first, then one per pruner and ratio < 1; accuracy equals a
   assert.is(rows[1]!.kept, 36);
   for (const row of rows) {
     let correct = 0;
+    const outcomes: number[] = [];
     for (const ex of examples) {
       const out = await model.generate({ image: ex.image, prompt: ex.prompt, maxNewTokens: 4, ...(row.pruner === 'uniform' ? { pruner: uniform, keepRatio: 0.25 } : {}) });
       correct += out.text.trim() === ex.answer ? 1 : 0;
+      outcomes.push(out.text.trim() === ex.answer ? 1 : 0);
     }
+    assert.equal(row.outcomes, outcomes, `${row.pruner}: outcome per question`);
+    assert.equal(row.interval, wilson(correct, examples.length));
     assert.is(row.n, examples.length);
     assert.is(row.correct, correct, row.pruner);
     assert.is(row.accuracy, correct / examples.length);

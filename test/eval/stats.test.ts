@@ -2,7 +2,7 @@
 // table, and the exact McNemar p-value against binomial sums done by hand.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mcnemarExact, wilson } from '../../lib/eval/stats.ts';
+import { mcnemarExact, pairedComparisons, wilson, type OutcomeRow } from '../../lib/eval/stats.ts';
 import { expectError } from '../helpers.ts';
 
 const test = suite('stats');
@@ -36,6 +36,37 @@ test('bad counts give a GripError that says what was expected', async () => {
   await expectError(() => wilson(5, 0), 'ERR_GRIP_RANGE', `expected an integer in [1, ${Number.MAX_SAFE_INTEGER}] for n but received number 0`);
   await expectError(() => wilson(6, 5), 'ERR_GRIP_RANGE', 'expected an integer in [0, 5] for correct but received number 6');
   await expectError(() => mcnemarExact(-1, 2), 'ERR_GRIP_RANGE', `expected an integer in [0, ${Number.MAX_SAFE_INTEGER}] for b but received number -1`);
+});
+
+test('pairedComparisons: the subject against the most accurate baseline at each ratio, pairs counted by hand', () => {
+  const row = (pruner: string, keepRatio: number, outcomes: number[]): OutcomeRow => ({ pruner, keepRatio, outcomes, accuracy: outcomes.reduce((a, b) => a + b, 0) / outcomes.length });
+  const rows = [
+    row('unpruned', 1, [1, 1, 1, 1, 1, 1]),
+    row('grip', 0.25, [1, 1, 1, 0, 1, 1]), // 5/6
+    row('fastv', 0.25, [1, 0, 1, 1, 0, 0]), // 3/6: not the best at 0.25
+    row('norm', 0.25, [0, 1, 1, 1, 1, 0]), // 4/6: the best
+    row('grip', 0.11, [1, 0, 0, 0, 0, 0]),
+    row('fastv', 0.11, [1, 1, 1, 1, 0, 0]), // the only baseline at 0.11 ...
+    row('warmup', 0.11, [1, 1, 1, 1, 1, 1]), // ... warmup is not a baseline
+    row('grip', 0.05, [1, 0, 0, 0, 0, 0]), // no baseline at 0.05: no comparison
+  ];
+  const out = pairedComparisons(rows, 'grip', ['fastv', 'norm']);
+  assert.is(out.length, 2);
+  // 0.25: grip right and norm wrong on questions 0 and 5; norm right and grip wrong on 3.
+  assert.equal({ ...out[0]!, difference: Math.round(out[0]!.difference * 6) }, {
+    keepRatio: 0.25, subject: 'grip', subjectAccuracy: 5 / 6, baseline: 'norm', baselineAccuracy: 4 / 6, difference: 1, onlySubject: 2, onlyBaseline: 1, pValue: mcnemarExact(2, 1),
+  });
+  assert.is(out[1]!.baseline, 'fastv');
+  assert.is(out[1]!.onlySubject, 0);
+  assert.is(out[1]!.onlyBaseline, 3);
+  near(out[1]!.pValue, 2 / 8);
+  // A tie goes to the baseline listed first.
+  assert.is(pairedComparisons([row('grip', 0.5, [1, 0]), row('a', 0.5, [0, 1]), row('b', 0.5, [1, 0])], 'grip', ['a', 'b'])[0]!.baseline, 'a');
+});
+
+test('pairedComparisons refuses rows of different questions', async () => {
+  await expectError(() => pairedComparisons([{ pruner: 'grip', keepRatio: 0.25, accuracy: 1, outcomes: [1, 1] }, { pruner: 'fastv', keepRatio: 0.25, accuracy: 1, outcomes: [1] }], 'grip', ['fastv']),
+    'ERR_GRIP_SHAPE', 'expected 2 outcomes (the questions of grip) for the outcomes of fastv at keep ratio 0.25 but received 1');
 });
 
 test.run();
