@@ -1,7 +1,11 @@
 // harness.ts — the benchmark table: each row times an op and its baseline in
 // the same process (mitata's measure, median of many samples) and prints
 // op | shape | time | throughput | baseline | ratio.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { measure } from 'mitata';
+import { cpus } from 'node:os';
 
 export interface Row {
   op: string;
@@ -38,8 +42,20 @@ async function median(fn: () => unknown): Promise<number> {
   return stats.p50;
 }
 
+/** A row as measured, for bench/results/<bench>.json: medians in ns; ratio = baseline / ours. */
+export interface MeasuredRow {
+  table: string;
+  op: string;
+  shape: string;
+  ns: number;
+  baseline: string;
+  baselineNs: number;
+  ratio: number;
+}
+
 /** Runs the rows and prints a Markdown table; returns the measured rows. */
-export async function runTable(title: string, rows: Row[]): Promise<void> {
+export async function runTable(title: string, rows: Row[]): Promise<MeasuredRow[]> {
+  const measured: MeasuredRow[] = [];
   console.log(`\n### ${title}\n`);
   console.log('| op | shape | time | throughput | baseline | baseline time | speed-up |');
   console.log('|---|---|---|---|---|---|---|');
@@ -47,5 +63,16 @@ export async function runTable(title: string, rows: Row[]): Promise<void> {
     const ours = await median(row.run);
     const base = row.baseline.run ? await median(row.baseline.run) : row.baseline.ns!;
     console.log(`| ${row.op} | ${row.shape} | ${fmtTime(ours)} | ${fmtWork(row.work, ours)} | ${row.baseline.name} | ${fmtTime(base)} | ${(base / ours).toFixed(2)}x |`);
+    measured.push({ table: title, op: row.op, shape: row.shape, ns: ours, baseline: row.baseline.name, baselineNs: base, ratio: base / ours });
   }
+  return measured;
+}
+
+/** Writes bench/results/<name>.json (a quick run: <name>.quick.json) with the CPU it ran on. */
+export function writeResults(name: string, rows: unknown[]): void {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}${quick ? '.quick' : ''}.json`);
+  writeFileSync(file, `${JSON.stringify({ cpu: cpus()[0]?.model ?? 'unknown', threads: cpus().length, date: new Date().toISOString(), rows }, null, 2)}\n`);
+  console.log(`\nwritten: ${file}`);
 }
