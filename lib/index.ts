@@ -31,7 +31,7 @@ export { RandomPruner } from './prune/heuristics/random.js';
 export { FastVPruner } from './prune/heuristics/fastv.js';
 export { UniformPruner } from './prune/heuristics/uniform.js';
 export { NormPruner } from './prune/heuristics/norm.js';
-export { VisionZipPruner, type VisionZipOptions } from './prune/heuristics/visionzip.js';
+export { VISIONZIP_CONTEXTUAL, VisionZipMergePruner, VisionZipPruner, type VisionZipOptions } from './prune/heuristics/visionzip.js';
 export { DivPrunePruner } from './prune/heuristics/divprune.js';
 export { CDPrunerPruner, type CDPrunerOptions } from './prune/heuristics/cdpruner.js';
 export { makePruner, PRUNER_NAMES, type PrunerName, type MakePrunerOptions } from './prune/registry.js';

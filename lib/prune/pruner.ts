@@ -54,6 +54,14 @@ export interface Pruner {
   readonly needs?: { attention?: AttentionSource; query?: QueryPooling };
   /** Kept visual token indices per row, ascending, numKeep[b] of them. */
   select(ctx: PruneContext): Promise<Int32Array[]>;
+  /**
+   * Optional, for merging pruners (VisionZip's contextual tokens): states that
+   * replace the kept tokens' states, per row null (the states stay) or
+   * kept[b].length x D f32 values in the order of kept[b]. The runtime calls it
+   * after `select` with the same context and writes them over the kept rows
+   * before the LLM goes on; positions stay the kept tokens' own.
+   */
+  merge?(ctx: PruneContext, kept: readonly Int32Array[]): Promise<(Float32Array | null)[]>;
 }
 
 /** ceil(keepRatio · N) clamped to [1, N]; the tiny slack stops 0.3·10 from becoming 4. */
@@ -88,6 +96,21 @@ export function checkKeepSets(name: string, sets: unknown, rows: number, N: numb
       }
     }
     return set;
+  });
+}
+
+/** Checks what a pruner's `merge` returned: per row null or kept[b].length x D f32 values. */
+export function checkMergedStates(name: string, states: unknown, kept: readonly Int32Array[], D: number): (Float32Array | null)[] {
+  if (!Array.isArray(states) || states.length !== kept.length) {
+    throw new GripError('ERR_GRIP_SHAPE', `expected ${kept.length} merged-state rows (one per row, null for none) from pruner "${name}" but received ${Array.isArray(states) ? states.length : typeof states}`);
+  }
+  return states.map((row: unknown, b) => {
+    if (row === null) return null;
+    const want = kept[b]!.length * D;
+    if (!(row instanceof Float32Array) || row.length !== want) {
+      throw new GripError('ERR_GRIP_SHAPE', `expected null or a Float32Array of ${kept[b]!.length} x ${D} = ${want} values for merged row ${b} from pruner "${name}" but received ${row instanceof Float32Array ? `${row.length} values` : typeof row}`);
+    }
+    return row;
   });
 }
 

@@ -8,10 +8,10 @@ import { FastVPruner } from './heuristics/fastv.js';
 import { NormPruner } from './heuristics/norm.js';
 import { RandomPruner } from './heuristics/random.js';
 import { UniformPruner } from './heuristics/uniform.js';
-import { VisionZipPruner } from './heuristics/visionzip.js';
+import { VisionZipMergePruner, VisionZipPruner } from './heuristics/visionzip.js';
 import type { Pruner, PrunePoint } from './pruner.js';
 
-export const PRUNER_NAMES = ['fastv', 'random', 'uniform', 'norm', 'cls', 'divprune', 'cdpruner'] as const;
+export const PRUNER_NAMES = ['fastv', 'random', 'uniform', 'norm', 'cls', 'visionzip', 'divprune', 'cdpruner'] as const;
 export type PrunerName = (typeof PRUNER_NAMES)[number];
 
 export interface MakePrunerOptions {
@@ -19,7 +19,7 @@ export interface MakePrunerOptions {
   layer?: number;
   /** random: the seed. */
   seed?: number;
-  /** cls: VisionZip's contextual share of the budget (a fraction in [0, 1) or a count). */
+  /** cls, visionzip: VisionZip's contextual share of the budget (a fraction in [0, 1) or a count; cls 0, visionzip 10/64 by default). */
   contextual?: number;
   /** cdpruner: the relevance weight theta in [0, 1] (default 0.5). */
   theta?: number;
@@ -34,6 +34,7 @@ export function makePruner(name: string, options: MakePrunerOptions = {}): Prune
     case 'uniform': return new UniformPruner(point);
     case 'norm': return new NormPruner(point);
     case 'cls': return new VisionZipPruner({ ...point, ...(options.contextual === undefined ? {} : { contextual: options.contextual }) });
+    case 'visionzip': return new VisionZipMergePruner({ ...point, ...(options.contextual === undefined ? {} : { contextual: options.contextual }) });
     case 'divprune': return new DivPrunePruner(point);
     case 'cdpruner': return new CDPrunerPruner({ ...point, ...(options.theta === undefined ? {} : { theta: options.theta }) });
     default: throw new GripError('ERR_GRIP_RANGE', `expected one of ${PRUNER_NAMES.join(', ')} for pruner but received "${name}"`);

@@ -5,7 +5,7 @@
 // error paths with their exact codes and messages.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CDPrunerPruner, DivPrunePruner, FastVPruner, GripError, NormPruner, RandomPruner, UniformPruner, VisionZipPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
+import { CDPrunerPruner, DivPrunePruner, FastVPruner, GripError, NormPruner, RandomPruner, UniformPruner, VisionZipMergePruner, VisionZipPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
 import { maxMinGreedy } from '../../lib/prune/heuristics/divprune.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 import { contextualCount } from '../../lib/prune/heuristics/visionzip.ts';
@@ -266,8 +266,8 @@ test('the point is configurable and defaults to pre-LLM', () => {
 });
 
 test('makePruner builds every listed name, with the layer and the options each takes', () => {
-  assert.equal([...PRUNER_NAMES], ['fastv', 'random', 'uniform', 'norm', 'cls', 'divprune', 'cdpruner']);
-  const classes: Record<string, unknown> = { fastv: FastVPruner, random: RandomPruner, uniform: UniformPruner, norm: NormPruner, cls: VisionZipPruner, divprune: DivPrunePruner, cdpruner: CDPrunerPruner };
+  assert.equal([...PRUNER_NAMES], ['fastv', 'random', 'uniform', 'norm', 'cls', 'visionzip', 'divprune', 'cdpruner']);
+  const classes: Record<string, unknown> = { fastv: FastVPruner, random: RandomPruner, uniform: UniformPruner, norm: NormPruner, cls: VisionZipPruner, visionzip: VisionZipMergePruner, divprune: DivPrunePruner, cdpruner: CDPrunerPruner };
   for (const name of PRUNER_NAMES) {
     const pruner = makePruner(name);
     assert.is(pruner.name, name);
@@ -279,7 +279,7 @@ test('makePruner builds every listed name, with the layer and the options each t
 });
 
 test('bad options and names give a GripError that says what was expected', async () => {
-  await expectError(() => makePruner('magic'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, divprune, cdpruner for pruner but received "magic"');
+  await expectError(() => makePruner('magic'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner for pruner but received "magic"');
   await expectError(() => new VisionZipPruner({ contextual: -1 }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number -1');
   await expectError(() => makePruner('cls', { contextual: 2.5 }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number 2.5');
   await expectError(() => new VisionZipPruner({ contextual: NaN }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number NaN');

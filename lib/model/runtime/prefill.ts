@@ -8,9 +8,9 @@
 //            renumbered) through layers [K, L); layers < K keep their full
 //            KV cache or have it compacted to the kept positions.
 import { GripError } from '../../errors.js';
-import type { Tensor } from '../../tensor.js';
+import { Tensor } from '../../tensor.js';
 import { check } from '../../validate.js';
-import { QUERY_POOLINGS, checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
+import { QUERY_POOLINGS, checkKeepSets, checkMergedStates, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
 import { KVCache, runDecoder } from '../llama.js';
 import { deviceOf, gatherRagged, int32Tensor, writeRows, zerosOn } from '../tensors.js';
 import { compactCaches } from './compact.js';
@@ -34,7 +34,15 @@ export interface RunToPointOptions {
   extraCapacity: number;
   /** Attention to the visual tokens to read at layer K - 1. */
   probe?: AttentionSource | undefined;
+  /** A merging pruner's states, written over the kept visual rows. */
+  replace?: Replacement | undefined;
   signal: AbortSignal | undefined;
+}
+
+/** A merging pruner's states as [B, maxKept, D] and, per row, how many kept rows they replace (0: none). */
+export interface Replacement {
+  states: Tensor;
+  count: Int32Array;
 }
 
 export interface AtPoint {
@@ -58,6 +66,7 @@ export async function runToPoint(rt: Runtime, o: RunToPointOptions): Promise<AtP
   const after = await embedIds(rt, rows.map((r) => r.after), signal);
   if (before) await writeRows(rt.k, x, before, new Int32Array(B), nb, rt.backend);
   await writeRows(rt.k, x, keep ? await gatherRagged(rt.k, visual, keep, rt.backend) : visual, nb, visualCount, rt.backend);
+  if (o.replace) await writeRows(rt.k, x, o.replace.states, nb, o.replace.count, rt.backend);
   if (after) await writeRows(rt.k, x, after, nb.map((n, b) => n + visualCount[b]!), na, rt.backend);
   const cache = new KVCache(B, Math.max(...seq.fullLen) + o.extraCapacity, config, dev);
   let attention: Float32Array | undefined;
@@ -80,6 +89,8 @@ export interface RunFromPointOptions {
   fromLayer: number;
   cachePolicy: 'keep' | 'compact';
   renumber: boolean;
+  /** A merging pruner's states, written over the kept visual rows at layer K. */
+  replace?: Replacement | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -92,6 +103,7 @@ export async function runFromPoint(rt: Runtime, o: RunFromPointOptions): Promise
   const S = Math.max(...length);
   const t0 = now();
   const xKept = await gatherRagged(rt.k, at.x, rows, rt.backend);
+  if (o.replace) await writeRows(rt.k, xKept, o.replace.states, at.seq.before, o.replace.count, rt.backend);
   if (o.cachePolicy === 'compact') await compactCaches(rt, at.cache, rows, o.fromLayer, signal);
   const positions = keptPositions(rows, o.renumber, S);
   await runDecoder(weights, config, xKept, int32Tensor(positions, [B, S], deviceOf(rt.backend)), length, at.cache, { from: o.fromLayer, to: config.numLayers }, opOptions(rt, signal));
@@ -105,6 +117,7 @@ export interface PrefillKeptOptions {
   keep: Int32Array[] | null;
   renumber: boolean;
   extraCapacity: number;
+  replace?: Replacement | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -112,7 +125,7 @@ export interface PrefillKeptOptions {
 export async function prefillKept(rt: Runtime, o: PrefillKeptOptions): Promise<Prefilled> {
   const t0 = now();
   const N = o.visual.shape[1]!, L = rt.text.config.numLayers;
-  const a = await runToPoint(rt, { rows: o.rows, visual: o.visual, keep: o.keep, renumber: o.renumber, toLayer: 0, extraCapacity: o.extraCapacity, signal: o.signal });
+  const a = await runToPoint(rt, { rows: o.rows, visual: o.visual, keep: o.keep, renumber: o.renumber, toLayer: 0, extraCapacity: o.extraCapacity, replace: o.replace, signal: o.signal });
   const B = o.rows.length;
   await runDecoder(rt.text.weights, rt.text.config, a.x, int32Tensor(a.seq.positions, [B, a.seq.width], deviceOf(rt.backend)), a.seq.length, a.cache, { from: 0, to: L }, opOptions(rt, o.signal));
   return {
@@ -157,18 +170,22 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   if (K === 0) {
     const t0 = now();
     const query = await textQuery(rt, rows, pooling, signal);
-    const kept = await select(pruner, context(visual, query, source === 'cls' ? o.clsAttention : undefined));
+    const ctx = context(visual, query, source === 'cls' ? o.clsAttention : undefined);
+    const kept = await select(pruner, ctx);
+    const replace = await merged(pruner, ctx, kept);
     const pruneMs = now() - t0;
-    return { ...(await prefillKept(rt, { rows, visual, keep: kept, ...run })), pruneMs };
+    return { ...(await prefillKept(rt, { rows, visual, keep: kept, replace, ...run })), pruneMs };
   }
   const t0 = now();
   const at = await runToPoint(rt, { rows, visual, keep: null, renumber: false, toLayer: K, extraCapacity: o.extraCapacity, probe: source, signal });
   const t1 = now();
   const states = await gatherRagged(rt.k, at.x, visualRows(at.seq.before, N), rt.backend);
   const query = await poolText(rt, at.x, at.seq.before.map((n) => n + N), at.seq.after, pooling);
-  const kept = await select(pruner, context(states, query, source === 'cls' ? o.clsAttention : at.attention));
+  const ctx = context(states, query, source === 'cls' ? o.clsAttention : at.attention);
+  const kept = await select(pruner, ctx);
+  const replace = await merged(pruner, ctx, kept);
   const t2 = now();
-  const b = await runFromPoint(rt, { at, kept, fromLayer: K, cachePolicy: o.cachePolicy, renumber: o.renumber, signal });
+  const b = await runFromPoint(rt, { at, kept, fromLayer: K, cachePolicy: o.cachePolicy, renumber: o.renumber, replace, signal });
   return { ...b, pruneMs: t2 - t1, prefillMs: t1 - t0 + b.prefillMs };
 }
 
@@ -176,6 +193,19 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
 async function select(pruner: Pruner, ctx: PruneContext): Promise<Int32Array[]> {
   const sets = await pruner.select(ctx);
   return checkKeepSets(pruner.name, sets, ctx.numKeep.length, ctx.grid.rows * ctx.grid.cols);
+}
+
+/** A merging pruner's states for the kept rows (checked), or undefined when it merges nothing. */
+async function merged(pruner: Pruner, ctx: PruneContext, kept: Int32Array[]): Promise<Replacement | undefined> {
+  if (!pruner.merge) return undefined;
+  const D = ctx.visual.shape[2]!;
+  const rows = checkMergedStates(pruner.name, await pruner.merge(ctx, kept), kept, D);
+  if (rows.every((r) => r === null)) return undefined;
+  const K = Math.max(...kept.map((k) => k.length));
+  const host = new Float32Array(kept.length * K * D);
+  rows.forEach((r, b) => r && host.set(r, b * K * D));
+  const states = new Tensor('f32', [kept.length, K, D], host, 'cpu');
+  return { states: ctx.visual.device === 'cuda' ? states.toDevice() : states, count: Int32Array.from(rows, (r, b) => (r ? kept[b]!.length : 0)) };
 }
 
 export interface PrepareAtPointOptions {

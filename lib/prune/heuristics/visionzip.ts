@@ -15,17 +15,26 @@
 //
 // Here the dominant part is exact: the runtime's 'cls' attention is the CLS
 // row at the feature layer averaged over heads (the same order as the sum).
-// The contextual part keeps the target tokens' indices and does NOT merge
-// the other leftovers into them: the Pruner contract returns indices, and
-// the runtime gathers the kept rows unchanged, so a merged state has no way
-// in without a contract change (an optional per-row merge output that the
-// runtime would write over the kept rows' states). With
-// `contextual: 0` (the default) this is the "cls" baseline: top-k of CLS
-// attention. The selection does not read the states, so the point only
-// decides where the tokens leave (VisionZip itself prunes before the LLM).
+// Two pruners:
+// - "cls" (VisionZipPruner): selection only. The contextual targets, if any,
+//   keep their own states; with `contextual: 0` (the default) this is top-k
+//   of CLS attention.
+// - "visionzip" (VisionZipMergePruner): the full method. It selects as above
+//   with the paper's contextual share (10 of 64) and, through the Pruner's
+//   `merge`, hands the runtime each target's merged state: target + mean of
+//   the leftovers assigned to it. Two differences from the paper, both
+//   because the pruner sees the states at its point and not the vision
+//   tower's internals: the assignment uses the cosine of those states (the
+//   paper: of the layer's attention keys), and the merge happens where the
+//   pruner runs (pre-LLM: after the projector; the paper: before it).
+// The selection does not read the states, so the point only decides where
+// the tokens leave (VisionZip itself prunes before the LLM).
 import { check } from '../../validate.js';
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
 import { attentionOf, checkOptions, checkPoint, contextShape, topkRows } from './common.js';
+
+/** VisionZip's split for LLaVA-1.5 at 64 tokens: 54 dominant + 10 contextual. */
+export const VISIONZIP_CONTEXTUAL = 10 / 64;
 
 export interface VisionZipOptions {
   /** 'pre-llm' (default) or { layer: K }. */
@@ -55,7 +64,7 @@ export function contextualTargets(leftover: Int32Array, count: number): Int32Arr
 }
 
 export class VisionZipPruner implements Pruner {
-  readonly name = 'cls';
+  readonly name: string = 'cls';
   readonly point: PrunePoint;
   readonly needs = { attention: 'cls' as const };
   readonly contextual: number;
@@ -69,21 +78,89 @@ export class VisionZipPruner implements Pruner {
   }
 
   async select(ctx: PruneContext): Promise<Int32Array[]> {
+    return (await this.split(ctx)).map(({ dominant, targets }) => {
+      if (targets.length === 0) return dominant;
+      const kept = new Int32Array(dominant.length + targets.length);
+      kept.set(dominant);
+      kept.set(targets, dominant.length);
+      return kept.sort();
+    });
+  }
+
+  /** Per row: the dominant tokens (ascending), the contextual targets, and the leftovers that are neither. */
+  protected async split(ctx: PruneContext): Promise<{ dominant: Int32Array; targets: Int32Array; rest: Int32Array }[]> {
     const { B, N } = contextShape(ctx, this.name, false);
     const attention = attentionOf(ctx, B, N, this.name, "'cls'");
     const numContextual = Int32Array.from(ctx.numKeep, (k) => contextualCount(this.contextual, k));
     const dominant = await topkRows(attention, B, N, { ...ctx, numKeep: ctx.numKeep.map((k, b) => k - numContextual[b]!) });
     return dominant.map((set, b) => {
       const count = numContextual[b]!;
-      if (count === 0) return set;
       const taken = new Uint8Array(N);
       for (const i of set) taken[i] = 1;
       const leftover = new Int32Array(N - set.length);
       for (let i = 0, n = 0; i < N; i++) if (!taken[i]) leftover[n++] = i;
-      const kept = new Int32Array(set.length + count);
-      kept.set(set);
-      kept.set(contextualTargets(leftover, count), set.length);
-      return kept.sort();
+      const targets = count === 0 ? new Int32Array(0) : contextualTargets(leftover, count);
+      for (const t of targets) taken[t] = 1;
+      return { dominant: set, targets, rest: leftover.filter((i) => !taken[i]) };
     });
+  }
+}
+
+/**
+ * The full VisionZip: dominant tokens by CLS attention plus contextual tokens
+ * that carry the merged leftovers (see the file's header for the rule and
+ * where it differs from the paper). `contextual` defaults to 10/64.
+ */
+export class VisionZipMergePruner extends VisionZipPruner {
+  override readonly name: string = 'visionzip';
+
+  constructor(options?: VisionZipOptions) {
+    const o = checkOptions(options, 'visionzip');
+    super({ ...o, contextual: o.contextual ?? VISIONZIP_CONTEXTUAL });
+  }
+
+  async merge(ctx: PruneContext, kept: readonly Int32Array[]): Promise<(Float32Array | null)[]> {
+    const { N, D } = contextShape(ctx, this.name);
+    const visual = ctx.visual.device === 'cuda' ? ctx.visual.toHost() : ctx.visual;
+    const x = visual.host as Float32Array;
+    const parts = await this.split(ctx);
+    const out = parts.map(({ targets, rest }, b) => {
+      if (targets.length === 0) return null;
+      const row = (i: number) => x.subarray((b * N + i) * D, (b * N + i + 1) * D);
+      const unit = (i: number) => {
+        const v = row(i);
+        let ss = 0;
+        for (let d = 0; d < D; d++) ss += v[d]! * v[d]!;
+        const inv = 1 / Math.sqrt(ss);
+        return Float64Array.from(v, (e) => e * inv);
+      };
+      const targetUnits = Array.from(targets, unit);
+      const sums = Array.from(targets, () => new Float64Array(D));
+      const counts = new Int32Array(targets.length);
+      for (const m of rest) {
+        // The most similar target; a tie goes to the first (torch's argmax).
+        const u = unit(m);
+        let best = 0, bestSim = -Infinity;
+        targetUnits.forEach((t, j) => {
+          let sim = 0;
+          for (let d = 0; d < D; d++) sim += u[d]! * t[d]!;
+          if (sim > bestSim) { bestSim = sim; best = j; }
+        });
+        const v = row(m), acc = sums[best]!;
+        for (let d = 0; d < D; d++) acc[d]! += v[d]!;
+        counts[best]!++;
+      }
+      const states = new Float32Array(kept[b]!.length * D);
+      const targetOf = new Map(Array.from(targets, (t, j) => [t, j]));
+      kept[b]!.forEach((i, slot) => {
+        const v = row(i), j = targetOf.get(i);
+        const dst = states.subarray(slot * D, (slot + 1) * D);
+        if (j === undefined) dst.set(v);
+        else for (let d = 0; d < D; d++) dst[d] = v[d]! + sums[j]![d]! / Math.max(1, counts[j]!);
+      });
+      return states;
+    });
+    if (visual !== ctx.visual) visual.dispose();
+    return out;
   }
 }
