@@ -26,12 +26,13 @@ export { parseLlavaConfig, loadLlavaConfig, type LlavaConfig, type VisionConfig,
 export { SafetensorsFile, Checkpoint, writeSafetensors, type TensorInfo } from './model/safetensors.js';
 export { preprocessImage, loadProcessorConfig, parseProcessorConfig, type ProcessorConfig, type ImageInput, type RawImage } from './model/processor.js';
 export { TextTokenizer, buildPrompt, encodePrompt, type PromptTemplate } from './model/tokenizer.js';
-export { FixedPruner, numKeepFor, QUERY_POOLINGS, type Pruner, type PrunePoint, type PruneContext, type AttentionSource, type QueryPooling } from './prune/pruner.js';
+export { FixedPruner, numKeepFor, QUERY_POOLINGS, type Pruner, type PrunePoint, type StagedPoint, type PruneContext, type AttentionSource, type QueryPooling } from './prune/pruner.js';
 export { RandomPruner } from './prune/heuristics/random.js';
 export { FastVPruner } from './prune/heuristics/fastv.js';
 export { UniformPruner } from './prune/heuristics/uniform.js';
 export { NormPruner } from './prune/heuristics/norm.js';
 export { VISIONZIP_CONTEXTUAL, VisionZipMergePruner, VisionZipPruner, type VisionZipOptions } from './prune/heuristics/visionzip.js';
+export { PyramidDropPruner, pyramidLambda, type PyramidDropOptions } from './prune/heuristics/pyramiddrop.js';
 export { DivPrunePruner } from './prune/heuristics/divprune.js';
 export { CDPrunerPruner, type CDPrunerOptions } from './prune/heuristics/cdpruner.js';
 export { makePruner, PRUNER_NAMES, type PrunerName, type MakePrunerOptions } from './prune/registry.js';

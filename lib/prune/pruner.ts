@@ -11,6 +11,16 @@ import type { Tensor } from '../tensor.js';
 export type PrunePoint = 'pre-llm' | { layer: number };
 
 /**
+ * Pruning in stages inside the LLM (PyramidDrop): at each layer of `layers`
+ * (ascending, each in [1, L)) the pruner keeps some of the visual tokens that
+ * reached it; `select` is called once per stage with `ctx.stage` set, and
+ * chooses each stage's count itself (ctx.numKeep is ceil(ρ · N_stage)).
+ */
+export interface StagedPoint {
+  layers: readonly number[];
+}
+
+/**
  * Attention a pruner can ask for, averaged over heads (and over query rows),
  * restricted to the visual tokens:
  * - 'last-token': from the last prompt token at decoder layer K-1 (FastV);
@@ -44,13 +54,15 @@ export interface PruneContext {
   grid: { rows: number; cols: number };
   /** [B, N] when the pruner asked for `needs.attention`: each row sums to the attention mass on the image. */
   attention?: Float32Array;
+  /** For a staged pruner: which stage this is (N is then the tokens that reached it; grid is 1 x N after the first). */
+  stage?: { index: number; layers: readonly number[]; numLayers: number };
   backend: ResolvedBackend;
   signal?: AbortSignal | undefined;
 }
 
 export interface Pruner {
   readonly name: string;
-  readonly point: PrunePoint;
+  readonly point: PrunePoint | StagedPoint;
   readonly needs?: { attention?: AttentionSource; query?: QueryPooling };
   /** Kept visual token indices per row, ascending, numKeep[b] of them. */
   select(ctx: PruneContext): Promise<Int32Array[]>;
@@ -76,6 +88,19 @@ export function pruneLayer(point: PrunePoint, numLayers: number, what = 'pruner.
     throw new GripError('ERR_GRIP_RANGE', `expected 'pre-llm' or { layer: K } with K in [1, ${numLayers - 1}] for ${what} but received ${JSON.stringify(point)}`);
   }
   return point.layer;
+}
+
+/** The prune layers of a point: [] for 'pre-llm', [K] for { layer: K }, the stages of a StagedPoint; checks the range. */
+export function pruneLayers(point: PrunePoint | StagedPoint, numLayers: number, what = 'pruner.point'): number[] {
+  if (typeof point !== 'object' || point === null || !('layers' in point)) {
+    const K = pruneLayer(point as PrunePoint, numLayers, what);
+    return K === 0 ? [] : [K];
+  }
+  const layers = point.layers;
+  if (!Array.isArray(layers) || layers.length === 0 || layers.some((K, i) => !Number.isInteger(K) || K < 1 || K >= numLayers || (i > 0 && K <= layers[i - 1]!))) {
+    throw new GripError('ERR_GRIP_RANGE', `expected { layers: [K1, K2, ...] } ascending with each K in [1, ${numLayers - 1}] for ${what} but received ${JSON.stringify(point)}`);
+  }
+  return [...layers];
 }
 
 /**

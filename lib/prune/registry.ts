@@ -6,12 +6,13 @@ import { CDPrunerPruner } from './heuristics/cdpruner.js';
 import { DivPrunePruner } from './heuristics/divprune.js';
 import { FastVPruner } from './heuristics/fastv.js';
 import { NormPruner } from './heuristics/norm.js';
+import { PyramidDropPruner } from './heuristics/pyramiddrop.js';
 import { RandomPruner } from './heuristics/random.js';
 import { UniformPruner } from './heuristics/uniform.js';
 import { VisionZipMergePruner, VisionZipPruner } from './heuristics/visionzip.js';
 import type { Pruner, PrunePoint } from './pruner.js';
 
-export const PRUNER_NAMES = ['fastv', 'random', 'uniform', 'norm', 'cls', 'visionzip', 'divprune', 'cdpruner'] as const;
+export const PRUNER_NAMES = ['fastv', 'random', 'uniform', 'norm', 'cls', 'visionzip', 'divprune', 'cdpruner', 'pyramiddrop', 'pyramiddrop-final'] as const;
 export type PrunerName = (typeof PRUNER_NAMES)[number];
 
 export interface MakePrunerOptions {
@@ -25,10 +26,20 @@ export interface MakePrunerOptions {
   theta?: number;
 }
 
-/** A pruner by name; layer K puts it in the LLM (fastv is always in-LLM, default K = 2). */
+/**
+ * A pruner by name; layer K puts it in the LLM (fastv is always in-LLM,
+ * default K = 2). pyramiddrop prunes in stages at layers 1, 2, 3 (its
+ * constructor takes others), matched to a prune at layer 2 in LLM cost
+ * ('pyramiddrop') or in the tokens its last stage keeps ('pyramiddrop-final').
+ */
 export function makePruner(name: string, options: MakePrunerOptions = {}): Pruner {
   const point: { point?: PrunePoint } = options.layer === undefined ? {} : { point: { layer: options.layer } };
+  if (name.startsWith('pyramiddrop') && options.layer !== undefined) {
+    throw new GripError('ERR_GRIP_RANGE', `expected no layer for pruner "${name}" (it prunes at its stage layers) but received layer ${options.layer}`);
+  }
   switch (name) {
+    case 'pyramiddrop': return new PyramidDropPruner();
+    case 'pyramiddrop-final': return new PyramidDropPruner({ match: 'final' });
     case 'fastv': return new FastVPruner(options.layer === undefined ? {} : { layer: options.layer });
     case 'random': return new RandomPruner({ ...point, ...(options.seed === undefined ? {} : { seed: options.seed }) });
     case 'uniform': return new UniformPruner(point);

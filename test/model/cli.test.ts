@@ -74,7 +74,7 @@ test('grip with an unknown command or pruner says what it expected', () => {
   assert.is(a.stderr.trim(), 'grip: expected a command (run, demo, train, eval, help) for grip but received "fly" (ERR_GRIP_RANGE)');
   const b = grip('run', '--model', model, '--image', image, '--prompt', 'hi', '--pruner', 'magic', '--keep', '0.5');
   assert.is(b.status, 1);
-  assert.is(b.stderr.trim(), 'grip: expected one of grip, fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner for --pruner but received "magic" (ERR_GRIP_RANGE)');
+  assert.is(b.stderr.trim(), 'grip: expected one of grip, fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner, pyramiddrop, pyramiddrop-final for --pruner but received "magic" (ERR_GRIP_RANGE)');
 });
 
 test('grip train names a bad --teacher, --reward, --query, --warmup-loss, --teacher-temperature or --redundancy before loading anything', () => {

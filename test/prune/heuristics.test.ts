@@ -5,7 +5,7 @@
 // error paths with their exact codes and messages.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CDPrunerPruner, DivPrunePruner, FastVPruner, GripError, NormPruner, RandomPruner, UniformPruner, VisionZipMergePruner, VisionZipPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
+import { CDPrunerPruner, DivPrunePruner, FastVPruner, GripError, NormPruner, RandomPruner, UniformPruner, VisionZipMergePruner, VisionZipPruner, PyramidDropPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
 import { maxMinGreedy } from '../../lib/prune/heuristics/divprune.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 import { contextualCount } from '../../lib/prune/heuristics/visionzip.ts';
@@ -266,20 +266,24 @@ test('the point is configurable and defaults to pre-LLM', () => {
 });
 
 test('makePruner builds every listed name, with the layer and the options each takes', () => {
-  assert.equal([...PRUNER_NAMES], ['fastv', 'random', 'uniform', 'norm', 'cls', 'visionzip', 'divprune', 'cdpruner']);
-  const classes: Record<string, unknown> = { fastv: FastVPruner, random: RandomPruner, uniform: UniformPruner, norm: NormPruner, cls: VisionZipPruner, visionzip: VisionZipMergePruner, divprune: DivPrunePruner, cdpruner: CDPrunerPruner };
+  assert.equal([...PRUNER_NAMES], ['fastv', 'random', 'uniform', 'norm', 'cls', 'visionzip', 'divprune', 'cdpruner', 'pyramiddrop', 'pyramiddrop-final']);
+  const classes: Record<string, unknown> = {
+    fastv: FastVPruner, random: RandomPruner, uniform: UniformPruner, norm: NormPruner, cls: VisionZipPruner, visionzip: VisionZipMergePruner, divprune: DivPrunePruner, cdpruner: CDPrunerPruner,
+    pyramiddrop: PyramidDropPruner, 'pyramiddrop-final': PyramidDropPruner,
+  };
   for (const name of PRUNER_NAMES) {
     const pruner = makePruner(name);
     assert.is(pruner.name, name);
     assert.instance(pruner, classes[name] as never);
-    assert.equal(makePruner(name, { layer: 3 }).point, { layer: 3 }, name);
+    if (name.startsWith('pyramiddrop')) assert.equal(pruner.point, { layers: [1, 2, 3] }, name);
+    else assert.equal(makePruner(name, { layer: 3 }).point, { layer: 3 }, name);
   }
   assert.is(makePruner('norm').point, 'pre-llm');
   assert.is((makePruner('cls', { contextual: 0.25 }) as VisionZipPruner).contextual, 0.25);
 });
 
 test('bad options and names give a GripError that says what was expected', async () => {
-  await expectError(() => makePruner('magic'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner for pruner but received "magic"');
+  await expectError(() => makePruner('magic'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner, pyramiddrop, pyramiddrop-final for pruner but received "magic"');
   await expectError(() => new VisionZipPruner({ contextual: -1 }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number -1');
   await expectError(() => makePruner('cls', { contextual: 2.5 }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number 2.5');
   await expectError(() => new VisionZipPruner({ contextual: NaN }), 'ERR_GRIP_RANGE', 'expected a fraction in [0, 1) or a whole number of tokens for options.contextual but received number NaN');

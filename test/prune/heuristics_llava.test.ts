@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DivPrunePruner, FixedPruner, NormPruner, UniformPruner, VisionZipPruner, tensor, type PruneContext, type Pruner, type Tensor } from '../../lib/index.ts';
+import { DivPrunePruner, FixedPruner, NormPruner, UniformPruner, VisionZipPruner, tensor, type PruneContext, type PrunePoint, type Pruner, type Tensor } from '../../lib/index.ts';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 
@@ -96,7 +96,7 @@ test('at keep ratios 0.5 and 0.25 each keeps what its rule picks from the contex
       }
       if (inner instanceof DivPrunePruner) assert.is(new Set(kept).size, k, what);
       // The same tokens kept by index give the same logits.
-      const fixed = await model.logits({ pixelValues: pixels(base.image), inputIds: base.input_ids, pruner: new FixedPruner(inner.point, [r.kept]) });
+      const fixed = await model.logits({ pixelValues: pixels(base.image), inputIds: base.input_ids, pruner: new FixedPruner(inner.point as PrunePoint, [r.kept]) });
       assert.equal(Array.from(fixed.logits.host as Float32Array), Array.from(logits), `${what}: as a fixed keep-set`);
     }
   }

@@ -40,7 +40,7 @@ test('a bad spec gives a GripError that says what was expected', async () => {
   await expectError(() => heuristicFromSpec('cdpruner:theta'), 'ERR_GRIP_RANGE', `${keys} in pruner "cdpruner:theta" but received "theta"`);
   await expectError(() => heuristicFromSpec('cdpruner:theta=abc'), 'ERR_GRIP_RANGE', `${keys} in pruner "cdpruner:theta=abc" but received "theta=abc"`);
   await expectError(() => heuristicFromSpec('cdpruner:'), 'ERR_GRIP_RANGE', `${keys} in pruner "cdpruner:" but received ""`);
-  await expectError(() => heuristicFromSpec('magic:layer=2'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner for pruner but received "magic"');
+  await expectError(() => heuristicFromSpec('magic:layer=2'), 'ERR_GRIP_RANGE', 'expected one of fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner, pyramiddrop, pyramiddrop-final for pruner but received "magic"');
   // The value goes through the pruner's own checks.
   await expectError(() => heuristicFromSpec('norm:layer=0'), 'ERR_GRIP_RANGE', "expected 'pre-llm' or { layer: K } with an integer K >= 1 for options.point but received {\"layer\":0}");
 });

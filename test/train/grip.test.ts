@@ -205,7 +205,7 @@ test('prunersFromList: heuristics by name, grip and warmup from the GRIP directo
   assert.equal(await kept(pruners[1]!), want, 'NAME=DIR selects as the pruner saved there');
   assert.equal(await kept(pruners[2]!), want, 'grip selects as the pruner in the GRIP directory');
   const error = await caught(() => prunersFromList('grip,magic', dir, model));
-  assert.is(error.message, 'expected one of fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner for pruner but received "magic"');
+  assert.is(error.message, 'expected one of fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner, pyramiddrop, pyramiddrop-final for pruner but received "magic"');
 });
 
 test('an unknown query pooling is refused, with the allowed values', async () => {

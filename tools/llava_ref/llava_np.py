@@ -19,6 +19,9 @@ case.json: {"input_ids": [...] | "prompt": "...", "pixel_values": [[..]] (3xHxW,
 prune:     {"point": "pre_llm", "keep": [k...], "renumber": false}
          | {"point": "in_llm", "layer": L, "keep": [k...], "cache": "keep"|"compact",
             "renumber": false}
+         | {"point": "staged", "stages": [{"layer": L1, "keep": [k...]}, {"layer": L2, "keep": [...]}, ...],
+            "cache": "keep"|"compact"}   (PyramidDrop: each keep-set, indices into the N visual
+            tokens, a subset of the one before; original position ids)
 """
 
 from __future__ import annotations
@@ -383,6 +386,30 @@ class Plan:
             self.pruned_from = None
             self.kept_mask = np.ones(self.S_full, dtype=bool)
             self.compact = False
+        elif prune["point"] == "staged":
+            # token i takes part in layer l iff it survived every stage at or below l
+            stages = prune["stages"]
+            cache = prune.get("cache", "keep")
+            if cache not in ("keep", "compact"):
+                raise ValueError(f"cache policy must be 'keep' or 'compact', got {cache!r}")
+            self.x = np.concatenate([eb, proj, ea], axis=0)
+            self.present = np.ones((L, self.S_full), dtype=bool)
+            self.pos = np.broadcast_to(np.arange(self.S_full), (L, self.S_full)).copy()
+            prev_layer, prev_keep = 0, set(range(N))
+            for st in stages:
+                Lk, keep = int(st["layer"]), [int(k) for k in st["keep"]]
+                if not (prev_layer < Lk < L) or not set(keep) <= prev_keep or keep != sorted(set(keep)):
+                    raise ValueError("stages must have ascending layers in [1, L) and nested sorted keep-sets")
+                kept_mask = np.zeros(self.S_full, dtype=bool)
+                kept_mask[:nb] = True
+                kept_mask[nb + np.asarray(keep, dtype=np.int64)] = True
+                kept_mask[nb + N:] = True
+                self.present[Lk:] &= kept_mask
+                prev_layer, prev_keep = Lk, set(keep)
+            self.pruned_from = int(stages[0]["layer"])
+            self.kept_mask = kept_mask
+            self.compact = cache == "compact"
+            self.decode_start = self.S_full
         else:
             keep = np.asarray(prune["keep"], dtype=np.int64)
             if keep.size == 0 or np.any(np.diff(keep) <= 0) or keep[0] < 0 or keep[-1] >= N:

@@ -10,7 +10,7 @@
 import { GripError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import { check } from '../../validate.js';
-import { QUERY_POOLINGS, checkKeepSets, checkMergedStates, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
+import { QUERY_POOLINGS, checkKeepSets, checkMergedStates, numKeepFor, pruneLayers, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
 import { KVCache, runDecoder } from '../llama.js';
 import { deviceOf, gatherRagged, int32Tensor, writeRows, zerosOn } from '../tensors.js';
 import { compactCaches } from './compact.js';
@@ -152,7 +152,9 @@ export interface PrefillOptions {
 export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled> {
   const { pruner, rows, visual, signal } = o;
   const N = visual.shape[1]!, L = rt.text.config.numLayers;
-  const K = pruner ? pruneLayer(pruner.point, L) : 0;
+  const layers = pruner ? pruneLayers(pruner.point, L) : [];
+  if (pruner && layers.length > 1) return prefillStaged(rt, o, pruner, layers);
+  const K = layers[0] ?? 0;
   const source = pruner?.needs?.attention;
   const pooling = pruner?.needs?.query ?? 'mean-text-after-image';
   if (pruner) check.oneOf(pooling, `pruner "${pruner.name}" needs.query`, QUERY_POOLINGS);
@@ -187,6 +189,68 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   const t2 = now();
   const b = await runFromPoint(rt, { at, kept, fromLayer: K, cachePolicy: o.cachePolicy, renumber: o.renumber, replace, signal });
   return { ...b, pruneMs: t2 - t1, prefillMs: t1 - t0 + b.prefillMs };
+}
+
+/**
+ * Pruning in stages (a StagedPoint, PyramidDrop): layers [0, K1) on the full
+ * sequence, then at each stage layer K_s the pruner keeps some of the visual
+ * tokens that reached it, and the kept rows run to the next stage's layer,
+ * where the attention the pruner needs is read at layer K_{s+1} - 1. Kept
+ * tokens keep their positions; a 'compact' cache policy compacts the caches
+ * of layers < K_s at each stage. Every row of the batch has one keep ratio
+ * and keeps one count per stage, so the visual tokens stay a [B, N_s] block.
+ */
+async function prefillStaged(rt: Runtime, o: PrefillOptions, pruner: Pruner, layers: number[]): Promise<Prefilled> {
+  const { rows, visual, signal } = o;
+  const B = rows.length, N = visual.shape[1]!, { config, weights } = rt.text, L = config.numLayers;
+  const dev = deviceOf(rt.backend);
+  const source = pruner.needs?.attention;
+  const pooling = pruner.needs?.query ?? 'mean-text-after-image';
+  check.oneOf(pooling, `pruner "${pruner.name}" needs.query`, QUERY_POOLINGS);
+  if (source === 'cls') throw new GripError('ERR_GRIP_UNSUPPORTED', `expected 'last-token' or 'text-tokens' attention (or none) for a staged pruner but received 'cls' (pruner "${pruner.name}")`);
+  if (o.keepRatio.some((r) => r !== o.keepRatio[0])) {
+    throw new GripError('ERR_GRIP_UNSUPPORTED', `expected one keep ratio for every row of a batch with a staged pruner but received ${Array.from(o.keepRatio).join(', ')} (pruner "${pruner.name}")`);
+  }
+  const t0 = now();
+  const at = await runToPoint(rt, { rows, visual, keep: null, renumber: false, toLayer: layers[0]!, extraCapacity: o.extraCapacity, probe: source, signal });
+  const { before, after } = at.seq;
+  let x = at.x, attention = at.attention, n = N, pruneMs = 0;
+  let length = Int32Array.from(at.seq.fullLen);
+  let positions: Int32Array[] = Array.from(length, (len) => Int32Array.from({ length: len }, (_, i) => i));
+  let kept: Int32Array[] = rows.map(() => Int32Array.from({ length: N }, (_, i) => i));
+  let flat = at.seq.positions;
+  for (let s = 0; s < layers.length; s++) {
+    const t1 = now();
+    const states = await gatherRagged(rt.k, x, visualRows(before, n), rt.backend);
+    const query = await poolText(rt, x, before.map((nb) => nb + n), after, pooling);
+    const chosen = await select(pruner, {
+      visual: states, query, keepRatio: o.keepRatio, numKeep: Int32Array.from(o.keepRatio, (r) => numKeepFor(r, n)),
+      grid: n === N ? rt.layout.grid : { rows: 1, cols: n }, backend: rt.backend, signal,
+      stage: { index: s, layers, numLayers: L }, ...(attention ? { attention } : {}),
+    });
+    if (chosen.some((c) => c.length !== chosen[0]!.length)) {
+      throw new GripError('ERR_GRIP_SHAPE', `expected the same number of kept tokens in every row at stage ${s} from pruner "${pruner.name}" but received ${chosen.map((c) => c.length).join(', ')}`);
+    }
+    kept = chosen.map((c, b) => c.map((i) => kept[b]![i]!));
+    const keepRows = keptRows(chosen, before, length, n);
+    pruneMs += now() - t1;
+    const xKept = await gatherRagged(rt.k, x, keepRows, rt.backend);
+    if (o.cachePolicy === 'compact') await compactCaches(rt, at.cache, keepRows, layers[s]!, signal);
+    positions = keepRows.map((r, b) => (o.renumber ? Int32Array.from(r, (_, i) => i) : r.map((i) => positions[b]![i]!)));
+    length = Int32Array.from(keepRows, (r) => r.length);
+    n = chosen[0]!.length;
+    const S = Math.max(...length);
+    flat = new Int32Array(B * S);
+    positions.forEach((p, b) => flat.set(p, b * S));
+    const to = layers[s + 1] ?? L;
+    const probeRows = s + 1 < layers.length && (source === 'last-token' || source === 'text-tokens') ? probeRowsOf(source, before, n, length) : undefined;
+    const probs = await runDecoder(weights, config, xKept, int32Tensor(flat, [B, S], dev), length, at.cache, { from: layers[s]!, to }, {
+      ...opOptions(rt, signal), probe: probeRows && { layer: to - 1, rows: probeRows.union },
+    });
+    attention = probeRows ? attentionToImage(probs!.toHost().host as Float32Array, probs!.shape, probeRows, before, n) : undefined;
+    x = xKept;
+  }
+  return { cache: at.cache, x, length, positions: flat, nextPosition: o.renumber ? length.slice() : Int32Array.from(at.seq.fullLen), kept, pruneMs, prefillMs: now() - t0 - pruneMs };
 }
 
 /** The pruner's keep-sets, checked. */
