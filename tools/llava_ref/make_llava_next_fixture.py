@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tiny random LLaVA-NeXT (Mistral, sliding window) checkpoint + the reference outputs.
+"""Tiny random LLaVA-NeXT (Mistral, sliding window 384) checkpoint + the reference outputs.
 
   python3 tools/llava_ref/make_llava_next_fixture.py   # -> test/fixtures/tiny-llava-next/
 
@@ -35,7 +35,12 @@ SEED = 211
 TILE, PATCH = tiny.VISION["image_size"], tiny.VISION["patch_size"]
 # (height, width) like HF; 1x2, 2x1, 2x2, 1x3, 3x1 tiles (llava-v1.6's five, scaled to 32 px)
 PINPOINTS = [[32, 64], [64, 32], [64, 64], [32, 96], [96, 32]]
-SLIDING_WINDOW = 48
+# The runtime has no sliding-window mask: it runs a Mistral decoder only while every position
+# distance stays inside the window (prompt + new tokens <= sliding_window) and refuses longer
+# requests. The fixture's window (384) holds its 227-token prompt + 32 new tokens; the reference
+# still applies the mask, and checks that it changes nothing here and that a window of 48 would.
+SLIDING_WINDOW = 384
+SHORT_WINDOW = 48
 # LLaVA-1.6-7B's processor geometry (llava-hf/llava-v1.6-*-hf): 336 px tiles, patch 14
 REAL = dict(crop=336, patch=14, pinpoints=[[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]])
 REAL_SIZES = [("square", 500, 500), ("wide", 300, 900), ("tall", 1000, 400), ("tiny", 10, 7),
@@ -128,13 +133,18 @@ def main():
                           last_logits=F32Array(logits[-1]), generated_ids=g["generated_ids"],
                           step_margins=[round(m, 6) for m in g["margins"]],
                           step_logits=F32Array(g["step_logits"])))
-    # the sliding window must matter in this fixture (sequence longer than the window)
+    # inside the window the mask changes nothing (what the runtime relies on), a short one would
     sw = model.sliding_window
     model.sliding_window = None
     nowin, _ = Plan(model, ids, visual, None).run()
+    model.sliding_window = SHORT_WINDOW
+    short, _ = Plan(model, ids, visual, None).run()
     model.sliding_window = sw
     win_effect = float(np.max(np.abs(nowin[-1] - np.asarray(cases[0]["last_logits"].a))))
-    assert win_effect > 1e-3, win_effect
+    short_effect = float(np.max(np.abs(short[-1] - np.asarray(cases[0]["last_logits"].a))))
+    assert win_effect == 0.0, win_effect
+    assert short_effect > 1e-3, short_effect
+    assert cases[0]["decode_position_start"] + 4 <= sw, "the fixture must fit its window"
     assert min(min(c["step_margins"]) for c in cases) >= 0.1, "greedy margins too small"
     ref = {
         "format": "grip-vlm llava-next reference 1",
@@ -152,6 +162,7 @@ def main():
                               cases=geometry_table(TINY_SIZES, TILE, PATCH, PINPOINTS)),
         "model": dict(image_size=list(image_size), template=TEMPLATE, prompt=prompt, input_ids=ids,
                       sliding_window=sw, sliding_window_effect=round(win_effect, 6),
+                      short_window=SHORT_WINDOW, short_window_effect=round(short_effect, 6),
                       num_image_tokens=N, keep=keep,
                       pixel_values=F32Array(tiles_px),
                       vision_features=F32Array(feats), projected_tiles=F32Array(projs),
@@ -159,7 +170,7 @@ def main():
     }
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         f.write(_dump(ref) + "\n")
-    print(f"wrote {OUT} (N={N}, window effect {win_effect:.4g}, margins "
+    print(f"wrote {OUT} (N={N}, window effect {win_effect:.4g}, window {SHORT_WINDOW}: {short_effect:.4g}, margins "
           f"{[c['step_margins'] for c in cases]})")
 
 

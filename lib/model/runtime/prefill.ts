@@ -9,21 +9,27 @@
 //            KV cache or have it compacted to the kept positions.
 import { GripError } from '../../errors.js';
 import type { Tensor } from '../../tensor.js';
+import type { VisualLayout } from '../family.js';
 import { check } from '../../validate.js';
 import { QUERY_POOLINGS, checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
 import { KVCache, runDecoder } from '../llama.js';
-import { deviceOf, gatherRagged, int32Tensor, writeRows, zerosOn } from '../tensors.js';
+import { deviceOf, gatherRagged, int32Tensor, view, writeRows, zerosOn } from '../tensors.js';
 import { compactCaches } from './compact.js';
-import { opOptions, type Runtime } from './context.js';
+import { checkWindow, opOptions, type Runtime } from './context.js';
 import { embedIds, poolText, textQuery } from './query.js';
 import { assembleSequence, attentionToImage, keptPositions, keptRows, probeRowsOf, visualRows, type SequenceLayout } from './sequence.js';
 import type { Prefilled, PreparedStage, Row } from './types.js';
 
 const now = () => performance.now();
 
+/** N per row: each row's own count of visual tokens (its image's layout). */
+export function visualCounts(rows: readonly Row[]): Int32Array {
+  return Int32Array.from(rows, (r) => r.pixels.layout.numImageTokens);
+}
+
 export interface RunToPointOptions {
   rows: readonly Row[];
-  /** [B, N, D] all visual tokens of each row. */
+  /** [B, max N, D] all visual tokens of each row (row b valid up to its own N). */
   visual: Tensor;
   /** Pre-LLM keep-sets, or null for all visual tokens. */
   keep: readonly Int32Array[] | null;
@@ -49,9 +55,10 @@ export interface AtPoint {
 /** Stage A: builds T_before ++ visual ++ T_after per row, allocates the cache, and runs layers [0, K). */
 export async function runToPoint(rt: Runtime, o: RunToPointOptions): Promise<AtPoint> {
   const { rows, visual, keep, signal } = o;
-  const B = rows.length, N = visual.shape[1]!, { config, weights } = rt.text, D = config.hiddenSize;
+  const B = rows.length, N = visualCounts(rows), { config, weights } = rt.text, D = config.hiddenSize;
   const dev = deviceOf(rt.backend);
   const seq = assembleSequence({ before: rows.map((r) => r.before.length), after: rows.map((r) => r.after.length), numVisual: N, keep, renumber: o.renumber });
+  checkWindow(rt, Math.max(...seq.fullLen), o.extraCapacity);
   const { before: nb, after: na, visualCount } = seq;
   const x = zerosOn([B, seq.width, D], dev);
   const before = await embedIds(rt, rows.map((r) => r.before), signal);
@@ -73,7 +80,7 @@ export async function runToPoint(rt: Runtime, o: RunToPointOptions): Promise<AtP
 
 export interface RunFromPointOptions {
   /** Stage A's result. */
-  at: Pick<AtPoint, 'x' | 'cache'> & { seq: Pick<SequenceLayout, 'before' | 'fullLen'> };
+  at: Pick<AtPoint, 'x' | 'cache'> & { seq: Pick<SequenceLayout, 'before' | 'fullLen' | 'numVisual'> };
   /** Kept visual token indices per row. */
   kept: Int32Array[];
   /** K: layers [K, L) run. */
@@ -86,8 +93,8 @@ export interface RunFromPointOptions {
 /** Stage B: gathers the kept rows at layer K (compacting caches of layers < K per policy) and runs layers [K, L). */
 export async function runFromPoint(rt: Runtime, o: RunFromPointOptions): Promise<Prefilled> {
   const { at, kept, signal } = o;
-  const N = rt.layout.numImageTokens, B = kept.length, { config, weights } = rt.text;
-  const rows = keptRows(kept, at.seq.before, at.seq.fullLen, N);
+  const B = kept.length, { config, weights } = rt.text;
+  const rows = keptRows(kept, at.seq.before, at.seq.fullLen, at.seq.numVisual);
   const length = Int32Array.from(rows, (l) => l.length);
   const S = Math.max(...length);
   const t0 = now();
@@ -111,14 +118,14 @@ export interface PrefillKeptOptions {
 /** A whole prefill of given pre-LLM keep-sets (or of everything): one pass through every layer. */
 export async function prefillKept(rt: Runtime, o: PrefillKeptOptions): Promise<Prefilled> {
   const t0 = now();
-  const N = o.visual.shape[1]!, L = rt.text.config.numLayers;
+  const L = rt.text.config.numLayers;
   const a = await runToPoint(rt, { rows: o.rows, visual: o.visual, keep: o.keep, renumber: o.renumber, toLayer: 0, extraCapacity: o.extraCapacity, signal: o.signal });
   const B = o.rows.length;
   await runDecoder(rt.text.weights, rt.text.config, a.x, int32Tensor(a.seq.positions, [B, a.seq.width], deviceOf(rt.backend)), a.seq.length, a.cache, { from: 0, to: L }, opOptions(rt, o.signal));
   return {
     cache: a.cache, x: a.x, length: a.seq.length, positions: a.seq.positions,
     nextPosition: o.keep && o.renumber ? a.seq.length.slice() : a.seq.fullLen.slice(),
-    kept: o.keep ?? o.rows.map(() => Int32Array.from({ length: N }, (_, i) => i)),
+    kept: o.keep ?? Array.from(a.seq.numVisual, (N) => Int32Array.from({ length: N }, (_, i) => i)),
     pruneMs: 0, prefillMs: now() - t0,
   };
 }
@@ -138,7 +145,7 @@ export interface PrefillOptions {
 /** The prefill of a batch with its pruner (if any) at the pruner's point. */
 export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled> {
   const { pruner, rows, visual, signal } = o;
-  const N = visual.shape[1]!, L = rt.text.config.numLayers;
+  const N = visualCounts(rows), L = rt.text.config.numLayers;
   const K = pruner ? pruneLayer(pruner.point, L) : 0;
   const source = pruner?.needs?.attention;
   const pooling = pruner?.needs?.query ?? 'mean-text-after-image';
@@ -148,16 +155,17 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   }
   const context = (states: Tensor, query: Tensor, attention: Float32Array | undefined): PruneContext => ({
     visual: states, query, keepRatio: o.keepRatio,
-    numKeep: Int32Array.from(o.keepRatio, (r) => numKeepFor(r, N)),
-    grid: rt.layout.grid, backend: rt.backend, signal,
+    numKeep: Int32Array.from(o.keepRatio, (r, b) => numKeepFor(r, N[b]!)),
+    grid: rows[0]!.pixels.layout.grid, backend: rt.backend, signal,
     ...(attention ? { attention } : {}),
   });
+  const layouts = rows.map((r) => r.pixels.layout);
   const run = { renumber: o.renumber, extraCapacity: o.extraCapacity, signal };
   if (!pruner) return prefillKept(rt, { rows, visual, keep: null, ...run });
   if (K === 0) {
     const t0 = now();
     const query = await textQuery(rt, rows, pooling, signal);
-    const kept = await select(pruner, context(visual, query, source === 'cls' ? o.clsAttention : undefined));
+    const kept = await select(rt, pruner, context(visual, query, source === 'cls' ? o.clsAttention : undefined), layouts);
     const pruneMs = now() - t0;
     return { ...(await prefillKept(rt, { rows, visual, keep: kept, ...run })), pruneMs };
   }
@@ -165,17 +173,39 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   const at = await runToPoint(rt, { rows, visual, keep: null, renumber: false, toLayer: K, extraCapacity: o.extraCapacity, probe: source, signal });
   const t1 = now();
   const states = await gatherRagged(rt.k, at.x, visualRows(at.seq.before, N), rt.backend);
-  const query = await poolText(rt, at.x, at.seq.before.map((n) => n + N), at.seq.after, pooling);
-  const kept = await select(pruner, context(states, query, source === 'cls' ? o.clsAttention : at.attention));
+  const query = await poolText(rt, at.x, at.seq.before.map((n, b) => n + N[b]!), at.seq.after, pooling);
+  const kept = await select(rt, pruner, context(states, query, source === 'cls' ? o.clsAttention : at.attention), layouts);
   const t2 = now();
   const b = await runFromPoint(rt, { at, kept, fromLayer: K, cachePolicy: o.cachePolicy, renumber: o.renumber, signal });
   return { ...b, pruneMs: t2 - t1, prefillMs: t1 - t0 + b.prefillMs };
 }
 
-/** The pruner's keep-sets, checked. */
-async function select(pruner: Pruner, ctx: PruneContext): Promise<Int32Array[]> {
-  const sets = await pruner.select(ctx);
-  return checkKeepSets(pruner.name, sets, ctx.numKeep.length, ctx.grid.rows * ctx.grid.cols);
+/**
+ * The pruner's keep-sets, checked. A batch whose rows share one layout is one
+ * call; rows of different layouts (LLaVA-NeXT images of different grids) are
+ * handed to the pruner one by one, each with its own grid and only its own
+ * tokens, so a pruner never sees padding.
+ */
+async function select(rt: Runtime, pruner: Pruner, ctx: PruneContext, layouts: readonly VisualLayout[]): Promise<Int32Array[]> {
+  const same = layouts.every((l) => l.numImageTokens === layouts[0]!.numImageTokens && l.grid.rows === layouts[0]!.grid.rows && l.grid.cols === layouts[0]!.grid.cols);
+  if (same && ctx.visual.shape[1] === layouts[0]!.numImageTokens) {
+    return checkKeepSets(pruner.name, await pruner.select(ctx), ctx.numKeep.length, layouts[0]!.numImageTokens);
+  }
+  const [B, width, D] = ctx.visual.shape as [number, number, number];
+  const out: Int32Array[] = [];
+  for (let b = 0; b < B; b++) {
+    const N = layouts[b]!.numImageTokens;
+    const flat = view(ctx.visual, [1, B * width, D]);
+    const states = await gatherRagged(rt.k, flat, [Int32Array.from({ length: N }, (_, i) => b * width + i)], rt.backend);
+    const query = await gatherRagged(rt.k, view(ctx.query, [1, B, D]), [[b]], rt.backend);
+    const one: PruneContext = {
+      visual: states, query: view(query, [1, D]), keepRatio: ctx.keepRatio.subarray(b, b + 1), numKeep: ctx.numKeep.subarray(b, b + 1),
+      grid: layouts[b]!.grid, backend: ctx.backend, signal: ctx.signal,
+      ...(ctx.attention ? { attention: ctx.attention.slice(b * width, b * width + N) } : {}),
+    };
+    out.push(checkKeepSets(pruner.name, await pruner.select(one), 1, N)[0]!);
+  }
+  return out;
 }
 
 export interface PrepareAtPointOptions {
@@ -196,7 +226,7 @@ export interface PrepareAtPointOptions {
 /** What a pruner sees at the point for one row, and (in-LLM) the stage A work answerLogProb reuses. */
 export async function prepareAtPoint(rt: Runtime, o: PrepareAtPointOptions): Promise<{ states: Tensor; query: Tensor; attention: Float32Array | undefined; stage: PreparedStage | undefined }> {
   const { row, projected, signal } = o;
-  const N = rt.layout.numImageTokens;
+  const N = row.pixels.layout.numImageTokens;
   const llmSource = o.attention === 'cls' ? undefined : o.attention;
   let attention = o.attention === 'cls' ? o.clsAttention : undefined;
   if (o.layer === 0) {

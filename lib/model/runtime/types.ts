@@ -1,6 +1,7 @@
 // types.ts — the requests and results of the VLM facade, and the internal
 // shapes the stages pass on (a tokenised row, a prefilled batch, a prompt
 // prepared up to its prune point).
+import type { ImagePixels } from '../family.js';
 import type { KVCache } from '../llama.js';
 import type { ImageInput } from '../processor.js';
 import type { Tensor } from '../../tensor.js';
@@ -28,8 +29,10 @@ export interface LoadVLMOptions {
 /** The image: a path, encoded bytes or raw pixels (preprocessed here), or pixel values already preprocessed. */
 export interface ImageSource {
   image?: ImageInput;
-  /** [C, H, W] f32, already resized and normalised (skips the processor). */
+  /** [C, H, W] f32 (LLaVA-NeXT: [1 + tiles, C, S, S], the base image first), already resized and normalised (skips the processor). */
   pixelValues?: Tensor;
+  /** LLaVA-NeXT with pixelValues: the original image's [height, width], from which its tile grid and token count follow. */
+  imageSize?: readonly [number, number];
 }
 
 /** The text: a prompt (put in the model's template) or token ids containing the image token once. */
@@ -138,11 +141,11 @@ export interface LogitsResult {
   positionIds: Int32Array;
 }
 
-/** One request, tokenised and preprocessed. */
+/** One request, tokenised and preprocessed; `pixels.layout.numImageTokens` is its N. */
 export interface Row {
   before: Int32Array;
   after: Int32Array;
-  pixels: Float32Array;
+  pixels: ImagePixels;
 }
 
 /** A prefilled batch, ready for decoding. */
