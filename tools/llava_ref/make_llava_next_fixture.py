@@ -25,7 +25,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import make_tiny_llava as tiny  # noqa: E402
 from llava_np import Plan, greedy_generate, tokenize  # noqa: E402
-from llava_next_np import LlavaNextRef, image_geometry  # noqa: E402
+from llava_next_np import LlavaNextRef, anyres_pixel_values, image_geometry  # noqa: E402
 from make_fixture import F32Array, _dump  # noqa: E402
 from safetensors_np import save_file  # noqa: E402
 
@@ -96,6 +96,38 @@ def write_checkpoint():
     tiny._write_json(os.path.join(OUT, "tokenizer.json"), tiny.tokenizer_json())
     tiny._write_json(os.path.join(OUT, "tokenizer_config.json"), tiny.TOKENIZER_CONFIG)
     tiny._write_json(os.path.join(OUT, "preprocessor_config.json"), PREPROCESSOR)
+
+
+# Processor cases (height, width): the pixel values of a smooth test image with a little noise.
+# square, wide, tall and tiny only upsample or mix directions (the runtime resamples those with
+# PIL's own arithmetic: bit for bit); odd and huge downsample both axes (the runtime uses sharp).
+PIXEL_SIZES = [("square", 32, 32), ("wide", 20, 70), ("tall", 90, 30), ("tiny", 3, 5),
+               ("odd", 33, 51), ("huge", 130, 100)]
+
+
+def test_image(h, w, seed):
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    chans = [127 + 100 * np.sin(x / 7.0 + c) * np.cos(y / 5.0 + 0.5 * c) for c in range(3)]
+    img = np.stack(chans, axis=2) + rng.uniform(-8, 8, size=(h, w, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def pixel_table():
+    cases = []
+    for i, (name, h, w) in enumerate(PIXEL_SIZES):
+        img = test_image(h, w, 100 + i)
+        px = anyres_pixel_values(img, PINPOINTS, TILE, PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"],
+                                 PREPROCESSOR["resample"])
+        geo = image_geometry((h, w), PINPOINTS, TILE, PATCH)
+        assert px.shape[0] == 1 + len(geo["tiles"])
+        cases.append(dict(name=name, image_size=[h, w], grid_shape=geo["grid_shape"],
+                          image=dict(shape=[h, w, 3], data=img.reshape(-1).tolist()),
+                          pixel_values=F32Array(px)))
+    return dict(format="grip-vlm llava-next pixels 1", generated_by="tools/llava_ref/make_llava_next_fixture.py",
+                notes=("LlavaNextImageProcessor with PIL's resampler (llava_next_np.pil_resize): image is "
+                       "HxWx3 uint8 RGB; pixel_values [1 + tiles, 3, 32, 32], the base image first"),
+                cases=cases)
 
 
 def geometry_table(sizes, crop, patch, pinpoints):
@@ -170,6 +202,8 @@ def main():
     }
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         f.write(_dump(ref) + "\n")
+    with open(os.path.join(OUT, "pixels.json"), "w") as f:
+        f.write(_dump(pixel_table()) + "\n")
     print(f"wrote {OUT} (N={N}, window effect {win_effect:.4g}, window {SHORT_WINDOW}: {short_effect:.4g}, margins "
           f"{[c['step_margins'] for c in cases]})")
 
