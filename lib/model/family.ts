@@ -21,6 +21,20 @@ export interface VisualLayout {
   numImageTokens: number;
   /** Their 2D grid (rows x cols = numImageTokens), for spatial pruners. */
   grid: { rows: number; cols: number };
+  /**
+   * Where the layout is made of several crops (LLaVA-NeXT: the base image,
+   * then each tile's unpadded part): each crop's own 2D grid and its token
+   * indices, row-major. The per-tile budget prunes each on its own.
+   */
+  regions?: readonly VisualRegion[] | undefined;
+  /** Indices of tokens that are no image patch (LLaVA-NeXT's image_newline rows), ascending. */
+  newlines?: Int32Array | undefined;
+}
+
+/** One crop of a layout: rows x cols tokens at `tokens` (row-major, ascending). */
+export interface VisualRegion {
+  grid: { rows: number; cols: number };
+  tokens: Int32Array;
 }
 
 /**

@@ -141,6 +141,7 @@ export class VLM {
       keepRatio: Float32Array.from(requests, (r) => r.keepRatio ?? 1),
       cachePolicy: first.cachePolicy ?? 'keep',
       renumber: first.renumberPositions ?? false,
+      parts: { imageNewline: first.imageNewline ?? 'prune', budget: first.budget ?? 'image' },
       extraCapacity: Math.max(...maxNew),
     });
     const t3 = now();
@@ -233,6 +234,7 @@ export class VLM {
     const state = await prefill(this.rt, {
       rows: [row], visual, pruner: request.pruner, keepRatio: Float32Array.of(request.keepRatio ?? 1), clsAttention, signal,
       cachePolicy: request.cachePolicy ?? 'keep', renumber: request.renumberPositions ?? false, extraCapacity: 0,
+      parts: { imageNewline: request.imageNewline ?? 'prune', budget: request.budget ?? 'image' },
     });
     state.cache.dispose();
     const S = state.length[0]!, D = this.config.text.hiddenSize;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { GripError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import { check } from '../../validate.js';
-import type { Family, FamilyLoadOptions, FamilyModel, ImagePixels, VisualLayout } from '../family.js';
+import type { Family, FamilyLoadOptions, FamilyModel, ImagePixels, VisualLayout, VisualRegion } from '../family.js';
 import { disposeLlavaWeights } from '../llava/index.js';
 import { PROCESSOR_CONFIG_FILE, readRgb } from '../processor.js';
 import { Checkpoint, invalidJsonText, ioError, jsonText } from '../safetensors.js';
@@ -38,10 +38,26 @@ async function readJson(path: string, what: string): Promise<unknown> {
 /**
  * The layout the pruners see for one image: its N tokens in sequence order
  * as a 1 x N grid (base image, then the unpadded tile rows with their
- * newlines), since they form no single rectangle.
+ * newlines), since they form no single rectangle; the regions are the base
+ * image's side x side grid and each tile's unpadded rectangle (the per-tile
+ * budget), the newlines are the image_newline rows.
  */
 export function layoutOf(geometry: AnyresGeometry): VisualLayout {
-  return { numImageTokens: geometry.numImageTokens, grid: { rows: 1, cols: geometry.numImageTokens } };
+  const { numImageTokens: N, tokenTile, tokenPatch } = geometry;
+  const members = new Map<number, number[]>();
+  for (let i = 0; i < N; i++) {
+    const t = tokenTile[i]!;
+    if (!members.has(t)) members.set(t, []);
+    members.get(t)!.push(i);
+  }
+  const side = Math.round(Math.sqrt(members.get(0)!.length));
+  const regions: VisualRegion[] = [];
+  for (const [, tokens] of [...members].filter(([t]) => t >= 0).sort(([a], [b]) => a - b)) {
+    // a tile's tokens come row by row: its rows are the distinct patch rows among them
+    const rows = new Set(tokens.map((i) => Math.floor(tokenPatch[i]! / side))).size;
+    regions.push({ grid: { rows, cols: tokens.length / rows }, tokens: Int32Array.from(tokens) });
+  }
+  return { numImageTokens: N, grid: { rows: 1, cols: N }, regions, newlines: Int32Array.from(members.get(-1) ?? []) };
 }
 
 /** The most visual tokens an image can get: the largest pinpoint with nothing unpadded. */

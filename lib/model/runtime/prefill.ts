@@ -139,6 +139,8 @@ export interface PrefillOptions {
   cachePolicy: 'keep' | 'compact';
   renumber: boolean;
   extraCapacity: number;
+  /** How each image's tokens are handed to the pruner (default: all of them, one budget). */
+  parts?: SelectionParts | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -159,13 +161,13 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
     grid: rows[0]!.pixels.layout.grid, backend: rt.backend, signal,
     ...(attention ? { attention } : {}),
   });
-  const layouts = rows.map((r) => r.pixels.layout);
+  const parts = o.parts ?? { imageNewline: 'prune', budget: 'image' };
   const run = { renumber: o.renumber, extraCapacity: o.extraCapacity, signal };
   if (!pruner) return prefillKept(rt, { rows, visual, keep: null, ...run });
   if (K === 0) {
     const t0 = now();
     const query = await textQuery(rt, rows, pooling, signal);
-    const kept = await select(rt, pruner, context(visual, query, source === 'cls' ? o.clsAttention : undefined), layouts);
+    const kept = await select(rt, pruner, context(visual, query, source === 'cls' ? o.clsAttention : undefined), rows, parts);
     const pruneMs = now() - t0;
     return { ...(await prefillKept(rt, { rows, visual, keep: kept, ...run })), pruneMs };
   }
@@ -174,36 +176,86 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   const t1 = now();
   const states = await gatherRagged(rt.k, at.x, visualRows(at.seq.before, N), rt.backend);
   const query = await poolText(rt, at.x, at.seq.before.map((n, b) => n + N[b]!), at.seq.after, pooling);
-  const kept = await select(rt, pruner, context(states, query, source === 'cls' ? o.clsAttention : at.attention), layouts);
+  const kept = await select(rt, pruner, context(states, query, source === 'cls' ? o.clsAttention : at.attention), rows, parts);
   const t2 = now();
   const b = await runFromPoint(rt, { at, kept, fromLayer: K, cachePolicy: o.cachePolicy, renumber: o.renumber, signal });
   return { ...b, pruneMs: t2 - t1, prefillMs: t1 - t0 + b.prefillMs };
 }
 
+/** How an image's tokens are handed to the pruner (PruneOptions.imageNewline, .budget). */
+export interface SelectionParts {
+  imageNewline: 'prune' | 'keep';
+  budget: 'image' | 'tile';
+}
+
+/** One call's worth of a row: these tokens (indices into the row's N) on this grid, keeping this many. */
+export interface SelectionPart {
+  tokens: Int32Array;
+  grid: { rows: number; cols: number };
+  numKeep: number;
+}
+
 /**
- * The pruner's keep-sets, checked. A batch whose rows share one layout is one
- * call; rows of different layouts (LLaVA-NeXT images of different grids) are
- * handed to the pruner one by one, each with its own grid and only its own
- * tokens, so a pruner never sees padding.
+ * A row's tokens split as the options say: kept outright (`fixed`), and the
+ * parts the pruner chooses in. 'image' budget: one part, ceil(ρ N) tokens
+ * (with newlines kept, they count in it and the pruner picks the rest, at
+ * least 1, among the patches, as a 1 x M sequence). 'tile' budget: each region
+ * with ceil(ρ n) of its n tokens on its own grid, the newlines one more
+ * region unless kept.
  */
-async function select(rt: Runtime, pruner: Pruner, ctx: PruneContext, layouts: readonly VisualLayout[]): Promise<Int32Array[]> {
-  const same = layouts.every((l) => l.numImageTokens === layouts[0]!.numImageTokens && l.grid.rows === layouts[0]!.grid.rows && l.grid.cols === layouts[0]!.grid.cols);
-  if (same && ctx.visual.shape[1] === layouts[0]!.numImageTokens) {
-    return checkKeepSets(pruner.name, await pruner.select(ctx), ctx.numKeep.length, layouts[0]!.numImageTokens);
+export function partsOf(layout: VisualLayout, keepRatio: number, o: SelectionParts): { fixed: Int32Array; parts: SelectionPart[] } {
+  const N = layout.numImageTokens;
+  const newlines = layout.newlines ?? new Int32Array(0);
+  const keepNewlines = o.imageNewline === 'keep' && newlines.length > 0;
+  const fixed = keepNewlines ? newlines : new Int32Array(0);
+  if (o.budget === 'tile' && layout.regions !== undefined) {
+    const regions = [...layout.regions];
+    if (!keepNewlines && newlines.length > 0) regions.push({ grid: { rows: 1, cols: newlines.length }, tokens: newlines });
+    return { fixed, parts: regions.filter((r) => r.tokens.length > 0).map((r) => ({ tokens: r.tokens, grid: r.grid, numKeep: numKeepFor(keepRatio, r.tokens.length) })) };
+  }
+  const all = Int32Array.from({ length: N }, (_, i) => i);
+  if (!keepNewlines) return { fixed, parts: [{ tokens: all, grid: layout.grid, numKeep: numKeepFor(keepRatio, N) }] };
+  const isNewline = new Uint8Array(N);
+  for (const i of newlines) isNewline[i] = 1;
+  const patches = all.filter((i) => isNewline[i] === 0);
+  const numKeep = Math.min(patches.length, Math.max(1, numKeepFor(keepRatio, N) - newlines.length));
+  return { fixed, parts: [{ tokens: patches, grid: { rows: 1, cols: patches.length }, numKeep }] };
+}
+
+/**
+ * The pruner's keep-sets, checked. A batch whose rows share one layout and
+ * hand the pruner all their tokens is one call (LLaVA-1.5 always). Otherwise
+ * (rows of different LLaVA-NeXT grids, kept newlines, a per-tile budget) the
+ * pruner gets each row's parts one by one, each with its own grid and only
+ * its own tokens, so it never sees padding; the keep-set is the union of the
+ * fixed tokens and each part's choice.
+ */
+async function select(rt: Runtime, pruner: Pruner, ctx: PruneContext, rows: readonly Row[], o: SelectionParts): Promise<Int32Array[]> {
+  const layouts = rows.map((r) => r.pixels.layout);
+  const split = layouts.map((l, b) => partsOf(l, ctx.keepRatio[b]!, o));
+  const whole = split.every((p, b) => p.fixed.length === 0 && p.parts.length === 1 && p.parts[0]!.tokens.length === layouts[b]!.numImageTokens);
+  const first = layouts[0]!;
+  const same = layouts.every((l) => l.numImageTokens === first.numImageTokens && l.grid.rows === first.grid.rows && l.grid.cols === first.grid.cols);
+  if (whole && same && ctx.visual.shape[1] === first.numImageTokens) {
+    return checkKeepSets(pruner.name, await pruner.select(ctx), ctx.numKeep.length, first.numImageTokens);
   }
   const [B, width, D] = ctx.visual.shape as [number, number, number];
+  const flat = view(ctx.visual, [1, B * width, D]);
   const out: Int32Array[] = [];
   for (let b = 0; b < B; b++) {
-    const N = layouts[b]!.numImageTokens;
-    const flat = view(ctx.visual, [1, B * width, D]);
-    const states = await gatherRagged(rt.k, flat, [Int32Array.from({ length: N }, (_, i) => b * width + i)], rt.backend);
-    const query = await gatherRagged(rt.k, view(ctx.query, [1, B, D]), [[b]], rt.backend);
-    const one: PruneContext = {
-      visual: states, query: view(query, [1, D]), keepRatio: ctx.keepRatio.subarray(b, b + 1), numKeep: ctx.numKeep.subarray(b, b + 1),
-      grid: layouts[b]!.grid, backend: ctx.backend, signal: ctx.signal,
-      ...(ctx.attention ? { attention: ctx.attention.slice(b * width, b * width + N) } : {}),
-    };
-    out.push(checkKeepSets(pruner.name, await pruner.select(one), 1, N)[0]!);
+    const query = view(await gatherRagged(rt.k, view(ctx.query, [1, B, D]), [[b]], rt.backend), [1, D]);
+    const kept = Array.from(split[b]!.fixed);
+    for (const part of split[b]!.parts) {
+      const one: PruneContext = {
+        visual: await gatherRagged(rt.k, flat, [part.tokens.map((i) => b * width + i)], rt.backend),
+        query, keepRatio: ctx.keepRatio.subarray(b, b + 1), numKeep: Int32Array.of(part.numKeep),
+        grid: part.grid, backend: ctx.backend, signal: ctx.signal,
+        ...(ctx.attention ? { attention: Float32Array.from(part.tokens, (i) => ctx.attention![b * width + i]!) } : {}),
+      };
+      const [set] = checkKeepSets(pruner.name, await pruner.select(one), 1, part.tokens.length);
+      for (const i of set!) kept.push(part.tokens[i]!);
+    }
+    out.push(Int32Array.from(kept).sort());
   }
   return out;
 }

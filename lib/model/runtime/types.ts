@@ -51,6 +51,20 @@ export interface PruneOptions {
   cachePolicy?: 'keep' | 'compact';
   /** Give kept tokens new consecutive position ids instead of their original ones (for comparison). */
   renumberPositions?: boolean;
+  /**
+   * Tokens that are no image patch (LLaVA-NeXT's image_newline, one per row of
+   * the tile grid): 'prune' (default, as CDPruner and VisionZip) makes them
+   * visual tokens like the others; 'keep' keeps every one, and the pruner picks
+   * the rest of the budget among the patches. No effect on LLaVA-1.5.
+   */
+  imageNewline?: 'prune' | 'keep';
+  /**
+   * 'image' (default): one budget, ceil(keepRatio N), over all the image's
+   * tokens; 'tile': ceil(keepRatio n) of each crop's n tokens (LLaVA-NeXT: the
+   * base image, each tile, the newlines), each crop handed to the pruner on its
+   * own 2D grid. No effect where an image is one crop (LLaVA-1.5).
+   */
+  budget?: 'image' | 'tile';
 }
 
 export interface GenerateRequest extends ImageSource, PromptSource, PruneOptions {
