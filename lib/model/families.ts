@@ -5,8 +5,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Family } from './family.js';
 import { llava } from './llava/index.js';
+import { llavaNext } from './llava_next/index.js';
 
-export const FAMILIES: readonly Family[] = [llava];
+export const FAMILIES: readonly Family[] = [llava, llavaNext];
 
 /**
  * The family of the checkpoint in `dir`. An unreadable or unknown config.json

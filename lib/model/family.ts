@@ -21,6 +21,34 @@ export interface VisualLayout {
   numImageTokens: number;
   /** Their 2D grid (rows x cols = numImageTokens), for spatial pruners. */
   grid: { rows: number; cols: number };
+  /**
+   * Where the layout is made of several crops (LLaVA-NeXT: the base image,
+   * then each tile's unpadded part): each crop's own 2D grid and its token
+   * indices, row-major. The per-tile budget prunes each on its own.
+   */
+  regions?: readonly VisualRegion[] | undefined;
+  /** Indices of tokens that are no image patch (LLaVA-NeXT's image_newline rows), ascending. */
+  newlines?: Int32Array | undefined;
+}
+
+/** One crop of a layout: rows x cols tokens at `tokens` (row-major, ascending). */
+export interface VisualRegion {
+  grid: { rows: number; cols: number };
+  tokens: Int32Array;
+}
+
+/**
+ * One request's preprocessed image and the layout of its visual tokens. A
+ * family whose token count follows the image (LLaVA-NeXT's anyres tiles)
+ * gives each image its own layout; the shared stages run ragged batches of
+ * such rows.
+ */
+export interface ImagePixels {
+  /** The family's pixel values (LLaVA: [C, H, W]; LLaVA-NeXT: [1 + tiles, C, S, S]), f32. */
+  values: Float32Array;
+  layout: VisualLayout;
+  /** The original [height, width] when the family's geometry needs it (LLaVA-NeXT). */
+  imageSize?: [number, number] | undefined;
 }
 
 /** The ops, the backend and the abort signal a stage runs with. */
@@ -31,9 +59,9 @@ export interface StageOptions {
 }
 
 export interface EncodedImages {
-  /** [B, N, D] visual tokens in the decoder's embedding space. */
+  /** [B, N, D] visual tokens in the decoder's embedding space (N: the largest row's count). */
   visual: Tensor;
-  /** [B, N] the vision tower's CLS attention to the patches, when asked for and the family has a CLS token. */
+  /** [B, N] the vision tower's CLS attention to the patches, when asked for and the family has a CLS token (NaN where a token has none). */
   clsAttention?: Float32Array | undefined;
 }
 
@@ -47,13 +75,23 @@ export interface FamilyModel {
   /** The image processor's settings (preprocessor_config.json). */
   readonly processor: ProcessorConfig;
   readonly tokenizer: TextTokenizer;
-  readonly text: { config: TextConfig; weights: TextWeights };
+  /**
+   * The decoder. `slidingWindow` (Mistral): a query sees only keys less than
+   * this many positions back; the runtime has no such mask and refuses a
+   * request whose prompt and new tokens exceed it (inside it the mask is a no-op).
+   */
+  readonly text: { config: TextConfig; weights: TextWeights; slidingWindow?: number | undefined };
   readonly imageTokenIndex: number;
+  /** The layout of every image (LLaVA), or of the largest an image can get (LLaVA-NeXT: each image has its own, in ImagePixels). */
   readonly layout: VisualLayout;
-  /** The preprocessed pixels of one request's image (checked; `what` names the request in errors). */
-  pixels(source: ImageSource, what: string, signal: AbortSignal | undefined): Promise<Float32Array>;
-  /** The visual tokens of a batch of preprocessed images, with the CLS attention when asked for. */
-  encode(pixels: readonly Float32Array[], clsAttention: boolean, options: StageOptions): Promise<EncodedImages>;
+  /** The preprocessed pixels of one request's image and their layout (checked; `what` names the request in errors). */
+  pixels(source: ImageSource, what: string, signal: AbortSignal | undefined): Promise<ImagePixels>;
+  /**
+   * The visual tokens of a batch of preprocessed images, with the CLS
+   * attention when asked for: [B, max N, D], row b valid up to its own N
+   * (zeros after), clsAttention [B, max N] likewise.
+   */
+  encode(pixels: readonly ImagePixels[], clsAttention: boolean, options: StageOptions): Promise<EncodedImages>;
   /** Frees the family's device memory (the decoder's included). */
   dispose(): void;
 }

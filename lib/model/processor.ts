@@ -200,7 +200,7 @@ export async function loadProcessorConfig(dir: string): Promise<ProcessorConfig>
 // ---- the image pipeline ----------------------------------------------------------------
 
 /** 8-bit RGB, row-major, interleaved. */
-interface RgbImage {
+export interface RgbImage {
   data: Uint8Array;
   width: number;
   height: number;
@@ -230,13 +230,7 @@ interface AxisWindow {
  */
 export async function preprocessImage(image: ImageInput, config: ProcessorConfig, options: PreprocessOptions = {}): Promise<Tensor> {
   const { signal } = options;
-  check.signal(signal, 'options.signal');
-  const limit = options.limitInputPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
-  check.integer(limit, 'options.limitInputPixels', 1, Number.MAX_SAFE_INTEGER);
-  signal?.throwIfAborted();
-
-  const rgb = isRawImage(image) ? rawToRgb(image, limit) : await decode(image, limit);
-  signal?.throwIfAborted();
+  const rgb = await readRgb(image, options);
 
   // transformers' get_resize_output_image_size(default_to_square=False): the
   // long side is int(shortest_edge * long / short), truncated.
@@ -262,6 +256,37 @@ export async function preprocessImage(image: ImageInput, config: ProcessorConfig
   signal?.throwIfAborted();
 
   return normalise(window, columns, rows, config);
+}
+
+/**
+ * The image as 8-bit RGB (decoded, or raw pixels checked), with
+ * preprocessImage's errors. Other processors (LLaVA-NeXT's anyres tiling)
+ * start here and reuse resizeRgb / rgbPixelValues.
+ */
+export async function readRgb(image: ImageInput, options: PreprocessOptions = {}): Promise<RgbImage> {
+  const { signal } = options;
+  check.signal(signal, 'options.signal');
+  const limit = options.limitInputPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
+  check.integer(limit, 'options.limitInputPixels', 1, Number.MAX_SAFE_INTEGER);
+  signal?.throwIfAborted();
+  const rgb = isRawImage(image) ? rawToRgb(image, limit) : await decode(image, limit);
+  signal?.throwIfAborted();
+  return rgb;
+}
+
+/** PIL's Image.resize((width, height), resample) of the whole image, by the same rule as preprocessImage (sharp down, PIL's own resampler otherwise). */
+export async function resizeRgb(rgb: RgbImage, width: number, height: number, resample: 2 | 3): Promise<RgbImage> {
+  const columns = cropAxis(width, width), rows = cropAxis(height, height);
+  if (width === rgb.width && height === rgb.height) return rgb;
+  const data = width <= rgb.width && height <= rgb.height
+    ? await downsampleWindow(rgb, width, height, columns, rows, resample)
+    : upsampleWindow(rgb, width, height, columns, rows, resample);
+  return { data, width, height };
+}
+
+/** [3, H, W] f32 pixel values of a whole RGB image: rescaled and normalised as preprocessImage does. */
+export function rgbPixelValues(rgb: RgbImage, config: ProcessorConfig): Tensor {
+  return normalise(rgb.data, cropAxis(rgb.width, rgb.width), cropAxis(rgb.height, rgb.height), config);
 }
 
 function isRawImage(image: unknown): image is RawImage {

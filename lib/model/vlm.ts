@@ -40,9 +40,9 @@ export class VLM {
   readonly tokenizer: TextTokenizer;
   readonly processor: ProcessorConfig;
   readonly backend: ResolvedBackend;
-  /** Visual tokens per image. */
+  /** Visual tokens per image (LLaVA-NeXT: the most an image can get; each image has its own count). */
   readonly numImageTokens: number;
-  /** The grid of visual tokens (rows x cols). */
+  /** The grid of visual tokens (rows x cols; LLaVA-NeXT: that of the largest layout). */
   readonly grid: { rows: number; cols: number };
   private readonly model: FamilyModel;
   private readonly rt: Runtime;
@@ -141,16 +141,16 @@ export class VLM {
       keepRatio: Float32Array.from(requests, (r) => r.keepRatio ?? 1),
       cachePolicy: first.cachePolicy ?? 'keep',
       renumber: first.renumberPositions ?? false,
+      parts: { imageNewline: first.imageNewline ?? 'prune', budget: first.budget ?? 'image' },
       extraCapacity: Math.max(...maxNew),
     });
     const t3 = now();
     const tokens = await greedyDecode(this.rt, state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken });
     const t4 = now();
-    const N = this.numImageTokens;
-    return rows.map((_, b) => ({
+    return rows.map((row, b) => ({
       text: this.tokenizer.decode(tokens[b]!, { skipSpecialTokens: true }).trim(),
       tokenIds: tokens[b]!,
-      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / N },
+      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / row.pixels.layout.numImageTokens },
       prefillTokens: state.length[b]!,
       timings: { preprocessMs: t1 - t0, visionMs: t2 - t1, pruneMs: state.pruneMs, prefillMs: state.prefillMs, decodeMs: t4 - t3 },
     }));
@@ -194,10 +194,8 @@ export class VLM {
     checkRequestObject(request);
     const { signal } = request;
     check.signal(signal, 'request.signal');
-    const N = this.numImageTokens, V = this.config.text.vocabSize;
+    const V = this.config.text.vocabSize;
     if (!Array.isArray(request.keepSets) || request.keepSets.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of keep-sets', 'request.keepSets', Array.isArray(request.keepSets) ? 'an empty array' : describe(request.keepSets));
-    const all = Int32Array.from({ length: N }, (_, i) => i);
-    const keepSets = checkKeepSets('keepSets', request.keepSets.map((s) => (s === null ? all : Int32Array.from(s))), request.keepSets.length, N);
     const answerIds = typeof request.answer === 'string'
       ? this.tokenizer.encode(request.answer, { addSpecialTokens: false })
       : Int32Array.from(request.answer);
@@ -212,6 +210,10 @@ export class VLM {
     } else {
       prepared = await this.prepare({ ...request, point: request.point ?? 'pre-llm', answerCapacity: answerIds.length });
     }
+    // N is the prepared image's own (LLaVA-NeXT: it follows the image).
+    const N = prepared.row.pixels.layout.numImageTokens;
+    const all = Int32Array.from({ length: N }, (_, i) => i);
+    const keepSets = checkKeepSets('keepSets', request.keepSets.map((s) => (s === null ? all : Int32Array.from(s))), request.keepSets.length, N);
     return answerLogLikelihood(this.rt, prepared, {
       layer: pruneLayer(prepared.point, this.config.text.numLayers), keepSets, answerIds,
       cachePolicy: request.cachePolicy ?? 'keep', renumber: request.renumberPositions ?? false,
@@ -232,6 +234,7 @@ export class VLM {
     const state = await prefill(this.rt, {
       rows: [row], visual, pruner: request.pruner, keepRatio: Float32Array.of(request.keepRatio ?? 1), clsAttention, signal,
       cachePolicy: request.cachePolicy ?? 'keep', renumber: request.renumberPositions ?? false, extraCapacity: 0,
+      parts: { imageNewline: request.imageNewline ?? 'prune', budget: request.budget ?? 'image' },
     });
     state.cache.dispose();
     const S = state.length[0]!, D = this.config.text.hiddenSize;
@@ -250,7 +253,7 @@ export class VLM {
   /** One request tokenised (split at its image) and preprocessed. */
   private async row(request: ImageSource & PromptSource, what: string, signal: AbortSignal | undefined): Promise<Row> {
     const pixels = await this.model.pixels(request, what, signal);
-    const text = splitPrompt({ tokenizer: this.tokenizer, imageTokenIndex: this.model.imageTokenIndex, vocabSize: this.config.text.vocabSize, numImageTokens: this.numImageTokens }, request, what);
+    const text = splitPrompt({ tokenizer: this.tokenizer, imageTokenIndex: this.model.imageTokenIndex, vocabSize: this.config.text.vocabSize, numImageTokens: pixels.layout.numImageTokens }, request, what);
     return { ...text, pixels };
   }
 

@@ -89,7 +89,7 @@ test('the tiny checkpoint config: Mistral with its sliding window, pinpoints as 
   const c = parseLlavaNextConfig(TINY_CONFIG, 'config.json');
   assert.is(c.modelType, 'llava_next');
   assert.is(c.textModelType, 'mistral');
-  assert.is(c.slidingWindow, 48);
+  assert.is(c.slidingWindow, 384);
   assert.equal(c.imageGridPinpoints, [[32, 64], [64, 32], [64, 64], [32, 96], [96, 32]]);
   assert.is(c.vision.imageSize, 32);
   assert.is(c.vision.patchSize, 4);

@@ -226,3 +226,86 @@ class LlavaNextRef(LlavaRef):
         win = (p[:, :, None] - p[:, None, :]) < int(W)
         allow = win if allow is None else (np.asarray(allow, dtype=bool) & win)
         return super().llm_forward(x0, pos, present, allow)
+
+
+# ------------------------------------------------------------------ pixels (image processor)
+# PIL's Image.resize for 8-bit RGB (Pillow src/libImaging/Resample.c): separable, horizontal
+# pass first into an 8-bit image, then vertical; fixed-point weights of 22 fractional bits.
+
+_PRECISION_BITS = 32 - 8 - 2
+
+
+def _bicubic(x):
+    a = -0.5
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1
+    if x < 2.0:
+        return (((x - 5) * x + 8) * x - 4) * a
+    return 0.0
+
+
+def _bilinear(x):
+    x = abs(x)
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+def _coeffs(in_size, out_size, resample):
+    """precompute_coeffs + normalize_coeffs_8bpc: per output pixel (xmin, int weights)."""
+    filt, support0 = (_bicubic, 2.0) if resample == 3 else (_bilinear, 1.0)
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = support0 * filterscale
+    out = []
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        k = [filt((x + xmin - center + 0.5) / filterscale) for x in range(xmax)]
+        ww = sum(k)
+        k = [w / ww if ww != 0 else w for w in k]
+        k = [int(0.5 + w * (1 << _PRECISION_BITS)) if w >= 0 else int(-0.5 + w * (1 << _PRECISION_BITS))
+             for w in k]
+        out.append((xmin, np.array(k, dtype=np.int64)))
+    return out
+
+
+def _pass(img, out_size, axis, resample):
+    """One pass along axis (1 = horizontal, 0 = vertical) of an HxWx3 uint8 image."""
+    src = np.moveaxis(img, axis, 0).astype(np.int64)
+    res = np.empty((out_size,) + src.shape[1:], dtype=np.uint8)
+    for i, (xmin, k) in enumerate(_coeffs(src.shape[0], out_size, resample)):
+        ss = (1 << (_PRECISION_BITS - 1)) + np.tensordot(k, src[xmin:xmin + len(k)], axes=(0, 0))
+        res[i] = np.clip(ss >> _PRECISION_BITS, 0, 255)
+    return np.moveaxis(res, 0, axis)
+
+
+def pil_resize(img, height, width, resample=3):
+    """PIL Image.resize((width, height), resample) of an HxWx3 uint8 array (no reducing_gap)."""
+    out = img
+    if width != img.shape[1]:
+        out = _pass(out, width, 1, resample)
+    if height != img.shape[0]:
+        out = _pass(out, height, 0, resample)
+    return out
+
+
+def normalize_pixels(img, mean, std, rescale=1 / 255):
+    """transformers rescale (float64 product, to float32) then normalize (float32) -> [3, H, W]."""
+    x = (img.astype(np.float64) * rescale).astype(np.float32)
+    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return x.transpose(2, 0, 1).astype(np.float32)
+
+
+def anyres_pixel_values(img, grid_pinpoints, crop, mean, std, resample=3):
+    """LlavaNextImageProcessor.preprocess of one HxWx3 uint8 image (size.shortest_edge = crop):
+    [1 + tiles, 3, crop, crop] float32, the base image (resized to crop x crop) first."""
+    h, w = img.shape[:2]
+    best = select_best_resolution((h, w), grid_pinpoints)
+    rh, rw = get_patch_output_size((h, w), best)
+    resized = pil_resize(img, rh, rw, resample)
+    top, bottom, left, right = pad_offsets((rh, rw), best)
+    canvas = np.pad(resized, ((top, bottom), (left, right), (0, 0)))
+    tiles = [canvas[y:y + crop, x:x + crop] for y, x in divide_to_patches(best, crop)]
+    base = pil_resize(img, crop, crop, resample)
+    return np.stack([normalize_pixels(t, mean, std) for t in [base] + tiles])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tiny random LLaVA-NeXT (Mistral, sliding window) checkpoint + the reference outputs.
+"""Tiny random LLaVA-NeXT (Mistral, sliding window 384) checkpoint + the reference outputs.
 
   python3 tools/llava_ref/make_llava_next_fixture.py   # -> test/fixtures/tiny-llava-next/
 
@@ -25,7 +25,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import make_tiny_llava as tiny  # noqa: E402
 from llava_np import Plan, greedy_generate, tokenize  # noqa: E402
-from llava_next_np import LlavaNextRef, image_geometry  # noqa: E402
+from llava_next_np import LlavaNextRef, anyres_pixel_values, image_geometry  # noqa: E402
 from make_fixture import F32Array, _dump  # noqa: E402
 from safetensors_np import save_file  # noqa: E402
 
@@ -35,7 +35,12 @@ SEED = 211
 TILE, PATCH = tiny.VISION["image_size"], tiny.VISION["patch_size"]
 # (height, width) like HF; 1x2, 2x1, 2x2, 1x3, 3x1 tiles (llava-v1.6's five, scaled to 32 px)
 PINPOINTS = [[32, 64], [64, 32], [64, 64], [32, 96], [96, 32]]
-SLIDING_WINDOW = 48
+# The runtime has no sliding-window mask: it runs a Mistral decoder only while every position
+# distance stays inside the window (prompt + new tokens <= sliding_window) and refuses longer
+# requests. The fixture's window (384) holds its 227-token prompt + 32 new tokens; the reference
+# still applies the mask, and checks that it changes nothing here and that a window of 48 would.
+SLIDING_WINDOW = 384
+SHORT_WINDOW = 48
 # LLaVA-1.6-7B's processor geometry (llava-hf/llava-v1.6-*-hf): 336 px tiles, patch 14
 REAL = dict(crop=336, patch=14, pinpoints=[[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]])
 REAL_SIZES = [("square", 500, 500), ("wide", 300, 900), ("tall", 1000, 400), ("tiny", 10, 7),
@@ -93,6 +98,38 @@ def write_checkpoint():
     tiny._write_json(os.path.join(OUT, "preprocessor_config.json"), PREPROCESSOR)
 
 
+# Processor cases (height, width): the pixel values of a smooth test image with a little noise.
+# square, wide, tall and tiny only upsample or mix directions (the runtime resamples those with
+# PIL's own arithmetic: bit for bit); odd and huge downsample both axes (the runtime uses sharp).
+PIXEL_SIZES = [("square", 32, 32), ("wide", 20, 70), ("tall", 90, 30), ("tiny", 3, 5),
+               ("odd", 33, 51), ("huge", 130, 100)]
+
+
+def test_image(h, w, seed):
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    chans = [127 + 100 * np.sin(x / 7.0 + c) * np.cos(y / 5.0 + 0.5 * c) for c in range(3)]
+    img = np.stack(chans, axis=2) + rng.uniform(-8, 8, size=(h, w, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def pixel_table():
+    cases = []
+    for i, (name, h, w) in enumerate(PIXEL_SIZES):
+        img = test_image(h, w, 100 + i)
+        px = anyres_pixel_values(img, PINPOINTS, TILE, PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"],
+                                 PREPROCESSOR["resample"])
+        geo = image_geometry((h, w), PINPOINTS, TILE, PATCH)
+        assert px.shape[0] == 1 + len(geo["tiles"])
+        cases.append(dict(name=name, image_size=[h, w], grid_shape=geo["grid_shape"],
+                          image=dict(shape=[h, w, 3], data=img.reshape(-1).tolist()),
+                          pixel_values=F32Array(px)))
+    return dict(format="grip-vlm llava-next pixels 1", generated_by="tools/llava_ref/make_llava_next_fixture.py",
+                notes=("LlavaNextImageProcessor with PIL's resampler (llava_next_np.pil_resize): image is "
+                       "HxWx3 uint8 RGB; pixel_values [1 + tiles, 3, 32, 32], the base image first"),
+                cases=cases)
+
+
 def geometry_table(sizes, crop, patch, pinpoints):
     return [dict(name=n, **image_geometry((h, w), pinpoints, crop, patch)) for n, h, w in sizes]
 
@@ -128,13 +165,18 @@ def main():
                           last_logits=F32Array(logits[-1]), generated_ids=g["generated_ids"],
                           step_margins=[round(m, 6) for m in g["margins"]],
                           step_logits=F32Array(g["step_logits"])))
-    # the sliding window must matter in this fixture (sequence longer than the window)
+    # inside the window the mask changes nothing (what the runtime relies on), a short one would
     sw = model.sliding_window
     model.sliding_window = None
     nowin, _ = Plan(model, ids, visual, None).run()
+    model.sliding_window = SHORT_WINDOW
+    short, _ = Plan(model, ids, visual, None).run()
     model.sliding_window = sw
     win_effect = float(np.max(np.abs(nowin[-1] - np.asarray(cases[0]["last_logits"].a))))
-    assert win_effect > 1e-3, win_effect
+    short_effect = float(np.max(np.abs(short[-1] - np.asarray(cases[0]["last_logits"].a))))
+    assert win_effect == 0.0, win_effect
+    assert short_effect > 1e-3, short_effect
+    assert cases[0]["decode_position_start"] + 4 <= sw, "the fixture must fit its window"
     assert min(min(c["step_margins"]) for c in cases) >= 0.1, "greedy margins too small"
     ref = {
         "format": "grip-vlm llava-next reference 1",
@@ -152,6 +194,7 @@ def main():
                               cases=geometry_table(TINY_SIZES, TILE, PATCH, PINPOINTS)),
         "model": dict(image_size=list(image_size), template=TEMPLATE, prompt=prompt, input_ids=ids,
                       sliding_window=sw, sliding_window_effect=round(win_effect, 6),
+                      short_window=SHORT_WINDOW, short_window_effect=round(short_effect, 6),
                       num_image_tokens=N, keep=keep,
                       pixel_values=F32Array(tiles_px),
                       vision_features=F32Array(feats), projected_tiles=F32Array(projs),
@@ -159,7 +202,9 @@ def main():
     }
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         f.write(_dump(ref) + "\n")
-    print(f"wrote {OUT} (N={N}, window effect {win_effect:.4g}, margins "
+    with open(os.path.join(OUT, "pixels.json"), "w") as f:
+        f.write(_dump(pixel_table()) + "\n")
+    print(f"wrote {OUT} (N={N}, window effect {win_effect:.4g}, window {SHORT_WINDOW}: {short_effect:.4g}, margins "
           f"{[c['step_margins'] for c in cases]})")
 
 

@@ -39,8 +39,9 @@ export interface LlavaNextImageFeatures {
   geometry: AnyresGeometry;
   /**
    * With `clsAttention`: [numImageTokens], each tile token's CLS attention in
-   * its own tile (base-image tokens: the base image's), newline tokens NaN
-   * (they have none; a pruner keeps or scores them by its own rule).
+   * its own tile (base-image tokens: the base image's; each crop's sums to
+   * what its CLS pays its patches), newline tokens 0: no CLS token attends to
+   * the learned newline, so a CLS-ranked pruner never counts one as dominant.
    */
   clsAttention?: Float32Array;
 }
@@ -78,7 +79,7 @@ export async function llavaNextImageFeatures(
     const t = tokenTile[i]!, p = tokenPatch[i]!;
     if (t < 0) {
       out.set(newline, i * D);
-      if (cls) cls[i] = Number.NaN;
+      if (cls) cls[i] = 0;
     } else {
       out.set(projected.subarray((t * N + p) * D, (t * N + p + 1) * D), i * D);
       if (cls) cls[i] = vision.clsAttention![t * N + p]!;

@@ -4,8 +4,12 @@
 // and where each of them comes from. Integer arithmetic as in transformers
 // (LlavaNextImageProcessor, LlavaNextProcessor._get_number_of_features,
 // LlavaNextForConditionalGeneration.pack_image_features); every size is
-// (height, width) like there. Pixels are not touched here.
+// (height, width) like there. The second half turns an image into the
+// pixel values of its base image and tiles (LlavaNextImageProcessor).
 import { GripError } from '../../errors.js';
+import { describe } from '../../tensor.js';
+import { parseProcessorConfig, resizeRgb, rgbPixelValues, type ProcessorConfig, type RgbImage } from '../processor.js';
+import { jsonText } from '../safetensors.js';
 
 /** [height, width] in pixels. */
 export type Size = readonly [number, number];
@@ -128,4 +132,74 @@ export function anyresGeometry(imageSize: Size, pinpoints: readonly Size[], tile
     n++;
   }
   return { imageSize: [h, w], bestResolution: best, resized, pad, tiles, gridShape, unpadWindow: window, numImageTokens, tokenTile, tokenPatch };
+}
+
+// ---- preprocessor_config.json and pixels -----------------------------------------------
+
+/** LlavaNextImageProcessor's settings: the CLIP processor's, the tile (crop) size and the pinpoints. */
+export interface LlavaNextProcessorConfig extends ProcessorConfig {
+  /** The processor's own image_grid_pinpoints, [height, width] (the model's config.json must agree). */
+  imageGridPinpoints: Array<[number, number]>;
+}
+
+const NEXT_PROCESSOR_TYPES = ['LlavaNextImageProcessor', 'LlavaNextImageProcessorFast'];
+
+/**
+ * Resolves a parsed LLaVA-NeXT preprocessor_config.json; `where` is named in
+ * every error. The CLIP keys (mean, std, rescale, resample, …) are read by
+ * parseProcessorConfig; the tiles are crop_size squares and the base image is
+ * resized to size.shortest_edge, which must both be the vision tower's
+ * `tileSize` (as in every llava-v1.6 checkpoint).
+ */
+export function parseLlavaNextProcessorConfig(json: unknown, where: string, tileSize: number): LlavaNextProcessorConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${where} but received ${describe(json)}`);
+  }
+  const { image_grid_pinpoints: pinpoints, image_processor_type: type, do_pad: _pad, ...clip } = json as Record<string, unknown>;
+  if (type !== undefined && type !== null && !NEXT_PROCESSOR_TYPES.includes(type as string)) {
+    throw new GripError(typeof type === 'string' ? 'ERR_GRIP_UNSUPPORTED' : 'ERR_GRIP_FORMAT',
+      `expected "LlavaNextImageProcessor" for image_processor_type in ${where} but received ${jsonText(type)}`);
+  }
+  const base = parseProcessorConfig(clip, where);
+  const expected = `a non-empty list of [height, width] pairs of positive multiples of the crop size (${tileSize})`;
+  const fail = (value: unknown): never => {
+    throw new GripError(Array.isArray(value) && value.length === 0 ? 'ERR_GRIP_RANGE' : 'ERR_GRIP_FORMAT', `expected ${expected} for image_grid_pinpoints in ${where} but received ${jsonText(value ?? null)}`);
+  };
+  if (!Array.isArray(pinpoints) || pinpoints.length === 0) fail(pinpoints);
+  const imageGridPinpoints = (pinpoints as unknown[]).map((pair) => {
+    if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((v) => Number.isInteger(v) && (v as number) >= tileSize && (v as number) % tileSize === 0)) fail(pinpoints);
+    return [...(pair as number[])] as [number, number];
+  });
+  for (const [key, value] of [['crop_size.height', base.cropHeight], ['crop_size.width', base.cropWidth], ['size.shortest_edge', base.resizeShortestEdge]] as const) {
+    if (value !== tileSize) {
+      throw new GripError('ERR_GRIP_UNSUPPORTED', `expected ${tileSize} (vision_config.image_size, the tile size) for ${key} in ${where} but received ${value}`);
+    }
+  }
+  return { ...base, imageGridPinpoints };
+}
+
+/**
+ * The [1 + tiles, 3, S, S] f32 pixel values of one RGB image, as
+ * LlavaNextImageProcessor makes them: the base image (the whole image resized
+ * to S x S, aspect not kept), then the tiles of the best-resolution canvas
+ * row-major (the image resized to `geometry.resized`, centred in zeros).
+ */
+export async function anyresPixels(rgb: RgbImage, geometry: AnyresGeometry, config: ProcessorConfig, tileSize: number): Promise<Float32Array> {
+  const S = tileSize, plane = 3 * S * S;
+  const out = new Float32Array((1 + geometry.tiles.length) * plane);
+  const baseImage = await resizeRgb(rgb, S, S, config.resample);
+  out.set(rgbPixelValues(baseImage, config).host as Float32Array, 0);
+  const [rh, rw] = geometry.resized;
+  const resized = await resizeRgb(rgb, rw, rh, config.resample);
+  const [bh, bw] = geometry.bestResolution;
+  const [top, , left] = geometry.pad;
+  // _pad_for_patching: zeros on the 8-bit image, before rescale and normalise
+  const canvas = new Uint8Array(bh * bw * 3);
+  for (let y = 0; y < rh; y++) canvas.set(resized.data.subarray(y * rw * 3, (y + 1) * rw * 3), ((top + y) * bw + left) * 3);
+  geometry.tiles.forEach(([ty, tx], t) => {
+    const tile = new Uint8Array(S * S * 3);
+    for (let y = 0; y < S; y++) tile.set(canvas.subarray(((ty + y) * bw + tx) * 3, ((ty + y) * bw + tx + S) * 3), y * S * 3);
+    out.set(rgbPixelValues({ data: tile, width: S, height: S }, config).host as Float32Array, (1 + t) * plane);
+  });
+  return out;
 }

@@ -44,7 +44,7 @@ export async function answerLogLikelihood(rt: Runtime, prepared: PreparedPrompt,
       cache.lengths[l] = new Int32Array(G).fill(one.cache.lengths[l]![0]!);
     }
     const x = await repeatRows(rt.k, one.x, G, rt.backend);
-    const seq = { before: new Int32Array(G).fill(prepared.row.before.length), fullLen: new Int32Array(G).fill(one.fullLen) };
+    const seq = { before: new Int32Array(G).fill(prepared.row.before.length), fullLen: new Int32Array(G).fill(one.fullLen), numVisual: new Int32Array(G).fill(prepared.row.pixels.layout.numImageTokens) };
     state = await runFromPoint(rt, { at: { x, cache, seq }, kept: keepSets, fromLayer: o.layer, cachePolicy: o.cachePolicy, renumber: o.renumber, signal });
   }
   let xa;

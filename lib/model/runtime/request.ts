@@ -12,6 +12,8 @@ export function checkRequestObject(request: unknown): void {
 export function checkPruneOptions(r: PruneOptions, what: string): void {
   if (r.keepRatio !== undefined) check.number(r.keepRatio, `${what}.keepRatio`, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
   if (r.cachePolicy !== undefined) check.oneOf(r.cachePolicy, `${what}.cachePolicy`, ['keep', 'compact']);
+  if (r.imageNewline !== undefined) check.oneOf(r.imageNewline, `${what}.imageNewline`, ['prune', 'keep']);
+  if (r.budget !== undefined) check.oneOf(r.budget, `${what}.budget`, ['image', 'tile']);
   if (r.pruner !== undefined && (typeof r.pruner !== 'object' || r.pruner === null || typeof r.pruner.select !== 'function')) {
     check.fail('ERR_GRIP_RANGE', 'a Pruner (an object with point and select())', `${what}.pruner`, String(r.pruner));
   }

@@ -1,6 +1,7 @@
 // types.ts — the requests and results of the VLM facade, and the internal
 // shapes the stages pass on (a tokenised row, a prefilled batch, a prompt
 // prepared up to its prune point).
+import type { ImagePixels } from '../family.js';
 import type { KVCache } from '../llama.js';
 import type { ImageInput } from '../processor.js';
 import type { Tensor } from '../../tensor.js';
@@ -28,8 +29,10 @@ export interface LoadVLMOptions {
 /** The image: a path, encoded bytes or raw pixels (preprocessed here), or pixel values already preprocessed. */
 export interface ImageSource {
   image?: ImageInput;
-  /** [C, H, W] f32, already resized and normalised (skips the processor). */
+  /** [C, H, W] f32 (LLaVA-NeXT: [1 + tiles, C, S, S], the base image first), already resized and normalised (skips the processor). */
   pixelValues?: Tensor;
+  /** LLaVA-NeXT with pixelValues: the original image's [height, width], from which its tile grid and token count follow. */
+  imageSize?: readonly [number, number];
 }
 
 /** The text: a prompt (put in the model's template) or token ids containing the image token once. */
@@ -48,6 +51,20 @@ export interface PruneOptions {
   cachePolicy?: 'keep' | 'compact';
   /** Give kept tokens new consecutive position ids instead of their original ones (for comparison). */
   renumberPositions?: boolean;
+  /**
+   * Tokens that are no image patch (LLaVA-NeXT's image_newline, one per row of
+   * the tile grid): 'prune' (default, as CDPruner and VisionZip) makes them
+   * visual tokens like the others; 'keep' keeps every one, and the pruner picks
+   * the rest of the budget among the patches. No effect on LLaVA-1.5.
+   */
+  imageNewline?: 'prune' | 'keep';
+  /**
+   * 'image' (default): one budget, ceil(keepRatio N), over all the image's
+   * tokens; 'tile': ceil(keepRatio n) of each crop's n tokens (LLaVA-NeXT: the
+   * base image, each tile, the newlines), each crop handed to the pruner on its
+   * own 2D grid. No effect where an image is one crop (LLaVA-1.5).
+   */
+  budget?: 'image' | 'tile';
 }
 
 export interface GenerateRequest extends ImageSource, PromptSource, PruneOptions {
@@ -138,11 +155,11 @@ export interface LogitsResult {
   positionIds: Int32Array;
 }
 
-/** One request, tokenised and preprocessed. */
+/** One request, tokenised and preprocessed; `pixels.layout.numImageTokens` is its N. */
 export interface Row {
   before: Int32Array;
   after: Int32Array;
-  pixels: Float32Array;
+  pixels: ImagePixels;
 }
 
 /** A prefilled batch, ready for decoding. */
