@@ -8,7 +8,7 @@
 // Results go into preallocated tensors ({ out }), as in a serving loop, so
 // the figures measure the ops rather than fresh-page faults.
 // Usage: npm run bench [-- --quick] [-- --only WORD]  (WORD picks the tables whose title contains it)
-import { CDPrunerPruner, cosineSimilarities, DivPrunePruner, greedyKeep, info, ops, setBackend, tensor, zeros, type PruneContext, type ScorerParams, type Tensor } from '../lib/index.ts';
+import { CDPrunerPruner, cosineSimilarities, DivPrunePruner, greedyKeep, info, ops, setBackend, tensor, VisionZipMergePruner, zeros, type PruneContext, type ScorerParams, type Tensor } from '../lib/index.ts';
 import * as ref from '../test/ref/ops.ts';
 import { scoreTokens as scoreRef, type RefParams } from '../test/ref/scorer.ts';
 import { runTable, writeResults, type MeasuredRow, type Row } from './harness.ts';
@@ -182,7 +182,8 @@ for (const [N, D, K] of [[144, 128, 16], [576, 4096, 64]] as const) {
 }
 
 // The training-free baselines' selection per request (CDPruner's conditional DPP, greedy MAP
-// O(N k^2) after the O(N^2 D) kernel; DivPrune's max-min diversity) beside top-k of scores, at
+// O(N k^2) after the O(N^2 D) kernel; DivPrune's max-min diversity; VisionZip's selection and
+// merge, O(N k_c D)) beside top-k of scores, at
 // LLaVA-1.5-7B (576 tokens -> 64) and LLaVA-NeXT-7B (2880 -> 320) shapes; the share of the
 // pruned prefill each saves is printed after the table (issue: it must stay under 5%).
 const baselineCost: { op: string; N: number; D: number; K: number; run: () => Promise<unknown> }[] = [];
@@ -192,8 +193,10 @@ for (const [N, D, K] of [[576, 4096, 64], [2880, 4096, 320]] as const) {
     keepRatio: Float32Array.from([K / N]), numKeep: Int32Array.from([K]), grid: { rows: 1, cols: N }, backend: 'cpu',
   };
   const scores = tensor(floats(N, 3), [1, N]);
-  for (const pruner of [new CDPrunerPruner(), new DivPrunePruner()]) {
-    const run = () => pruner.select(ctx);
+  const withCls: PruneContext = { ...ctx, attention: floats(N) };
+  for (const pruner of [new CDPrunerPruner(), new DivPrunePruner(), new VisionZipMergePruner()]) {
+    // VisionZip: the selection and the merge of the leftovers into the contextual tokens.
+    const run = pruner instanceof VisionZipMergePruner ? async () => pruner.merge(withCls, await pruner.select(withCls)) : () => pruner.select(ctx);
     baselineCost.push({ op: pruner.name, N, D, K, run });
     selectRows.push({
       op: `${pruner.name} select`, shape: `N=${N} D=${D} k=${K}`, work: { flop: 2 * N * N * D },

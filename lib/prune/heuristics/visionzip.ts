@@ -127,26 +127,27 @@ export class VisionZipMergePruner extends VisionZipPruner {
     const out = parts.map(({ targets, rest }, b) => {
       if (targets.length === 0) return null;
       const row = (i: number) => x.subarray((b * N + i) * D, (b * N + i + 1) * D);
-      const unit = (i: number) => {
-        const v = row(i);
+      // Unit target vectors; a leftover's own norm does not change which target is nearest.
+      const units = new Float64Array(targets.length * D);
+      targets.forEach((t, j) => {
+        const v = row(t);
         let ss = 0;
         for (let d = 0; d < D; d++) ss += v[d]! * v[d]!;
         const inv = 1 / Math.sqrt(ss);
-        return Float64Array.from(v, (e) => e * inv);
-      };
-      const targetUnits = Array.from(targets, unit);
+        for (let d = 0; d < D; d++) units[j * D + d] = v[d]! * inv;
+      });
       const sums = Array.from(targets, () => new Float64Array(D));
       const counts = new Int32Array(targets.length);
       for (const m of rest) {
         // The most similar target; a tie goes to the first (torch's argmax).
-        const u = unit(m);
+        const v = row(m);
         let best = 0, bestSim = -Infinity;
-        targetUnits.forEach((t, j) => {
+        for (let j = 0; j < targets.length; j++) {
           let sim = 0;
-          for (let d = 0; d < D; d++) sim += u[d]! * t[d]!;
+          for (let d = 0, o = j * D; d < D; d++) sim += v[d]! * units[o + d]!;
           if (sim > bestSim) { bestSim = sim; best = j; }
-        });
-        const v = row(m), acc = sums[best]!;
+        }
+        const acc = sums[best]!;
         for (let d = 0; d < D; d++) acc[d]! += v[d]!;
         counts[best]!++;
       }
