@@ -70,6 +70,22 @@ test('loadVLM takes an image: its tiles, its own token count, the processor\'s p
   }
 });
 
+test('llava-hf/llava-v1.6-*-hf\'s preprocessor_config.json parses: 336 px tiles, its five pinpoints, bicubic', () => {
+  // the file as those checkpoints ship it (keys the runtime does not read are ignored)
+  const real = {
+    aspect_ratio_setting: 'anyres', crop_size: { height: 336, width: 336 }, do_center_crop: true, do_convert_rgb: true,
+    do_normalize: true, do_rescale: true, do_resize: true,
+    image_grid_pinpoints: [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+    image_mean: [0.48145466, 0.4578275, 0.40821073], image_processor_type: 'LlavaNextImageProcessor',
+    image_std: [0.26862954, 0.26130258, 0.27577711], processor_class: 'LlavaNextProcessor', resample: 3,
+    rescale_factor: 0.00392156862745098, size: { shortest_edge: 336 },
+  };
+  const c = parseLlavaNextProcessorConfig(real, 'p.json', 336);
+  assert.equal(c.imageGridPinpoints, real.image_grid_pinpoints);
+  assert.is(c.cropHeight, 336);
+  assert.is(c.resample, 3);
+});
+
 const ERRORS: Array<[string, Record<string, unknown>, string, string]> = [
   ['another processor', { image_processor_type: 'SiglipImageProcessor' }, 'ERR_GRIP_UNSUPPORTED',
     'expected "LlavaNextImageProcessor" for image_processor_type in p.json but received "SiglipImageProcessor"'],
