@@ -4,14 +4,15 @@
 // heuristic in any of the runs at each ratio (exact McNemar, paired on the
 // questions). Rows of a pruner that appear in several runs must agree.
 // Usage: node --import tsx tools/results-table.ts RUN/eval.json [RUN2/eval.json ...] [--ratios 0.05,0.11,0.25,0.33,0.5]
-import { readFileSync } from 'node:fs';
+//          [--plot docs/pareto]   (writes the merged rows' Pareto plot as docs/pareto.svg and .png)
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { EvalRow } from '../lib/eval/evaluate.ts';
-import { comparisonTable } from '../lib/eval/report.ts';
+import { comparisonTable, paretoSvg, svgToPng } from '../lib/eval/report.ts';
 import { pairedComparisons } from '../lib/eval/stats.ts';
 import { PRUNER_NAMES, heuristicBase } from '../lib/prune/registry.ts';
 
-const { values, positionals } = parseArgs({ options: { ratios: { type: 'string' } }, allowPositionals: true, strict: true });
+const { values, positionals } = parseArgs({ options: { ratios: { type: 'string' }, plot: { type: 'string' } }, allowPositionals: true, strict: true });
 if (positionals.length === 0) throw new Error('expected one or more eval.json files');
 const runs = positionals.map((file) => JSON.parse(readFileSync(file, 'utf8')) as { split: string; questions: number; rows: EvalRow[] });
 const rows: EvalRow[] = [];
@@ -35,3 +36,8 @@ for (const p of pruners) console.log(`| ${p} | ${ratios.map((r) => cell(rows.fin
 const baselines = pruners.filter((p) => (PRUNER_NAMES as readonly string[]).includes(heuristicBase(p)));
 console.log(`\nGRIP against the best heuristic at each ratio (${baselines.join(', ')}), paired on the same questions:\n`);
 console.log(comparisonTable(pairedComparisons(rows, 'grip', baselines).filter((c) => ratios.includes(c.keepRatio))));
+if (values.plot) {
+  const svg = paretoSvg(rows, `shapes-llava-tiny · ${runs[0]!.split} split, ${runs[0]!.questions} questions`);
+  writeFileSync(`${values.plot}.svg`, svg);
+  writeFileSync(`${values.plot}.png`, await svgToPng(svg));
+}

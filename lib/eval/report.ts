@@ -36,12 +36,15 @@ export function comparisonTable(comparisons: readonly PairedComparison[]): strin
   return lines.join('\n');
 }
 
-const PALETTE = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+const PALETTE = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939', '#ad494a', '#e7969c', '#7b4173', '#31a354'];
+/** Legend entries per row under the panels. */
+const LEGEND_PER_ROW = 7;
 
 /** Two panels: accuracy vs keep ratio (log x) and accuracy vs prefill ms; one line per pruner, the unpruned point on both. */
 export function paretoSvg(rows: readonly EvalRow[], title: string): string {
-  const W = 960, H = 420, panel = { w: 400, h: 300 }, top = 60;
   const pruners = [...new Set(rows.map((r) => r.pruner).filter((p) => p !== 'unpruned'))];
+  const legendRows = Math.max(1, Math.ceil(pruners.length / LEGEND_PER_ROW));
+  const W = 960, H = 425 + 20 * legendRows, panel = { w: 400, h: 300 }, top = 60;
   const base = rows.find((r) => r.pruner === 'unpruned');
   const accMin = Math.max(0, Math.floor(Math.min(...rows.map((r) => r.interval[0])) * 10) / 10);
   const msMax = Math.max(...rows.map((r) => r.prefillMs)) * 1.05;
@@ -72,7 +75,8 @@ export function paretoSvg(rows: readonly EvalRow[], title: string): string {
     });
   }
   pruners.forEach((name, i) => {
-    parts.push(`<rect x="${60 + i * 110}" y="${H - 22}" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/><text x="${76 + i * 110}" y="${H - 12}" font-family="sans-serif" font-size="12">${escape(name)}</text>`);
+    const [lx, ly] = [60 + (i % LEGEND_PER_ROW) * 130, H - 22 - 20 * (legendRows - 1 - Math.floor(i / LEGEND_PER_ROW))];
+    parts.push(`<rect x="${lx}" y="${ly}" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/><text x="${lx + 16}" y="${ly + 10}" font-family="sans-serif" font-size="12">${escape(name)}</text>`);
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${parts.join('')}</svg>`;
 }
