@@ -40,10 +40,10 @@ export { greedyKeep, sampleKeep, keepLogProb, type SequentialPolicy } from './pr
 export { cosineSimilarities } from './prune/similarity.js';
 
 // ---- training, evaluation, the testbed ---------------------------------------------------
-export { warmup, WARMUP_LOSSES, type WarmupLoss, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';
-export { GRPOTrainer, grpoObjective, type GRPOOptions, type GRPOStepStats, type RewardName } from './train/grpo.js';
-export { trainGrip, shapesTrainingSet, type TrainRunOptions } from './train/run.js';
-export { TRAIN_DEFAULTS, type TrainDefaults } from './train/defaults.js';
+export { warmup, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';
+export { GRPOTrainer, grpoObjective, type GRPOOptions, type GRPOStepStats } from './train/grpo.js';
+export { trainGrip, resolveTrainOptions, shapesTrainingSet, type TrainRecipe, type TrainRunOptions } from './train/run.js';
+export { TRAIN_DEFAULTS, REWARD_NAMES, WARMUP_LOSSES, type RewardName, type TrainDefaults, type WarmupLoss } from './train/defaults.js';
 export { parseBudgets, type Budgets, type TrainExample } from './train/data.js';
 export { evaluate, type EvalExample, type EvalRow, type EvalOptions } from './eval/evaluate.js';
 export { markdownTable, paretoSvg, svgToPng } from './eval/report.js';

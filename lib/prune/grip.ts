@@ -16,6 +16,8 @@ import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
 import { Tensor, tensor } from '../tensor.js';
 import { mulberry32 } from '../random.js';
+import { budgetRangeOf } from '../train/data.js';
+import { TRAIN_DEFAULTS } from '../train/defaults.js';
 import { check } from '../validate.js';
 import { greedyKeep } from './sequential.js';
 import { cosineSimilarities } from './similarity.js';
@@ -50,15 +52,16 @@ export interface ScorerHost {
   readonly config: { text: { hiddenSize: number; numLayers: number } };
 }
 
+/** Every option left out takes the shipped recipe's value (TRAIN_DEFAULTS, train/defaults.ts). */
 export interface GripInitOptions {
   point?: PrunePoint;
   hidden?: number;
   rank?: number;
   seed?: number;
+  /** Default: the range of TRAIN_DEFAULTS.budgets. */
   budgetRange?: [number, number];
-  /** Default 'mean-text-after-image'. */
   queryPooling?: QueryPooling;
-  /** λ of the redundancy penalty (default 0: top-k of independent scores). */
+  /** λ of the redundancy penalty (0: top-k of independent scores). */
   redundancy?: number;
 }
 
@@ -78,17 +81,18 @@ export class GripPruner implements Pruner {
 
   /** A fresh scorer for `model` with seeded random weights. */
   static init(model: ScorerHost, options: GripInitOptions = {}): GripPruner {
-    const point = options.point ?? 'pre-llm';
+    const d = TRAIN_DEFAULTS;
+    const point = options.point ?? (d.point === 'pre-llm' ? d.point : { ...d.point });
     pruneLayer(point, model.config.text.numLayers, 'options.point');
-    const H = options.hidden ?? 64, R = options.rank ?? 16, seed = options.seed ?? 0;
+    const H = options.hidden ?? d.hidden, R = options.rank ?? d.rank, seed = options.seed ?? d.seed;
     check.integer(H, 'options.hidden', 1, 4096);
     check.integer(R, 'options.rank', 1, 4096);
     check.integer(seed, 'options.seed', 0, 0xffffffff);
-    const budgetRange = options.budgetRange ?? [0.05, 0.5];
+    const budgetRange = options.budgetRange ?? budgetRangeOf(d.budgets);
     checkRange(budgetRange, 'options.budgetRange');
-    const queryPooling = options.queryPooling ?? 'mean-text-after-image';
+    const queryPooling = options.queryPooling ?? d.queryPooling;
     check.oneOf(queryPooling, 'options.queryPooling', QUERY_POOLINGS);
-    const redundancy = options.redundancy ?? 0;
+    const redundancy = options.redundancy ?? d.redundancy;
     check.number(redundancy, 'options.redundancy', isRedundancy, 'a finite number >= 0');
     const D = model.config.text.hiddenSize;
     const normal = gaussian(seed);

@@ -39,6 +39,9 @@ test.before(async () => {
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 const values = (t: Tensor) => Array.from(t.host as Float32Array);
+// The init defaults are the shipped recipe (train/defaults.ts); the tests below that compare
+// against a plain top-k of pre-LLM scores with the mean query say so.
+const plainTopk = { point: 'pre-llm', queryPooling: 'mean-text-after-image', redundancy: 0 } as const;
 
 test('a GRIP pruner saves and loads its scorer exactly, with its settings', async () => {
   const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 7 });
@@ -74,7 +77,7 @@ test('loading a pruner directory without grip.json is an IO error naming it', as
 });
 
 test('the GRIP pruner keeps the top k of its scores, inside the runtime', async () => {
-  const pruner = GripPruner.init(model, { hidden: 8, rank: 4, seed: 3 });
+  const pruner = GripPruner.init(model, { ...plainTopk, hidden: 8, rank: 4, seed: 3 });
   const ex = examples[0]!;
   const prepared = await model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt });
   const scores = values(await pruner.scores(prepared.visual, prepared.query, 0.25, 'cpu'));
@@ -103,7 +106,7 @@ test("the 'last-token' query is the last prompt row at the point (causality: n·
 });
 
 test("a GRIP pruner with queryPooling 'last-token' gets that query inside the runtime, and keeps it through save and load", async () => {
-  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 5, queryPooling: 'last-token' });
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 5, queryPooling: 'last-token', redundancy: 0 });
   assert.equal(pruner.needs, { query: 'last-token' });
   await pruner.save(join(work, 'p-last'));
   const back = await GripPruner.load(join(work, 'p-last'));
@@ -157,7 +160,7 @@ function cosines(visual: Tensor): Float32Array {
 }
 
 test('a GRIP pruner with a redundancy penalty keeps its greedy keep-set inside the runtime, and keeps λ through save and load', async () => {
-  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 3, redundancy: 20 });
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 3, redundancy: 20, queryPooling: 'mean-text-after-image' });
   const ex = examples[1]!;
   const prepared = await model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt, point: { layer: 2 } });
   const scores = values(await pruner.scores(prepared.visual, prepared.query, 0.25, 'cpu'));
@@ -195,7 +198,7 @@ test('prunersFromList: heuristics by name, grip and warmup from the GRIP directo
   const dir = join(work, 'p-list');
   const grip = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 11, redundancy: 2 });
   await grip.save(dir);
-  await GripPruner.init(model, { hidden: 8, rank: 4, seed: 12 }).save(join(dir, 'warmup'));
+  await GripPruner.init(model, { ...plainTopk, hidden: 8, rank: 4, seed: 12 }).save(join(dir, 'warmup'));
   const pruners = await prunersFromList(`fastv,mine=${dir},grip,warmup`, dir, model);
   assert.equal(pruners.map((p) => p.name), ['fastv', 'mine', 'grip', 'warmup']);
   assert.equal(pruners.map((p) => p.point), [{ layer: 2 }, { layer: 2 }, { layer: 2 }, 'pre-llm']);
@@ -315,7 +318,7 @@ test('GRPO with a redundancy penalty trains on the sequential policy: finite sta
   }
   assert.not.equal(trained[0], trained[1], 'the penalty changes what GRPO samples and learns');
   const reference = GripPruner.init(model, { hidden: 8, rank: 4, redundancy: 3 });
-  const error = await caught(() => new GRPOTrainer(model, GripPruner.init(model, { hidden: 8, rank: 4 }), reference, examples, { steps: 1 }));
+  const error = await caught(() => new GRPOTrainer(model, GripPruner.init(model, { hidden: 8, rank: 4, redundancy: 0 }), reference, examples, { steps: 1 }));
   assert.instance(error, GripError);
   assert.is(error.message, "expected the policy's redundancy (0) for reference.redundancy but received 3");
 });
