@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import type { ResolvedBackend } from '../backend.js';
 import { GripError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
-import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
-import { Tensor, tensor } from '../tensor.js';
+import { ops, SCORER_PARAM_NAMES, scorerShapes, type ScorerParamName, type ScorerParams } from '../ops.js';
+import { numel, Tensor, tensor } from '../tensor.js';
 import { mulberry32 } from '../random.js';
 import { budgetRangeOf } from '../train/data.js';
 import { TRAIN_DEFAULTS } from '../train/defaults.js';
@@ -97,18 +97,23 @@ export class GripPruner implements Pruner {
     const D = model.config.text.hiddenSize;
     const normal = gaussian(seed);
     const randn = (n: number, std: number) => Float32Array.from({ length: n }, () => normal() * std);
+    const shapes = scorerShapes(D, H, R);
+    const make = (name: ScorerParamName, values: (size: number) => Float32Array) => tensor(values(numel(shapes[name].shape)), shapes[name].shape);
+    const zero = (size: number) => new Float32Array(size);
+    const random = (std: number) => (size: number) => randn(size, std);
+    // Drawn in source order (w1, filmW, w2, wq, wk), so a seed always gives the same scorer.
     const params: ScorerParams = {
-      lnWeight: tensor(new Float32Array(D).fill(1), [D]),
-      lnBias: tensor(new Float32Array(D), [D]),
-      w1: tensor(randn(D * H, 1 / Math.sqrt(D)), [D, H]),
-      b1: tensor(new Float32Array(H), [H]),
+      lnWeight: make('lnWeight', (size) => new Float32Array(size).fill(1)),
+      lnBias: make('lnBias', zero),
+      w1: make('w1', random(1 / Math.sqrt(D))),
+      b1: make('b1', zero),
       // FiLM starts near the identity (γ = β = 0): ρ is learnt, not assumed.
-      filmW: tensor(randn(16 * 2 * H, 0.01), [16, 2 * H]),
-      filmB: tensor(new Float32Array(2 * H), [2 * H]),
-      w2: tensor(randn(H, 1 / Math.sqrt(H)), [H]),
-      b2: tensor(new Float32Array(1), [1]),
-      wq: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
-      wk: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
+      filmW: make('filmW', random(0.01)),
+      filmB: make('filmB', zero),
+      w2: make('w2', random(1 / Math.sqrt(H))),
+      b2: make('b2', zero),
+      wq: make('wq', random(1 / Math.sqrt(D))),
+      wk: make('wk', random(1 / Math.sqrt(D))),
     };
     return new GripPruner(params, {
       format: GRIP_FORMAT, point, dim: D, hidden: H, rank: R, budgetRange, queryPooling, redundancy,
@@ -141,15 +146,12 @@ export class GripPruner implements Pruner {
     }
     const file = await SafetensorsFile.open(join(dir, 'pruner.safetensors'));
     try {
-      const { dim: D, hidden: H, rank: R } = settings;
-      const shapes: Record<string, number[]> = {
-        lnWeight: [D], lnBias: [D], w1: [D, H], b1: [H], filmW: [16, 2 * H], filmB: [2 * H], w2: [H], b2: [1], wq: [D, R], wk: [D, R],
-      };
+      const shapes = scorerShapes(settings.dim, settings.hidden, settings.rank);
       const params = {} as Record<string, Tensor>;
       for (const name of SCORER_PARAM_NAMES) {
         if (!file.has(name)) throw new GripError('ERR_GRIP_FORMAT', `expected tensor "${name}" in ${file.path} but received none`);
         const t = await file.read(name);
-        const want = shapes[name]!;
+        const want = shapes[name].shape;
         if (t.dtype !== 'f32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
           throw new GripError('ERR_GRIP_FORMAT', `expected f32 [${want.join(', ')}] for tensor "${name}" in ${file.path} but received ${t.dtype} [${t.shape.join(', ')}]`);
         }

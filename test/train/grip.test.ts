@@ -2,7 +2,7 @@
 // the losses' gradients by finite differences, and the warm-up and GRPO
 // loops on the tiny test checkpoint (mechanics: they run, learn the warm-up
 // target, and keep the policy a distribution over valid keep-sets).
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { GripError, tensor, type Tensor } from '../../lib/index.ts';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { GripPruner } from '../../lib/prune/grip.ts';
-import { SCORER_PARAM_NAMES } from '../../lib/ops.ts';
+import { FOURIER_FEATURES, SCORER_PARAM_NAMES, scorerShapes } from '../../lib/ops.ts';
 import { grpoObjective, GRPOTrainer, normalise } from '../../lib/train/grpo.ts';
 import { listwise, pairwise, warmup } from '../../lib/train/warmup.ts';
 import { greedyKeep } from '../../lib/prune/sequential.ts';
@@ -51,6 +51,15 @@ test('a GRIP pruner saves and loads its scorer exactly, with its settings', asyn
   assert.equal(back.point, { layer: 2 });
   assert.equal(back.settings, pruner.settings);
   for (const name of SCORER_PARAM_NAMES) assert.equal(values(back.params[name]), values(pruner.params[name]), name);
+});
+
+test('the scorer has FOURIER_FEATURES Fourier features, as the native kernels (kFourierFeatures), in every shape that names them', () => {
+  const header = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'core', 'args.h'), 'utf8');
+  assert.is(Number(/constexpr int kFourierFeatures = (\d+);/.exec(header)?.[1]), FOURIER_FEATURES);
+  const shapes = scorerShapes(48, 8, 4);
+  assert.equal(shapes.filmW, { layout: `[${FOURIER_FEATURES},2H]`, shape: [FOURIER_FEATURES, 16] });
+  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
+  for (const name of SCORER_PARAM_NAMES) assert.equal(pruner.params[name].shape, shapes[name].shape, name);
 });
 
 test('the same seed gives the same scorer, another seed another', () => {
