@@ -8,10 +8,11 @@
 // and each pick pays λ times its largest cosine to the tokens kept before it
 // (sequential.ts).
 // On disk: pruner.safetensors (the scorer's parameters) + grip.json (settings).
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedBackend } from '../backend.js';
 import { GripError } from '../errors.js';
+import { JsonFields, readJsonFile } from '../json.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { ops, SCORER_PARAM_NAMES, scorerShapes, type ScorerParamName, type ScorerParams } from '../ops.js';
 import { numel, Tensor, tensor } from '../tensor.js';
@@ -125,25 +126,7 @@ export class GripPruner implements Pruner {
   /** Reads pruner.safetensors + grip.json from `dir`. */
   static async load(dir: string): Promise<GripPruner> {
     const settingsPath = join(dir, 'grip.json');
-    let text: string;
-    try {
-      text = await readFile(settingsPath, 'utf8');
-    } catch (error) {
-      throw new GripError('ERR_GRIP_IO', `expected a readable file for ${settingsPath} but received ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-    }
-    let settings: GripSettings;
-    try {
-      settings = JSON.parse(text) as GripSettings;
-    } catch {
-      throw new GripError('ERR_GRIP_FORMAT', `expected JSON for ${settingsPath} but received text that does not parse`);
-    }
-    if (settings?.format !== GRIP_FORMAT) throw new GripError('ERR_GRIP_FORMAT', `expected format "${GRIP_FORMAT}" for ${settingsPath} but received ${JSON.stringify(settings?.format)}`);
-    if (!(QUERY_POOLINGS as readonly unknown[]).includes(settings.queryPooling)) {
-      throw new GripError('ERR_GRIP_FORMAT', `expected queryPooling ${QUERY_POOLINGS.map((q) => `"${q}"`).join(' or ')} for ${settingsPath} but received ${JSON.stringify(settings.queryPooling)}`);
-    }
-    if (settings.redundancy !== undefined && !isRedundancy(settings.redundancy)) {
-      throw new GripError('ERR_GRIP_FORMAT', `expected redundancy a finite number >= 0 for ${settingsPath} but received ${JSON.stringify(settings.redundancy)}`);
-    }
+    const settings = parseGripSettings(await readJsonFile(settingsPath, 'grip.json'), settingsPath);
     const file = await SafetensorsFile.open(join(dir, 'pruner.safetensors'));
     try {
       const shapes = scorerShapes(settings.dim, settings.hidden, settings.rank);
@@ -218,10 +201,42 @@ export class GripPruner implements Pruner {
   }
 }
 
+const RANGE_TEXT = '[low, high] with 0 < low <= high <= 1';
+const isRange = (range: unknown): range is [number, number] =>
+  Array.isArray(range) && range.length === 2 && range[0] > 0 && range[0] <= range[1] && range[1] <= 1;
+
 function checkRange(range: unknown, what: string): asserts range is [number, number] {
-  if (!Array.isArray(range) || range.length !== 2 || !(range[0] > 0 && range[0] <= range[1] && range[1] <= 1)) {
-    check.fail('ERR_GRIP_RANGE', '[low, high] with 0 < low <= high <= 1', what, JSON.stringify(range));
+  if (!isRange(range)) check.fail('ERR_GRIP_RANGE', RANGE_TEXT, what, JSON.stringify(range));
+}
+
+/**
+ * The settings of a grip.json (`where` its path), every field checked: a
+ * fault is ERR_GRIP_FORMAT naming the field ("expected hidden an integer in
+ * [1, 4096] for PATH but received 0"). Fields it does not know are kept.
+ */
+export function parseGripSettings(json: Record<string, unknown>, where: string): GripSettings {
+  const fields = new JsonFields(json, where);
+  fields.literal('format', GRIP_FORMAT);
+  const model = fields.object('model');
+  model.string('name');
+  const hiddenSize = model.integer('hiddenSize', 1);
+  model.integer('numImageTokens', 1);
+  const numLayers = model.integer('numLayers', 1);
+  const point = json.point;
+  if (point !== 'pre-llm') {
+    const layer = typeof point === 'object' && point !== null ? (point as { layer?: unknown }).layer : undefined;
+    if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 1 || layer >= numLayers || Object.keys(point as object).length !== 1) {
+      fields.fail('point', `"pre-llm" or {"layer": K} with K in [1, ${numLayers - 1}]`, point);
+    }
   }
+  fields.number('dim', (dim) => dim === hiddenSize, `equal to model.hiddenSize (${hiddenSize})`);
+  fields.integer('hidden', 1, 4096);
+  fields.integer('rank', 1, 4096);
+  if (!isRange(json.budgetRange)) fields.fail('budgetRange', RANGE_TEXT, json.budgetRange);
+  fields.oneOf('queryPooling', QUERY_POOLINGS);
+  if (fields.has('redundancy')) fields.number('redundancy', isRedundancy, 'a finite number >= 0');
+  fields.object('training');
+  return json as unknown as GripSettings;
 }
 
 function isRedundancy(value: unknown): value is number {

@@ -3,10 +3,11 @@
 // a JSONL log, atomic checkpoints every N steps, resume, and a clean stop on
 // abort (the last completed step is saved).
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeExamples, renderScene } from '../data/shapes/index.js';
 import { GripError } from '../errors.js';
+import { JsonFields, readJsonFile } from '../json.js';
 import type { VLM } from '../model/vlm.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { SCORER_PARAM_NAMES } from '../ops.js';
@@ -78,11 +79,23 @@ export function resolveTrainOptions(given: Omit<TrainRunOptions, 'out'>): TrainR
   };
 }
 
+const RUN_PHASES = ['warmup', 'grpo', 'done'] as const;
+
+/** state.json: where a run stands (written after every checkpoint). */
 interface RunState {
-  phase: 'warmup' | 'grpo' | 'done';
+  phase: (typeof RUN_PHASES)[number];
   warmupStep: number;
   grpoStep: number;
   optimizerStep: number;
+}
+
+/** A run's state.json, every field checked (ERR_GRIP_FORMAT naming the field and the file). */
+async function readRunState(path: string): Promise<RunState> {
+  const fields = new JsonFields(await readJsonFile(path, 'state.json'), path);
+  return {
+    phase: fields.oneOf('phase', RUN_PHASES), warmupStep: fields.integer('warmupStep', 0),
+    grpoStep: fields.integer('grpoStep', 0), optimizerStep: fields.integer('optimizerStep', 0),
+  };
 }
 
 /** Trains (or resumes) a GRIP pruner for `model` on `examples`; returns the trained pruner (also saved in `out`). */
@@ -96,7 +109,7 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], g
   let state: RunState = { phase: 'warmup', warmupStep: 0, grpoStep: 0, optimizerStep: 0 };
   let policy: GripPruner;
   if (given.resume && existsSync(join(out, 'state.json'))) {
-    state = JSON.parse(await readFile(join(out, 'state.json'), 'utf8')) as RunState;
+    state = await readRunState(join(out, 'state.json'));
     policy = await GripPruner.load(out);
     if (given.queryPooling && given.queryPooling !== policy.settings.queryPooling) {
       throw new GripError('ERR_GRIP_RANGE', `expected the query pooling of the run being resumed ("${policy.settings.queryPooling}") for options.queryPooling but received "${given.queryPooling}"`);
