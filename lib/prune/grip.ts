@@ -20,6 +20,7 @@ import { mulberry32 } from '../random.js';
 import { budgetRangeOf } from '../train/data.js';
 import { TRAIN_DEFAULTS } from '../train/defaults.js';
 import { check } from '../validate.js';
+import { contextShape, topkRows } from './common.js';
 import { greedyKeep } from './sequential.js';
 import { cosineSimilarities } from './similarity.js';
 import { pruneLayer, QUERY_POOLINGS, type PruneContext, type Pruner, type PrunePoint, type QueryPooling } from './pruner.js';
@@ -178,7 +179,7 @@ export class GripPruner implements Pruner {
 
   /** scores [B, N] of the visual states. */
   async scores(visual: Tensor, query: Tensor, keepRatio: ArrayLike<number> | number, backend: ResolvedBackend, signal?: AbortSignal): Promise<Tensor> {
-    return ops.scoreTokens(visual, query, keepRatio, this.params, { backend: backend === 'emu' ? 'emu' : backend, ...(signal ? { signal } : {}) });
+    return ops.scoreTokens(visual, query, keepRatio, this.params, { backend, ...(signal ? { signal } : {}) });
   }
 
   /** λ of the redundancy penalty (0 for files from before it existed). */
@@ -187,6 +188,7 @@ export class GripPruner implements Pruner {
   }
 
   async select(ctx: PruneContext): Promise<Int32Array[]> {
+    contextShape(ctx, this.name);
     const scores = await this.scores(ctx.visual, ctx.query, ctx.keepRatio, ctx.backend, ctx.signal);
     if (this.redundancy > 0) {
       const host = scores.toHost().host as Float32Array;
@@ -194,10 +196,7 @@ export class GripPruner implements Pruner {
       const similarities = await cosineSimilarities(ctx.visual, ctx.backend, ctx.signal);
       return similarities.map((similarity, b) => greedyKeep({ scores: host.subarray(b * N, (b + 1) * N), similarity, redundancy: this.redundancy }, ctx.numKeep[b]!).sort());
     }
-    const { indices } = await ops.topk(scores, ctx.numKeep, { backend: ctx.backend === 'emu' ? 'emu' : ctx.backend, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-    const host = indices.toHost().host as Int32Array;
-    const maxK = indices.shape[1]!;
-    return Array.from(ctx.numKeep, (k, b) => host.slice(b * maxK, b * maxK + k));
+    return topkRows(scores, scores.shape[0]!, scores.shape[1]!, ctx);
   }
 }
 

@@ -118,7 +118,7 @@ export class GRPOTrainer {
   async trainStep(signal?: AbortSignal): Promise<GRPOStepStats> {
     const o = this.options;
     const N = this.model.numImageTokens;
-    const backend = this.model.backend === 'emu' ? 'emu' : this.model.backend;
+    const backend = this.model.backend;
     const ms = { sampling: 0, forwards: 0, backward: 0, optimizer: 0 };
     this.step++;
     interface Group { visual: Tensor; query: Tensor; keepRatio: number; indices: Tensor; keep: KeepPolicy; old: Float32Array; ref: Float32Array; advantages: Float64Array; logits: Tensor }
@@ -185,7 +185,7 @@ export class GRPOTrainer {
 
   /** The keep-set policy for a prompt: native Plackett-Luce when λ = 0, the sequential policy (cosines cached per prompt) otherwise. */
   private async keepPolicy(index: number, prepared: PreparedPrompt, signal: AbortSignal | undefined): Promise<KeepPolicy> {
-    const backend = this.model.backend === 'emu' ? 'emu' : this.model.backend;
+    const backend = this.model.backend;
     const redundancy = this.policy.redundancy;
     if (redundancy === 0) return plackettLuce(backend);
     let similarity = this.similarities.get(index);

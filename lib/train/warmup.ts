@@ -101,7 +101,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
       overlapSum += topkOverlap(s, entry.teacher, k);
       for (let n = 0; n < N; n++) dScores[n] = dScores[n]! / batch;
       const t2 = performance.now();
-      const g = await ops.scoreTokensBackward(entry.prepared.visual, entry.prepared.query, keepRatio, pruner.params, tensor(dScores, [1, N]), { backend: model.backend === 'emu' ? 'emu' : model.backend });
+      const g = await ops.scoreTokensBackward(entry.prepared.visual, entry.prepared.query, keepRatio, pruner.params, tensor(dScores, [1, N]), { backend: model.backend });
       accumulate(grads, hostParams(g));
       backwardMs += performance.now() - t2;
     }

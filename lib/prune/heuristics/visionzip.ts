@@ -25,7 +25,7 @@
 // decides where the tokens leave (VisionZip itself prunes before the LLM).
 import { check } from '../../validate.js';
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
-import { attentionOf, checkOptions, checkPoint, contextShape, topkRows } from './common.js';
+import { attentionOf, checkOptions, checkPoint, contextShape, topkRows } from '../common.js';
 
 export interface VisionZipOptions {
   /** 'pre-llm' (default) or { layer: K }. */
