@@ -12,7 +12,7 @@ import type { Tensor } from '../../tensor.js';
 import { check } from '../../validate.js';
 import { QUERY_POOLINGS, checkKeepSets, numKeepFor, pruneLayer, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
 import { KVCache, runDecoder } from '../llama.js';
-import { deviceOf, gatherRagged, int32Tensor, writeRows, zerosOn } from '../tensors.js';
+import { deviceOf, gatherRagged, int32Tensor, writeRows, zerosOn } from '../../moves.js';
 import { compactCaches } from './compact.js';
 import { opOptions, type Runtime } from './context.js';
 import { embedIds, poolText, textQuery } from './query.js';
