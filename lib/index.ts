@@ -1,4 +1,4 @@
-// index.ts — the public API of grip-vlm.
+// index.ts — the root entry of grip-vlm: the runtime, the pruners and the ops.
 export { GripError, type GripErrorCode } from './errors.js';
 export { Tensor, DeviceBuffer, tensor, zeros, type DType, type Device, type HostData } from './tensor.js';
 export { ops, SCORER_PARAM_NAMES, FOURIER_FEATURES, scorerShapes, type ScorerParamName, type OpOptions, type ScorerParams, type AdamWOptions, type MatmulOptions, type OutOptions, type TopkResult, type GumbelTopkResult, type GeluKind, type SoftmaxOptions, type AttentionOptions, type AttentionResult } from './ops.js';
@@ -39,14 +39,5 @@ export { GripPruner, GRIP_FORMAT, type GripSettings, type GripInitOptions } from
 export { greedyKeep, sampleKeep, keepLogProb, type SequentialPolicy } from './prune/sequential.js';
 export { cosineSimilarities } from './prune/similarity.js';
 
-// ---- training, evaluation, the testbed ---------------------------------------------------
-export { warmup, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';
-export { GRPOTrainer, grpoObjective, type GRPOOptions, type GRPOStepStats } from './train/grpo.js';
-export { trainGrip, resolveTrainOptions, shapesTrainingSet, type TrainRecipe, type TrainRunOptions } from './train/run.js';
-export { TRAIN_DEFAULTS, REWARD_NAMES, WARMUP_LOSSES, type RewardName, type TrainDefaults, type WarmupLoss } from './train/defaults.js';
-export { parseBudgets, type Budgets, type TrainExample } from './train/data.js';
-export { evaluate, type EvalExample, type EvalRow, type EvalOptions } from './eval/evaluate.js';
-export { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
-export { keptStrip, type KeptPicture } from './eval/pictures.js';
-export { runDemo, embeddedModelDir, defaultPruner, type DemoOptions } from './demo.js';
-export * as shapes from './data/shapes/index.js';
+// The trainers are the entry grip-vlm/train (lib/train/index.ts); the shapes
+// testbed, the evaluation and the demo are grip-vlm/testbed (lib/testbed.ts).
