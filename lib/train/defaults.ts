@@ -49,6 +49,8 @@ export interface TrainDefaults {
   innerEpochs: number;
   /** AdamW weight decay of both phases. */
   weightDecay: number;
+  /** Both phases clip the global gradient norm to this. */
+  maxGradNorm: number;
   // The run (trainGrip, grip train).
   checkpointEvery: number;
   /** Training questions of `grip train --data shapes` (the testbed's train split). */
@@ -81,6 +83,7 @@ export const TRAIN_DEFAULTS: Readonly<TrainDefaults> = Object.freeze<TrainDefaul
   clip: 0.2,
   innerEpochs: 2,
   weightDecay: 0,
+  maxGradNorm: 1,
   checkpointEvery: 50,
   trainQuestions: 4000,
   threads: 1,

@@ -99,7 +99,7 @@ export class GRPOTrainer {
     check.number(o.beta, 'options.beta', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0');
     this.budgets = new BudgetSampler(o.budgets, o.seed);
     this.random = mulberry32(o.seed ^ 0x27d4eb2f);
-    this.optimizer = new ScorerOptimizer(policy.params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: 1 });
+    this.optimizer = new ScorerOptimizer(policy.params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: TRAIN_DEFAULTS.maxGradNorm });
   }
 
   /** Runs the remaining steps, yielding stats after each. */

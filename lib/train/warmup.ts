@@ -72,7 +72,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
   const seed = options.seed ?? d.seed;
   const budgets = new BudgetSampler(options.budgets ?? { range: pruner.settings.budgetRange }, seed);
   const random = mulberry32(seed ^ 0x9e3779b9);
-  const optimizer = new ScorerOptimizer(pruner.params, { lr: options.lr ?? d.warmupLr, weightDecay: options.weightDecay ?? d.weightDecay, maxGradNorm: 1 });
+  const optimizer = new ScorerOptimizer(pruner.params, { lr: options.lr ?? d.warmupLr, weightDecay: options.weightDecay ?? d.weightDecay, maxGradNorm: d.maxGradNorm });
   const N = model.numImageTokens;
   const cache = new Map<number, Cached>();
   const signal = options.signal;
