@@ -34,7 +34,7 @@
 //            SIMT emulator on the CPU, at tiny shapes: it tests this script, its
 //            timings mean nothing.
 import { spawnSync } from 'node:child_process';
-import { GripError, info, ops, tensor, zeros, type DType, type ScorerParams, type Tensor } from '../lib/index.ts';
+import { GripError, info, ops, scorerShapes, tensor, zeros, type DType, type ScorerParamName, type ScorerParams, type Tensor } from '../lib/index.ts';
 import { normErr } from '../test/helpers.ts';
 
 const argv = process.argv.slice(2);
@@ -116,12 +116,13 @@ const barrier = (): void => {
 };
 
 function scorer(D: number, H: number, R: number): ScorerParams {
+  const shapes = scorerShapes(D, H, R);
+  const values = (name: ScorerParamName, scale: number) => floats(shapes[name].shape.reduce((a, b) => a * b, 1), scale);
+  const param = (name: ScorerParamName, scale: number) => tensor(values(name, scale), shapes[name].shape);
   return {
-    lnWeight: tensor(floats(D, 0.5).map((v) => 1 + v), [D]), lnBias: tensor(floats(D, 0.3), [D]),
-    w1: tensor(floats(D * H, 1 / Math.sqrt(D)), [D, H]), b1: tensor(floats(H, 0.3), [H]),
-    filmW: tensor(floats(16 * 2 * H, 0.2), [16, 2 * H]), filmB: tensor(floats(2 * H, 0.2), [2 * H]),
-    w2: tensor(floats(H, 1 / Math.sqrt(H)), [H]), b2: tensor([0.5], [1]),
-    wq: tensor(floats(D * R, 1 / Math.sqrt(D)), [D, R]), wk: tensor(floats(D * R, 1 / Math.sqrt(D)), [D, R]),
+    lnWeight: tensor(values('lnWeight', 0.5).map((v) => 1 + v), shapes.lnWeight.shape), lnBias: param('lnBias', 0.3),
+    w1: param('w1', 1 / Math.sqrt(D)), b1: param('b1', 0.3), filmW: param('filmW', 0.2), filmB: param('filmB', 0.2),
+    w2: param('w2', 1 / Math.sqrt(H)), b2: tensor([0.5], shapes.b2.shape), wq: param('wq', 1 / Math.sqrt(D)), wk: param('wk', 1 / Math.sqrt(D)),
   };
 }
 const devParams = (p: ScorerParams): ScorerParams =>

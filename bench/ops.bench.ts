@@ -8,7 +8,7 @@
 // Results go into preallocated tensors ({ out }), as in a serving loop, so
 // the figures measure the ops rather than fresh-page faults.
 // Usage: npm run bench [-- --quick] [-- --only WORD]  (WORD picks the tables whose title contains it)
-import { CDPrunerPruner, cosineSimilarities, DivPrunePruner, greedyKeep, info, ops, setBackend, tensor, VisionZipMergePruner, zeros, type PruneContext, type ScorerParams, type Tensor } from '../lib/index.ts';
+import { CDPrunerPruner, cosineSimilarities, DivPrunePruner, greedyKeep, info, ops, scorerShapes, setBackend, tensor, VisionZipMergePruner, zeros, type PruneContext, type ScorerParamName, type ScorerParams, type Tensor } from '../lib/index.ts';
 import * as ref from '../test/ref/ops.ts';
 import { scoreTokens as scoreRef, type RefParams } from '../test/ref/scorer.ts';
 import { runTable, writeResults, type MeasuredRow, type Row } from './harness.ts';
@@ -22,12 +22,12 @@ const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 214748
 const floats = (n: number, scale = 1) => Float32Array.from({ length: n }, () => random() * scale);
 
 function scorer(D: number, H: number, R: number): ScorerParams {
+  const shapes = scorerShapes(D, H, R);
+  const param = (name: ScorerParamName, scale: number) => tensor(floats(shapes[name].shape.reduce((a, b) => a * b, 1), scale), shapes[name].shape);
   return {
-    lnWeight: tensor(floats(D, 1), [D]), lnBias: tensor(floats(D, 0.1), [D]),
-    w1: tensor(floats(D * H, 1 / Math.sqrt(D)), [D, H]), b1: tensor(floats(H, 0.1), [H]),
-    filmW: tensor(floats(16 * 2 * H, 0.1), [16, 2 * H]), filmB: tensor(floats(2 * H, 0.1), [2 * H]),
-    w2: tensor(floats(H, 1 / Math.sqrt(H)), [H]), b2: tensor([0], [1]),
-    wq: tensor(floats(D * R, 1 / Math.sqrt(D)), [D, R]), wk: tensor(floats(D * R, 1 / Math.sqrt(D)), [D, R]),
+    lnWeight: param('lnWeight', 1), lnBias: param('lnBias', 0.1), w1: param('w1', 1 / Math.sqrt(D)), b1: param('b1', 0.1),
+    filmW: param('filmW', 0.1), filmB: param('filmB', 0.1), w2: param('w2', 1 / Math.sqrt(H)), b2: tensor([0], shapes.b2.shape),
+    wq: param('wq', 1 / Math.sqrt(D)), wk: param('wk', 1 / Math.sqrt(D)),
   };
 }
 

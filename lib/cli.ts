@@ -14,10 +14,8 @@ import { comparisonTable, markdownTable, paretoSvg, svgToPng } from './eval/repo
 import { pairedComparisons } from './eval/stats.js';
 import { ATTENTION_SOURCES, QUERY_POOLINGS, type Pruner, type PrunePoint } from './prune/pruner.js';
 import { parseBudgets, type Budgets } from './train/data.js';
-import { TRAIN_DEFAULTS } from './train/defaults.js';
-import type { RewardName } from './train/grpo.js';
+import { REWARD_NAMES, TRAIN_DEFAULTS, WARMUP_LOSSES, type RewardName } from './train/defaults.js';
 import { shapesTrainingSet, trainGrip } from './train/run.js';
-import { WARMUP_LOSSES } from './train/warmup.js';
 import { loadVLM, type GenerateResult } from './model/vlm.js';
 import { GripPruner } from './prune/grip.js';
 import { heuristicBase, makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
@@ -60,10 +58,10 @@ commands:
           --reward loglik|match|fidelity (default ${TRAIN_DEFAULTS.reward}) --beta B (default ${TRAIN_DEFAULTS.beta})
           --lr LR (default ${TRAIN_DEFAULTS.lr}) --hidden H (default ${TRAIN_DEFAULTS.hidden}) --rank R (default ${TRAIN_DEFAULTS.rank})
           --teacher text-tokens|last-token|cls   the warm-up's teacher attention (default ${TRAIN_DEFAULTS.teacher})
-          --attention-layer K  pre-LLM point: the teacher is the attention of layer K - 1 (default 2)
+          --attention-layer K  pre-LLM point: the teacher is the attention of layer K - 1 (default ${TRAIN_DEFAULTS.attentionLayer})
           --query mean-text-after-image|last-token   the scorer's text query (default ${TRAIN_DEFAULTS.queryPooling})
-          --warmup-loss listwise|pairwise   the warm-up's loss (default listwise)
-          --teacher-temperature T   teacher ∝ attention^(1/T): < 1 sharpens, > 1 flattens (default 1)
+          --warmup-loss listwise|pairwise   the warm-up's loss (default ${TRAIN_DEFAULTS.warmupLoss})
+          --teacher-temperature T   teacher ∝ attention^(1/T): < 1 sharpens, > 1 flattens (default ${TRAIN_DEFAULTS.teacherTemperature})
           --redundancy L     each kept token pays L times its largest cosine to those kept
                              before it, in training and at inference (default ${TRAIN_DEFAULTS.redundancy}; 0: top-k)
           --seed S (default ${TRAIN_DEFAULTS.seed}) --checkpoint-every N (default ${TRAIN_DEFAULTS.checkpointEvery}) --resume
@@ -211,7 +209,7 @@ async function train(argv: string[], signal: AbortSignal): Promise<void> {
   const match = /^shapes(?::(\d+))?$/.exec(data);
   if (!match) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected shapes or shapes:N for --data but received "${data}"`);
   const reward = values.reward;
-  if (reward !== undefined && !['loglik', 'match', 'fidelity'].includes(reward)) throw new GripError('ERR_GRIP_RANGE', `expected loglik, match or fidelity for --reward but received "${reward}"`);
+  if (reward !== undefined && !(REWARD_NAMES as readonly string[]).includes(reward)) throw new GripError('ERR_GRIP_RANGE', `expected loglik, match or fidelity for --reward but received "${reward}"`);
   const threads = option('threads', values.threads, positiveInteger, 'a positive integer');
   const model = await loadVLM(values.model ?? embeddedModelDir(), { signal, threads: threads ?? TRAIN_DEFAULTS.threads });
   const examples = await shapesTrainingSet(match[1] ? Number(match[1]) : TRAIN_DEFAULTS.trainQuestions);

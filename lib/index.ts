@@ -1,7 +1,7 @@
-// index.ts — the public API of grip-vlm.
+// index.ts — the root entry of grip-vlm: the runtime, the pruners and the ops.
 export { GripError, type GripErrorCode } from './errors.js';
 export { Tensor, DeviceBuffer, tensor, zeros, type DType, type Device, type HostData } from './tensor.js';
-export { ops, SCORER_PARAM_NAMES, type OpOptions, type ScorerParams, type AdamWOptions, type MatmulOptions, type OutOptions, type TopkResult, type GumbelTopkResult, type GeluKind, type SoftmaxOptions, type AttentionOptions, type AttentionResult } from './ops.js';
+export { ops, SCORER_PARAM_NAMES, FOURIER_FEATURES, scorerShapes, type ScorerParamName, type OpOptions, type ScorerParams, type AdamWOptions, type MatmulOptions, type OutOptions, type TopkResult, type GumbelTopkResult, type GeluKind, type SoftmaxOptions, type AttentionOptions, type AttentionResult } from './ops.js';
 export { info, setBackend, getBackend, setNumThreads, setEmulatorSchedule, type Backend, type Info } from './backend.js';
 
 import { Tensor } from './tensor.js';
@@ -40,15 +40,5 @@ export { GripPruner, GRIP_FORMAT, type GripSettings, type GripInitOptions } from
 export { greedyKeep, sampleKeep, keepLogProb, type SequentialPolicy } from './prune/sequential.js';
 export { cosineSimilarities } from './prune/similarity.js';
 
-// ---- training, evaluation, the testbed ---------------------------------------------------
-export { warmup, WARMUP_LOSSES, type WarmupLoss, type WarmupOptions, type WarmupStepStats } from './train/warmup.js';
-export { GRPOTrainer, grpoObjective, type GRPOOptions, type GRPOStepStats, type RewardName } from './train/grpo.js';
-export { trainGrip, shapesTrainingSet, type TrainRunOptions } from './train/run.js';
-export { TRAIN_DEFAULTS, type TrainDefaults } from './train/defaults.js';
-export { parseBudgets, type Budgets, type TrainExample } from './train/data.js';
-export { evaluate, type EvalExample, type EvalRow, type EvalOptions } from './eval/evaluate.js';
-export { comparisonTable, markdownTable, paretoSvg, svgToPng } from './eval/report.js';
-export { mcnemarExact, pairedComparisons, wilson, Z95, type OutcomeRow, type PairedComparison } from './eval/stats.js';
-export { keptStrip, type KeptPicture } from './eval/pictures.js';
-export { runDemo, embeddedModelDir, defaultPruner, type DemoOptions } from './demo.js';
-export * as shapes from './data/shapes/index.js';
+// The trainers are the entry grip-vlm/train (lib/train/index.ts); the shapes
+// testbed, the evaluation and the demo are grip-vlm/testbed (lib/testbed.ts).

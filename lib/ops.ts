@@ -23,7 +23,7 @@ export interface ScorerParams {
   lnBias: Tensor; // [D]
   w1: Tensor; // [D,H]
   b1: Tensor; // [H]
-  filmW: Tensor; // [16,2H]
+  filmW: Tensor; // [FOURIER_FEATURES = 16, 2H]
   filmB: Tensor; // [2H]
   w2: Tensor; // [H]
   b2: Tensor; // [1]
@@ -32,6 +32,22 @@ export interface ScorerParams {
 }
 
 export const SCORER_PARAM_NAMES = ['lnWeight', 'lnBias', 'w1', 'b1', 'filmW', 'filmB', 'w2', 'b2', 'wq', 'wk'] as const;
+export type ScorerParamName = (typeof SCORER_PARAM_NAMES)[number];
+
+/** Fourier features of the keep ratio that feed the scorer's FiLM (kFourierFeatures in native/core/args.h). */
+export const FOURIER_FEATURES = 16;
+
+/** The shape of each scorer parameter, with its layout: D token width, H scorer hidden, R query rank. */
+export function scorerShapes(D: number, H: number, R: number): Record<ScorerParamName, { layout: string; shape: number[] }> {
+  const F = FOURIER_FEATURES;
+  return {
+    lnWeight: { layout: '[D]', shape: [D] }, lnBias: { layout: '[D]', shape: [D] },
+    w1: { layout: '[D,H]', shape: [D, H] }, b1: { layout: '[H]', shape: [H] },
+    filmW: { layout: `[${F},2H]`, shape: [F, 2 * H] }, filmB: { layout: '[2H]', shape: [2 * H] },
+    w2: { layout: '[H]', shape: [H] }, b2: { layout: '[1]', shape: [1] },
+    wq: { layout: '[D,R]', shape: [D, R] }, wk: { layout: '[D,R]', shape: [D, R] },
+  };
+}
 
 export interface OutOptions extends OpOptions {
   /**
@@ -258,13 +274,9 @@ function checkScorer(params: unknown, D: number, what: string): { H: number; R: 
   const R = wq.shape[1]!;
   if (H < 1) check.fail('ERR_GRIP_SHAPE', 'H >= 1 [H]', `${what}.b1`, `[${H}]`);
   if (R < 1) check.fail('ERR_GRIP_SHAPE', 'R >= 1 [D,R]', `${what}.wq`, `[${D}, ${R}]`);
-  const expected: Record<string, [string, number[]]> = {
-    lnWeight: ['[D]', [D]], lnBias: ['[D]', [D]], w1: ['[D,H]', [D, H]], b1: ['[H]', [H]],
-    filmW: ['[16,2H]', [16, 2 * H]], filmB: ['[2H]', [2 * H]], w2: ['[H]', [H]], b2: ['[1]', [1]],
-    wq: ['[D,R]', [D, R]], wk: ['[D,R]', [D, R]],
-  };
+  const expected = scorerShapes(D, H, R);
   for (const name of SCORER_PARAM_NAMES) {
-    const [layout, shape] = expected[name]!;
+    const { layout, shape } = expected[name];
     check.tensor(p[name], `${what}.${name}`, layout, F32, shape);
   }
   return { H, R };
@@ -281,7 +293,7 @@ function toRecord(list: readonly NativeTensor[]): Record<string, NativeTensor> {
 }
 
 function fromOutputs(list: readonly Tensor[]): ScorerParams {
-  const record = {} as Record<(typeof SCORER_PARAM_NAMES)[number], Tensor>;
+  const record = {} as Record<ScorerParamName, Tensor>;
   SCORER_PARAM_NAMES.forEach((name, i) => { record[name] = list[i]!; });
   return record;
 }

@@ -1,10 +1,12 @@
 // tensor.ts — the Tensor type: dense row-major data on the host (a TypedArray)
-// or on a CUDA device (a DeviceBuffer freed by dispose() or by the GC).
+// or on a CUDA device (a DeviceBuffer freed by dispose() or by the GC), and
+// the checks of its shape and dtype (validate.ts, above this file, builds
+// its checks on them: this file imports no checks).
 import { GripError } from './errors.js';
 import { native } from './native.js';
-import { check } from './validate.js';
 
 export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i32'];
 export type Device = 'cpu' | 'cuda';
 /** Host storage: f32 in Float32Array, f16/bf16 bit patterns in Uint16Array, i32 in Int32Array. */
 export type HostData = Float32Array | Uint16Array | Int32Array;
@@ -102,10 +104,29 @@ export function allocHost(dtype: DType, size: number): HostData {
   return new Uint16Array(size);
 }
 
+/** A list of dimension extents: integers >= 0, at most 8 of them (check.shape). */
+export function checkShape(shape: unknown, what: string): asserts shape is readonly number[] {
+  const fail: (expected: string, received: string) => never = (expected, received) => {
+    throw new GripError('ERR_GRIP_SHAPE', `expected ${expected} for ${what} but received ${received}`);
+  };
+  if (!Array.isArray(shape)) fail('an array of extents', describe(shape));
+  if (shape.length > 8) fail('at most 8 dimensions', String(shape.length));
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0 || d > 0x7fffffff) fail('integer extents in [0, 2147483647]', `[${shape.join(', ')}]`);
+  }
+}
+
+/** One of DTYPES (the message of check.oneOf). */
+export function checkDType(dtype: unknown, what: string): asserts dtype is DType {
+  if (!DTYPES.includes(dtype as DType)) {
+    throw new GripError('ERR_GRIP_RANGE', `expected one of ${DTYPES.map((d) => `'${d}'`).join(', ')} for ${what} but received ${describe(dtype)}`);
+  }
+}
+
 /** An all-zero tensor (on the host, or on the CUDA device). */
 export function zeros(shape: readonly number[], dtype: DType = 'f32', device: Device = 'cpu'): Tensor {
-  check.shape(shape, 'shape');
-  check.oneOf(dtype, 'dtype', ['f32', 'f16', 'bf16', 'i32']);
+  checkShape(shape, 'shape');
+  checkDType(dtype, 'dtype');
   const host = new Tensor(dtype, shape, allocHost(dtype, numel(shape)), 'cpu');
   return device === 'cuda' ? host.toDevice() : host;
 }
@@ -117,9 +138,9 @@ export function zeros(shape: readonly number[], dtype: DType = 'f32', device: De
  * Float32Array are rounded to nearest even; a Uint16Array is taken as bits.
  */
 export function tensor(data: HostData | ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor {
-  check.shape(shape, 'shape');
+  checkShape(shape, 'shape');
   const type: DType = dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
-  check.oneOf(type, 'dtype', ['f32', 'f16', 'bf16', 'i32']);
+  checkDType(type, 'dtype');
   if (data instanceof Uint16Array && type !== 'f16' && type !== 'bf16') {
     throw new GripError('ERR_GRIP_DTYPE', `expected f16 or bf16 for dtype of a Uint16Array but received ${type}`);
   }

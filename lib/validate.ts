@@ -3,8 +3,7 @@
 // The native layer checks again (for C callers); these run first so a JS
 // caller gets a precise message naming its own argument.
 import { GripError } from './errors.js';
-import type { DType, Tensor } from './tensor.js';
-import { Tensor as TensorClass, describe } from './tensor.js';
+import { Tensor as TensorClass, checkShape, describe, type DType, type Tensor } from './tensor.js';
 
 function fail(code: GripError['code'], expected: string, what: string, received: string): never {
   throw new GripError(code, `expected ${expected} for ${what} but received ${received}`);
@@ -26,16 +25,8 @@ export interface Check {
 export const check: Check = {
   fail,
 
-  /** A list of dimension extents: integers >= 0, at most 8 of them. */
-  shape(shape: unknown, what: string): asserts shape is readonly number[] {
-    if (!Array.isArray(shape)) fail('ERR_GRIP_SHAPE', 'an array of extents', what, describe(shape));
-    if (shape.length > 8) fail('ERR_GRIP_SHAPE', 'at most 8 dimensions', what, String(shape.length));
-    for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0 || d > 0x7fffffff) {
-        fail('ERR_GRIP_SHAPE', 'integer extents in [0, 2147483647]', what, shapeText(shape));
-      }
-    }
-  },
+  /** A list of dimension extents: integers >= 0, at most 8 of them (the check lives with the Tensor type). */
+  shape: checkShape,
 
   oneOf<T extends string>(value: unknown, what: string, allowed: readonly T[]): asserts value is T {
     if (!allowed.includes(value as T)) {

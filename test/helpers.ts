@@ -1,7 +1,7 @@
 // helpers.ts — shared test plumbing: seeded data, dtype rounding (written
 // here, independently of lib/tensor.ts), the error metric and the backend table.
 import * as assert from 'uvu/assert';
-import { GripError, info, setEmulatorSchedule, tensor, type Backend, type ScorerParams, type Tensor } from '../lib/index.ts';
+import { GripError, info, setEmulatorSchedule, tensor, scorerShapes, type Backend, type ScorerParams, type Tensor } from '../lib/index.ts';
 import { PARAM_NAMES, type RefParams } from './ref/scorer.ts';
 
 // ---- seeded data ----------------------------------------------------------------
@@ -95,19 +95,17 @@ export interface ScorerCase {
 
 /** Random scorer params with O(1) scores: weights scaled by 1/sqrt(fan-in). */
 export function scorerParams(r: () => number, D: number, H: number, R: number): ScorerCase {
-  const shapes: Record<(typeof PARAM_NAMES)[number], number[]> = {
-    lnWeight: [D], lnBias: [D], w1: [D, H], b1: [H], filmW: [16, 2 * H], filmB: [2 * H], w2: [H], b2: [1], wq: [D, R], wk: [D, R],
-  };
+  const shapes = scorerShapes(D, H, R);
   const scale: Record<(typeof PARAM_NAMES)[number], number> = {
     lnWeight: 1, lnBias: 0.3, w1: 1 / Math.sqrt(D), b1: 0.3, filmW: 0.2, filmB: 0.2, w2: 1 / Math.sqrt(H), b2: 0.5, wq: 1 / Math.sqrt(D), wk: 1 / Math.sqrt(D),
   };
   const params = {} as Record<(typeof PARAM_NAMES)[number], Tensor>;
   const ref = {} as RefParams;
   for (const name of PARAM_NAMES) {
-    const n = shapes[name].reduce((a, b) => a * b, 1);
+    const n = shapes[name].shape.reduce((a, b) => a * b, 1);
     let data = uniform(r, n, scale[name]);
     if (name === 'lnWeight') data = data.map((v) => 1 + 0.5 * v);
-    params[name] = tensor(data, shapes[name]);
+    params[name] = tensor(data, shapes[name].shape);
     ref[name] = Float64Array.from(data);
   }
   return { params, ref };

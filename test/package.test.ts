@@ -1,9 +1,11 @@
-// package.test.ts — the published shape: prebuildify puts the addon in
-// prebuilds/linux-x64, `npm pack` makes the tarball, and that tarball
+// package.test.ts — the published shape: the tarball carries the embedded
+// model and its pruner but no training artefacts; prebuildify puts the addon
+// in prebuilds/linux-x64, `npm pack` makes the tarball, and that tarball
 // installs with install scripts disabled (npm 11's default for dependencies)
-// and loads from both ESM and CommonJS.
+// and loads every entry ('grip-vlm', 'grip-vlm/train', 'grip-vlm/testbed')
+// from both ESM and CommonJS, sharing one copy of the modules.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
@@ -31,6 +33,27 @@ function sourceCopy(): string {
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;
 }
+
+/** The paths `npm pack` would put in the tarball of `dir` (no scripts run: dist/ is as built). */
+function packedFiles(dir: string): string[] {
+  const pack = sh('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--silent'], dir);
+  assert.ok(pack.ok, `npm pack --dry-run failed:\n${pack.out.slice(-3000)}`);
+  return (JSON.parse(pack.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+}
+
+const MODEL = 'models/shapes-llava-tiny';
+
+test('the tarball ships the embedded model and its pruners, and none of the training artefacts', () => {
+  const files = packedFiles(ROOT);
+  for (const shipped of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json', 'grip/grip.json', 'grip/pruner.safetensors', 'grip/warmup/grip.json', 'grip/warmup/pruner.safetensors']) {
+    assert.ok(files.includes(`${MODEL}/${shipped}`), `${MODEL}/${shipped} is in the tarball`);
+  }
+  // Training artefacts: the log, the optimiser moments and the resume state (they are on disk: the patterns, not their absence, keep them out).
+  for (const artefact of ['grip/train.jsonl', 'grip/optimizer.safetensors', 'grip/state.json']) {
+    assert.ok(existsSync(join(ROOT, MODEL, artefact)), `${MODEL}/${artefact} is in the repository`);
+    assert.not.ok(files.includes(`${MODEL}/${artefact}`), `${MODEL}/${artefact} is left out of the tarball`);
+  }
+});
 
 test('the packed tarball installs without scripts and loads from ESM and CommonJS', () => {
   const source = sourceCopy();
@@ -63,6 +86,24 @@ test('the packed tarball installs without scripts and loads from ESM and CommonJ
       "const { info, ops, tensor, GripError } = require('grip-vlm'); const r = ops.topkSync(tensor([3, 1, 2], [1, 3]), 1); let code; try { ops.topkSync(tensor([1], [1, 1]), 2); } catch (e) { code = e instanceof GripError && e.code; } console.log(info().version, Array.from(r.indices.host).join(','), code);"], work);
     assert.ok(cjs.ok, `CommonJS require failed:\n${cjs.out}`);
     assert.is(cjs.stdout.trim(), '0.1.0 0 ERR_GRIP_RANGE');
+
+    // Every file "exports" names is in the tarball.
+    const files = packedFiles(source);
+    const exportsMap = JSON.parse(readFileSync(join(source, 'package.json'), 'utf8')).exports as Record<string, string | Record<string, string>>;
+    for (const [subpath, target] of Object.entries(exportsMap)) {
+      for (const file of typeof target === 'string' ? [target] : Object.values(target)) assert.ok(files.includes(file.replace(/^\.\//, '')), `${subpath}: ${file} is in the tarball`);
+    }
+    // The subpaths: the trainers and the testbed, from ESM and CommonJS, on the same modules as the root entry.
+    const subpaths = "const root = IMPORT('grip-vlm'), train = IMPORT('grip-vlm/train'), testbed = IMPORT('grip-vlm/testbed');" +
+      " let same; try { train.parseBudgets('0.5:0.1'); } catch (e) { same = e instanceof root.GripError; }" +
+      ' console.log([train.TRAIN_DEFAULTS.hidden, typeof train.trainGrip, typeof testbed.shapes.makeExamples, typeof testbed.evaluate,' +
+      " same, typeof root.trainGrip, typeof root.shapes].join(' '));";
+    const esmSubpaths = sh(process.execPath, ['--input-type=module', '-e', subpaths.replace(/IMPORT\(('[^']+')\)/g, 'await import($1)')], work);
+    assert.ok(esmSubpaths.ok, `ESM import of the subpaths failed:\n${esmSubpaths.out}`);
+    assert.is(esmSubpaths.stdout.trim(), '128 function function function true undefined undefined');
+    const cjsSubpaths = sh(process.execPath, ['-e', subpaths.replace(/IMPORT\(/g, 'require(')], work);
+    assert.ok(cjsSubpaths.ok, `CommonJS require of the subpaths failed:\n${cjsSubpaths.out}`);
+    assert.is(cjsSubpaths.stdout.trim(), '128 function function function true undefined undefined');
   } finally {
     rmSync(work, { recursive: true, force: true });
     rmSync(source, { recursive: true, force: true });

@@ -8,11 +8,10 @@
 // not divide the hidden size, a feature layer past the tower) is
 // ERR_GRIP_RANGE; a well-formed choice this runtime does not implement
 // (another model type, activation, rope scaling) is ERR_GRIP_UNSUPPORTED.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GripError } from '../errors.js';
 import { describe } from '../tensor.js';
-import { invalidJsonText, ioError, jsonText } from './safetensors.js';
+import { isRecord, jsonText, readJsonFile } from '../json.js';
 
 export type VisionAct = 'quick_gelu' | 'gelu' | 'gelu_pytorch_tanh' | 'gelu_new';
 export type ProjectorAct = 'gelu' | 'quick_gelu' | 'gelu_pytorch_tanh' | 'gelu_new' | 'relu' | 'silu';
@@ -80,8 +79,6 @@ const LLAVA_DEFAULTS = { image_token_index: 32000, vision_feature_layer: -2, vis
 const VISION_ACTS: readonly VisionAct[] = ['quick_gelu', 'gelu', 'gelu_pytorch_tanh', 'gelu_new'];
 const PROJECTOR_ACTS: readonly ProjectorAct[] = ['gelu', 'quick_gelu', 'gelu_pytorch_tanh', 'gelu_new', 'relu', 'silu'];
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 const quoteList = (items: readonly string[]) => items.map((s) => `"${s}"`).join(', ');
 const received = (value: unknown) => (typeof value === 'string' ? `"${value}"` : Array.isArray(value) ? jsonText(value) : describe(value));
 
@@ -299,19 +296,7 @@ function parseText(s: Section, root: Section): TextConfig {
 /** Reads and resolves `<dir>/config.json`. */
 export async function loadLlavaConfig(dir: string): Promise<LlavaConfig> {
   const path = join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw ioError(error, 'a readable config.json', path);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${path} but received ${invalidJsonText(text)}`);
-  }
-  return parseLlavaConfig(json, path);
+  return parseLlavaConfig(await readJsonFile(path, 'config.json'), path);
 }
 
 // ---- tensor-name layouts -------------------------------------------------------------

@@ -1,8 +1,8 @@
 // families.ts — the model families loadVLM knows, chosen by the
 // `architectures` of config.json. Adding a family: write its module under
 // lib/model/<family>/ (see docs/adding-a-family.md) and list it here.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonFile } from '../json.js';
 import type { Family } from './family.js';
 import { llava } from './llava/index.js';
 import { llavaNext } from './llava_next/index.js';
@@ -17,9 +17,9 @@ export const FAMILIES: readonly Family[] = [llava, llavaNext];
 export async function familyOf(dir: string): Promise<Family> {
   let architectures: unknown;
   try {
-    architectures = (JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { architectures?: unknown }).architectures;
+    architectures = (await readJsonFile(join(dir, 'config.json'), 'config.json')).architectures;
   } catch {
-    return FAMILIES[0]!;
+    return FAMILIES[0]!; // its loader reads the file again and reports the fault
   }
   const names = Array.isArray(architectures) ? architectures : [];
   return FAMILIES.find((f) => names.some((n) => f.architectures.includes(n as string))) ?? FAMILIES[0]!;

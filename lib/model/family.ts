@@ -10,8 +10,7 @@ import type { ResolvedBackend } from '../backend.js';
 import type { Device, Tensor } from '../tensor.js';
 import type { LlavaConfig, TextConfig } from './config.js';
 import type { Kernels } from './kernels.js';
-import type { ImageSource } from './runtime/types.js';
-import type { ProcessorConfig } from './processor.js';
+import type { ImageInput, ProcessorConfig } from './processor.js';
 import type { TextTokenizer } from './tokenizer.js';
 import type { TextWeights, WeightDType } from './weights.js';
 
@@ -35,6 +34,15 @@ export interface VisualLayout {
 export interface VisualRegion {
   grid: { rows: number; cols: number };
   tokens: Int32Array;
+}
+
+/** The image: a path, encoded bytes or raw pixels (preprocessed here), or pixel values already preprocessed. */
+export interface ImageSource {
+  image?: ImageInput;
+  /** [C, H, W] f32 (LLaVA-NeXT: [1 + tiles, C, S, S], the base image first), already resized and normalised (skips the processor). */
+  pixelValues?: Tensor;
+  /** LLaVA-NeXT with pixelValues: the original image's [height, width], from which its tile grid and token count follow. */
+  imageSize?: readonly [number, number];
 }
 
 /**

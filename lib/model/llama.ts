@@ -5,7 +5,7 @@
 // share one batch.
 import { Tensor, type Device } from '../tensor.js';
 import type { TextConfig } from './config.js';
-import { view, zerosOn } from './tensors.js';
+import { view, zerosOn } from '../moves.js';
 import type { TextWeights } from './weights.js';
 import type { RunOptions } from './vision.js';
 

@@ -30,7 +30,7 @@ import sharp from 'sharp';
 import { GripError } from '../errors.js';
 import { Tensor, describe } from '../tensor.js';
 import { check } from '../validate.js';
-import { invalidJsonText, ioError, jsonText } from './safetensors.js';
+import { ioError, isRecord, jsonText, readJsonFile } from '../json.js';
 
 /** preprocessor_config.json, resolved (CLIPImageProcessor's defaults filled in). */
 export interface ProcessorConfig {
@@ -81,8 +81,6 @@ const SUPPORTED_FEATURE_EXTRACTORS = ['CLIPFeatureExtractor'];
 const PIL_FILTERS: Record<number, string> = { 0: 'nearest', 1: 'lanczos', 2: 'bilinear', 3: 'bicubic', 4: 'box', 5: 'hamming' };
 const FORMATS = 'an image (PNG, JPEG, WebP, GIF, TIFF, AVIF, SVG)';
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 // ---- preprocessor_config.json ---------------------------------------------------------
 
@@ -182,19 +180,7 @@ export function parseProcessorConfig(json: unknown, where: string): ProcessorCon
 /** Reads and resolves `<dir>/preprocessor_config.json`. */
 export async function loadProcessorConfig(dir: string): Promise<ProcessorConfig> {
   const path = join(dir, PROCESSOR_CONFIG_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw ioError(error, `a readable ${PROCESSOR_CONFIG_FILE}`, path);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${path} but received ${invalidJsonText(text)}`);
-  }
-  return parseProcessorConfig(json, path);
+  return parseProcessorConfig(await readJsonFile(path, PROCESSOR_CONFIG_FILE), path);
 }
 
 // ---- the image pipeline ----------------------------------------------------------------

@@ -13,9 +13,10 @@
 // would need swapping, which is not done (Node runs little-endian everywhere
 // we ship).
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GripError } from '../errors.js';
+import { ioError, isRecord, jsonText, parseJsonObject, readJsonFile } from '../json.js';
 import { Tensor, allocHost, describe, numel, type DType, type HostData } from '../tensor.js';
 import { check } from '../validate.js';
 
@@ -49,30 +50,6 @@ const LOADABLE: ReadonlyMap<string, DType> = new Map([['F32', 'f32'], ['F16', 'f
 const STORED: Readonly<Record<DType, string>> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32' };
 
 const quote = (text: string) => JSON.stringify(text);
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/** A JSON value as it appears in a message: lists as "[a, b]", long text cut. */
-export function jsonText(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (typeof v === 'number' ? String(v) : jsonText(v))).join(', ')}]`;
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-/** The start of text that failed to parse, for "received invalid JSON starting ...". */
-export function invalidJsonText(text: string): string {
-  return `invalid JSON starting ${quote(text.slice(0, 40))}`;
-}
-
-/** An IO failure as ERR_GRIP_IO naming the path ("ENOENT: no such file or directory"); a GripError passes through. */
-export function ioError(error: unknown, expected: string, path: string): GripError {
-  if (error instanceof GripError) return error;
-  const e = error as { code?: unknown; message?: unknown } | null;
-  const message = typeof e?.message === 'string' ? e.message : String(error);
-  // Node's messages read "ENOENT: no such file or directory, open '/p'": keep what precedes the syscall.
-  const reason = /^[A-Z0-9_]+: [^,]+/.exec(message)?.[0] ?? (typeof e?.code === 'string' ? e.code : message);
-  return new GripError('ERR_GRIP_IO', `expected ${expected} for ${path} but received ${reason}`);
-}
 
 /** "none among 3 tensors ("a", "b", "c")": the tail of a missing-tensor message. */
 function missingText(names: readonly string[]): string {
@@ -138,15 +115,7 @@ async function readHeader(handle: FileHandle, path: string, fileBytes: number): 
   } catch {
     throw new GripError('ERR_GRIP_FORMAT', `expected UTF-8 text for the header of ${path} but received invalid UTF-8`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for the header of ${path} but received ${invalidJsonText(text)}`);
-  }
-  if (!isRecord(json)) {
-    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for the header of ${path} but received ${describe(json)}`);
-  }
+  const json = parseJsonObject(text, `the header of ${path}`);
 
   const dataStart = 8 + headerLength;
   const dataBytes = fileBytes - dataStart;
@@ -449,19 +418,7 @@ export class Checkpoint {
 
 /** The weight_map of an index file as [tensor, shard file] pairs, checked. */
 async function readWeightMap(indexPath: string): Promise<[string, string][]> {
-  let text: string;
-  try {
-    text = await readFile(indexPath, 'utf8');
-  } catch (error) {
-    throw ioError(error, 'a readable index file', indexPath);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${indexPath} but received ${invalidJsonText(text)}`);
-  }
-  if (!isRecord(json)) throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${indexPath} but received ${describe(json)}`);
+  const json = await readJsonFile(indexPath, 'index file');
   const map = json.weight_map;
   if (!isRecord(map)) {
     throw new GripError('ERR_GRIP_FORMAT', `expected an object {tensor: shard file} for weight_map in ${indexPath} but received ${describe(map)}`);

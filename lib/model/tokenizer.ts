@@ -9,7 +9,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { GripError } from '../errors.js';
 import { describe } from '../tensor.js';
 import { check } from '../validate.js';
-import { invalidJsonText, ioError, jsonText } from './safetensors.js';
+import { ioError, isRecord, jsonText, parseJsonObject } from '../json.js';
 
 export interface EncodeOptions {
   /** Add what the tokenizer's post-processor adds (BOS for Llama); default true. */
@@ -38,8 +38,6 @@ export type PromptTemplate = 'llava-1.5' | 'chat' | 'raw';
 
 export const IMAGE_TOKEN = '<image>';
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).trim().split('\n')[0];
 
 /** A token given in tokenizer_config.json: "<s>", or an AddedToken object {content: "<s>", ...}. */
@@ -78,17 +76,6 @@ async function readText(path: string, what: string, optional: boolean): Promise<
     if (optional && (error as { code?: unknown }).code === 'ENOENT') return undefined;
     throw ioError(error, `a readable ${what}`, path);
   }
-}
-
-function parseJsonObject(text: string, path: string): Record<string, unknown> {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${path} but received ${invalidJsonText(text)}`);
-  }
-  if (!isRecord(json)) throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${path} but received ${describe(json)}`);
-  return json;
 }
 
 export class TextTokenizer {

@@ -6,7 +6,7 @@ import { GripError } from '../errors.js';
 import type { Kernels } from './kernels.js';
 import { Tensor } from '../tensor.js';
 import type { LlavaConfig } from './config.js';
-import { deviceOf, view, zerosOn } from './tensors.js';
+import { deviceOf, view, zerosOn } from '../moves.js';
 import type { ProjectorWeights, VisionWeights } from './weights.js';
 
 export interface RunOptions {

@@ -16,7 +16,7 @@ import { kernels } from './kernels.js';
 import { lmHead } from './llama.js';
 import type { ProcessorConfig } from './processor.js';
 import type { TextTokenizer } from './tokenizer.js';
-import { gatherRagged, deviceOf, view } from './tensors.js';
+import { gatherRagged, deviceOf, view } from '../moves.js';
 import { opOptions, type Runtime } from './runtime/context.js';
 import { greedyDecode } from './runtime/decode.js';
 import { answerLogLikelihood } from './runtime/loglik.js';

@@ -8,15 +8,19 @@
 // and each pick pays λ times its largest cosine to the tokens kept before it
 // (sequential.ts).
 // On disk: pruner.safetensors (the scorer's parameters) + grip.json (settings).
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedBackend } from '../backend.js';
 import { GripError } from '../errors.js';
+import { JsonFields, readJsonFile } from '../json.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
-import { ops, SCORER_PARAM_NAMES, type ScorerParams } from '../ops.js';
-import { Tensor, tensor } from '../tensor.js';
+import { ops, SCORER_PARAM_NAMES, scorerShapes, type ScorerParamName, type ScorerParams } from '../ops.js';
+import { numel, Tensor, tensor } from '../tensor.js';
 import { mulberry32 } from '../random.js';
+import { budgetRangeOf } from '../train/data.js';
+import { TRAIN_DEFAULTS } from '../train/defaults.js';
 import { check } from '../validate.js';
+import { contextShape, topkRows } from './common.js';
 import { greedyKeep } from './sequential.js';
 import { cosineSimilarities } from './similarity.js';
 import { pruneLayer, QUERY_POOLINGS, type PruneContext, type Pruner, type PrunePoint, type QueryPooling } from './pruner.js';
@@ -50,15 +54,16 @@ export interface ScorerHost {
   readonly config: { text: { hiddenSize: number; numLayers: number } };
 }
 
+/** Every option left out takes the shipped recipe's value (TRAIN_DEFAULTS, train/defaults.ts). */
 export interface GripInitOptions {
   point?: PrunePoint;
   hidden?: number;
   rank?: number;
   seed?: number;
+  /** Default: the range of TRAIN_DEFAULTS.budgets. */
   budgetRange?: [number, number];
-  /** Default 'mean-text-after-image'. */
   queryPooling?: QueryPooling;
-  /** λ of the redundancy penalty (default 0: top-k of independent scores). */
+  /** λ of the redundancy penalty (0: top-k of independent scores). */
   redundancy?: number;
 }
 
@@ -78,33 +83,39 @@ export class GripPruner implements Pruner {
 
   /** A fresh scorer for `model` with seeded random weights. */
   static init(model: ScorerHost, options: GripInitOptions = {}): GripPruner {
-    const point = options.point ?? 'pre-llm';
+    const d = TRAIN_DEFAULTS;
+    const point = options.point ?? (d.point === 'pre-llm' ? d.point : { ...d.point });
     pruneLayer(point, model.config.text.numLayers, 'options.point');
-    const H = options.hidden ?? 64, R = options.rank ?? 16, seed = options.seed ?? 0;
+    const H = options.hidden ?? d.hidden, R = options.rank ?? d.rank, seed = options.seed ?? d.seed;
     check.integer(H, 'options.hidden', 1, 4096);
     check.integer(R, 'options.rank', 1, 4096);
     check.integer(seed, 'options.seed', 0, 0xffffffff);
-    const budgetRange = options.budgetRange ?? [0.05, 0.5];
+    const budgetRange = options.budgetRange ?? budgetRangeOf(d.budgets);
     checkRange(budgetRange, 'options.budgetRange');
-    const queryPooling = options.queryPooling ?? 'mean-text-after-image';
+    const queryPooling = options.queryPooling ?? d.queryPooling;
     check.oneOf(queryPooling, 'options.queryPooling', QUERY_POOLINGS);
-    const redundancy = options.redundancy ?? 0;
+    const redundancy = options.redundancy ?? d.redundancy;
     check.number(redundancy, 'options.redundancy', isRedundancy, 'a finite number >= 0');
     const D = model.config.text.hiddenSize;
     const normal = gaussian(seed);
     const randn = (n: number, std: number) => Float32Array.from({ length: n }, () => normal() * std);
+    const shapes = scorerShapes(D, H, R);
+    const make = (name: ScorerParamName, values: (size: number) => Float32Array) => tensor(values(numel(shapes[name].shape)), shapes[name].shape);
+    const zero = (size: number) => new Float32Array(size);
+    const random = (std: number) => (size: number) => randn(size, std);
+    // Drawn in source order (w1, filmW, w2, wq, wk), so a seed always gives the same scorer.
     const params: ScorerParams = {
-      lnWeight: tensor(new Float32Array(D).fill(1), [D]),
-      lnBias: tensor(new Float32Array(D), [D]),
-      w1: tensor(randn(D * H, 1 / Math.sqrt(D)), [D, H]),
-      b1: tensor(new Float32Array(H), [H]),
+      lnWeight: make('lnWeight', (size) => new Float32Array(size).fill(1)),
+      lnBias: make('lnBias', zero),
+      w1: make('w1', random(1 / Math.sqrt(D))),
+      b1: make('b1', zero),
       // FiLM starts near the identity (γ = β = 0): ρ is learnt, not assumed.
-      filmW: tensor(randn(16 * 2 * H, 0.01), [16, 2 * H]),
-      filmB: tensor(new Float32Array(2 * H), [2 * H]),
-      w2: tensor(randn(H, 1 / Math.sqrt(H)), [H]),
-      b2: tensor(new Float32Array(1), [1]),
-      wq: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
-      wk: tensor(randn(D * R, 1 / Math.sqrt(D)), [D, R]),
+      filmW: make('filmW', random(0.01)),
+      filmB: make('filmB', zero),
+      w2: make('w2', random(1 / Math.sqrt(H))),
+      b2: make('b2', zero),
+      wq: make('wq', random(1 / Math.sqrt(D))),
+      wk: make('wk', random(1 / Math.sqrt(D))),
     };
     return new GripPruner(params, {
       format: GRIP_FORMAT, point, dim: D, hidden: H, rank: R, budgetRange, queryPooling, redundancy,
@@ -116,36 +127,15 @@ export class GripPruner implements Pruner {
   /** Reads pruner.safetensors + grip.json from `dir`. */
   static async load(dir: string): Promise<GripPruner> {
     const settingsPath = join(dir, 'grip.json');
-    let text: string;
-    try {
-      text = await readFile(settingsPath, 'utf8');
-    } catch (error) {
-      throw new GripError('ERR_GRIP_IO', `expected a readable file for ${settingsPath} but received ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-    }
-    let settings: GripSettings;
-    try {
-      settings = JSON.parse(text) as GripSettings;
-    } catch {
-      throw new GripError('ERR_GRIP_FORMAT', `expected JSON for ${settingsPath} but received text that does not parse`);
-    }
-    if (settings?.format !== GRIP_FORMAT) throw new GripError('ERR_GRIP_FORMAT', `expected format "${GRIP_FORMAT}" for ${settingsPath} but received ${JSON.stringify(settings?.format)}`);
-    if (!(QUERY_POOLINGS as readonly unknown[]).includes(settings.queryPooling)) {
-      throw new GripError('ERR_GRIP_FORMAT', `expected queryPooling ${QUERY_POOLINGS.map((q) => `"${q}"`).join(' or ')} for ${settingsPath} but received ${JSON.stringify(settings.queryPooling)}`);
-    }
-    if (settings.redundancy !== undefined && !isRedundancy(settings.redundancy)) {
-      throw new GripError('ERR_GRIP_FORMAT', `expected redundancy a finite number >= 0 for ${settingsPath} but received ${JSON.stringify(settings.redundancy)}`);
-    }
+    const settings = parseGripSettings(await readJsonFile(settingsPath, 'grip.json'), settingsPath);
     const file = await SafetensorsFile.open(join(dir, 'pruner.safetensors'));
     try {
-      const { dim: D, hidden: H, rank: R } = settings;
-      const shapes: Record<string, number[]> = {
-        lnWeight: [D], lnBias: [D], w1: [D, H], b1: [H], filmW: [16, 2 * H], filmB: [2 * H], w2: [H], b2: [1], wq: [D, R], wk: [D, R],
-      };
+      const shapes = scorerShapes(settings.dim, settings.hidden, settings.rank);
       const params = {} as Record<string, Tensor>;
       for (const name of SCORER_PARAM_NAMES) {
         if (!file.has(name)) throw new GripError('ERR_GRIP_FORMAT', `expected tensor "${name}" in ${file.path} but received none`);
         const t = await file.read(name);
-        const want = shapes[name]!;
+        const want = shapes[name].shape;
         if (t.dtype !== 'f32' || t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
           throw new GripError('ERR_GRIP_FORMAT', `expected f32 [${want.join(', ')}] for tensor "${name}" in ${file.path} but received ${t.dtype} [${t.shape.join(', ')}]`);
         }
@@ -189,7 +179,7 @@ export class GripPruner implements Pruner {
 
   /** scores [B, N] of the visual states. */
   async scores(visual: Tensor, query: Tensor, keepRatio: ArrayLike<number> | number, backend: ResolvedBackend, signal?: AbortSignal): Promise<Tensor> {
-    return ops.scoreTokens(visual, query, keepRatio, this.params, { backend: backend === 'emu' ? 'emu' : backend, ...(signal ? { signal } : {}) });
+    return ops.scoreTokens(visual, query, keepRatio, this.params, { backend, ...(signal ? { signal } : {}) });
   }
 
   /** λ of the redundancy penalty (0 for files from before it existed). */
@@ -198,6 +188,7 @@ export class GripPruner implements Pruner {
   }
 
   async select(ctx: PruneContext): Promise<Int32Array[]> {
+    contextShape(ctx, this.name);
     const scores = await this.scores(ctx.visual, ctx.query, ctx.keepRatio, ctx.backend, ctx.signal);
     if (this.redundancy > 0) {
       const host = scores.toHost().host as Float32Array;
@@ -205,17 +196,46 @@ export class GripPruner implements Pruner {
       const similarities = await cosineSimilarities(ctx.visual, ctx.backend, ctx.signal);
       return similarities.map((similarity, b) => greedyKeep({ scores: host.subarray(b * N, (b + 1) * N), similarity, redundancy: this.redundancy }, ctx.numKeep[b]!).sort());
     }
-    const { indices } = await ops.topk(scores, ctx.numKeep, { backend: ctx.backend === 'emu' ? 'emu' : ctx.backend, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-    const host = indices.toHost().host as Int32Array;
-    const maxK = indices.shape[1]!;
-    return Array.from(ctx.numKeep, (k, b) => host.slice(b * maxK, b * maxK + k));
+    return topkRows(scores, scores.shape[0]!, scores.shape[1]!, ctx);
   }
 }
 
+const RANGE_TEXT = '[low, high] with 0 < low <= high <= 1';
+const isRange = (range: unknown): range is [number, number] =>
+  Array.isArray(range) && range.length === 2 && range[0] > 0 && range[0] <= range[1] && range[1] <= 1;
+
 function checkRange(range: unknown, what: string): asserts range is [number, number] {
-  if (!Array.isArray(range) || range.length !== 2 || !(range[0] > 0 && range[0] <= range[1] && range[1] <= 1)) {
-    check.fail('ERR_GRIP_RANGE', '[low, high] with 0 < low <= high <= 1', what, JSON.stringify(range));
+  if (!isRange(range)) check.fail('ERR_GRIP_RANGE', RANGE_TEXT, what, JSON.stringify(range));
+}
+
+/**
+ * The settings of a grip.json (`where` its path), every field checked: a
+ * fault is ERR_GRIP_FORMAT naming the field ("expected hidden an integer in
+ * [1, 4096] for PATH but received 0"). Fields it does not know are kept.
+ */
+export function parseGripSettings(json: Record<string, unknown>, where: string): GripSettings {
+  const fields = new JsonFields(json, where);
+  fields.literal('format', GRIP_FORMAT);
+  const model = fields.object('model');
+  model.string('name');
+  const hiddenSize = model.integer('hiddenSize', 1);
+  model.integer('numImageTokens', 1);
+  const numLayers = model.integer('numLayers', 1);
+  const point = json.point;
+  if (point !== 'pre-llm') {
+    const layer = typeof point === 'object' && point !== null ? (point as { layer?: unknown }).layer : undefined;
+    if (typeof layer !== 'number' || !Number.isInteger(layer) || layer < 1 || layer >= numLayers || Object.keys(point as object).length !== 1) {
+      fields.fail('point', `"pre-llm" or {"layer": K} with K in [1, ${numLayers - 1}]`, point);
+    }
   }
+  fields.number('dim', (dim) => dim === hiddenSize, `equal to model.hiddenSize (${hiddenSize})`);
+  fields.integer('hidden', 1, 4096);
+  fields.integer('rank', 1, 4096);
+  if (!isRange(json.budgetRange)) fields.fail('budgetRange', RANGE_TEXT, json.budgetRange);
+  fields.oneOf('queryPooling', QUERY_POOLINGS);
+  if (fields.has('redundancy')) fields.number('redundancy', isRedundancy, 'a finite number >= 0');
+  fields.object('training');
+  return json as unknown as GripSettings;
 }
 
 function isRedundancy(value: unknown): value is number {

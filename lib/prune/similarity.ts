@@ -4,8 +4,7 @@
 // row to length sqrt(D), one matmul per batch row gives D · cos, and the
 // host divides by D.
 import type { ResolvedBackend } from '../backend.js';
-import { kernels } from '../model/kernels.js';
-import { gatherRagged, view } from '../model/tensors.js';
+import { gatherRagged, view } from '../moves.js';
 import { ops } from '../ops.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { check } from '../validate.js';
@@ -49,6 +48,6 @@ export async function cosineSimilarities(visual: Tensor, backend: ResolvedBacken
 async function rowOf(unit: Tensor, b: number, B: number, N: number, D: number, backend: 'cpu' | 'emu' | 'cuda'): Promise<Tensor> {
   if (B === 1) return unit;
   if (unit.device !== 'cuda') return tensor((unit.host as Float32Array).subarray(b * N * D, (b + 1) * N * D), [N, D]);
-  const rows = await gatherRagged(kernels('async'), view(unit, [1, B * N, D]), [Int32Array.from({ length: N }, (_, i) => b * N + i)], backend);
+  const rows = await gatherRagged(ops, view(unit, [1, B * N, D]), [Int32Array.from({ length: N }, (_, i) => b * N + i)], backend);
   return view(rows, [N, D]);
 }

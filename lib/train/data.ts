@@ -51,3 +51,8 @@ export function parseBudgets(text: string): Budgets {
   return range ? { range: [values[0]!, values[1]!] } : { list: values };
 }
 
+
+/** [low, high] of the keep ratios: the range itself, or the list's extremes (a pruner's budgetRange). */
+export function budgetRangeOf(budgets: Budgets): [number, number] {
+  return 'range' in budgets ? [budgets.range[0], budgets.range[1]] : [Math.min(...budgets.list), Math.max(...budgets.list)];
+}

@@ -20,17 +20,18 @@ import { tensor, type Tensor } from '../tensor.js';
 import { check } from '../validate.js';
 import { mulberry32 } from '../random.js';
 import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
+import { REWARD_NAMES, TRAIN_DEFAULTS, type RewardName } from './defaults.js';
 import { ScorerOptimizer, accumulate } from './optimizer.js';
 import { exampleInput, hostParams, zeroGrads } from './warmup.js';
 
-export type RewardName = 'loglik' | 'match' | 'fidelity';
-
+/** Every option left out takes the shipped recipe's value (TRAIN_DEFAULTS, defaults.ts), except where said. */
 export interface GRPOOptions {
   steps: number;
-  /** Keep-sets per prompt, G (default 8). */
+  /** Keep-sets per prompt, G. */
   group?: number;
-  /** Prompts per optimiser step (default 4). */
+  /** Prompts per optimiser step. */
   promptsPerStep?: number;
+  /** Keep ratios to sample from (default: the policy's budget range). */
   budgets?: Budgets;
   /**
    * 'loglik': log p(reference answer | kept tokens); 'match': 1 when greedy
@@ -38,11 +39,11 @@ export interface GRPOOptions {
    * pruned) of the first answer distribution (needs no labels).
    */
   reward?: RewardName;
-  /** PPO clip ε (default 0.2). */
+  /** PPO clip ε. */
   clip?: number;
-  /** Inner epochs μ per sampled group (default 2). */
+  /** Inner epochs μ per sampled group. */
   innerEpochs?: number;
-  /** KL weight β (default 0.04). */
+  /** KL weight β. */
   beta?: number;
   lr?: number;
   weightDecay?: number;
@@ -82,22 +83,23 @@ export class GRPOTrainer {
       // The KL term compares the two policies over the same keep-sets: they must be the same kind of policy.
       throw new GripError('ERR_GRIP_RANGE', `expected the policy's redundancy (${policy.redundancy}) for reference.redundancy but received ${reference.redundancy}`);
     }
+    const d = TRAIN_DEFAULTS;
     this.options = {
-      steps: options.steps, group: options.group ?? 8, promptsPerStep: options.promptsPerStep ?? 4,
-      budgets: options.budgets ?? { range: policy.settings.budgetRange }, reward: options.reward ?? 'loglik',
-      clip: options.clip ?? 0.2, innerEpochs: options.innerEpochs ?? 2, beta: options.beta ?? 0.04,
-      lr: options.lr ?? 3e-4, weightDecay: options.weightDecay ?? 0, seed: options.seed ?? 0,
+      steps: options.steps, group: options.group ?? d.group, promptsPerStep: options.promptsPerStep ?? d.promptsPerStep,
+      budgets: options.budgets ?? { range: policy.settings.budgetRange }, reward: options.reward ?? d.reward,
+      clip: options.clip ?? d.clip, innerEpochs: options.innerEpochs ?? d.innerEpochs, beta: options.beta ?? d.beta,
+      lr: options.lr ?? d.lr, weightDecay: options.weightDecay ?? d.weightDecay, seed: options.seed ?? d.seed,
     };
     const o = this.options;
     check.integer(o.group, 'options.group', 2, 4096);
     check.integer(o.promptsPerStep, 'options.promptsPerStep', 1, 4096);
-    check.oneOf(o.reward, 'options.reward', ['loglik', 'match', 'fidelity']);
+    check.oneOf(o.reward, 'options.reward', REWARD_NAMES);
     check.number(o.clip, 'options.clip', (v) => v > 0 && v < 1, 'a number in (0, 1)');
     check.integer(o.innerEpochs, 'options.innerEpochs', 1, 100);
     check.number(o.beta, 'options.beta', (v) => v >= 0 && Number.isFinite(v), 'a finite number >= 0');
     this.budgets = new BudgetSampler(o.budgets, o.seed);
     this.random = mulberry32(o.seed ^ 0x27d4eb2f);
-    this.optimizer = new ScorerOptimizer(policy.params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: 1 });
+    this.optimizer = new ScorerOptimizer(policy.params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: TRAIN_DEFAULTS.maxGradNorm });
   }
 
   /** Runs the remaining steps, yielding stats after each. */
@@ -116,7 +118,7 @@ export class GRPOTrainer {
   async trainStep(signal?: AbortSignal): Promise<GRPOStepStats> {
     const o = this.options;
     const N = this.model.numImageTokens;
-    const backend = this.model.backend === 'emu' ? 'emu' : this.model.backend;
+    const backend = this.model.backend;
     const ms = { sampling: 0, forwards: 0, backward: 0, optimizer: 0 };
     this.step++;
     interface Group { visual: Tensor; query: Tensor; keepRatio: number; indices: Tensor; keep: KeepPolicy; old: Float32Array; ref: Float32Array; advantages: Float64Array; logits: Tensor }
@@ -183,7 +185,7 @@ export class GRPOTrainer {
 
   /** The keep-set policy for a prompt: native Plackett-Luce when λ = 0, the sequential policy (cosines cached per prompt) otherwise. */
   private async keepPolicy(index: number, prepared: PreparedPrompt, signal: AbortSignal | undefined): Promise<KeepPolicy> {
-    const backend = this.model.backend === 'emu' ? 'emu' : this.model.backend;
+    const backend = this.model.backend;
     const redundancy = this.policy.redundancy;
     if (redundancy === 0) return plackettLuce(backend);
     let similarity = this.similarities.get(index);

@@ -5,7 +5,7 @@ import { Tensor } from '../tensor.js';
 
 export interface AdamWSettings {
   lr: number;
-  weightDecay?: number;
+  weightDecay: number;
   beta1?: number;
   beta2?: number;
   /** Clip the global gradient norm to this (default: no clipping). */
@@ -37,7 +37,7 @@ export class ScorerOptimizer {
     this.step++;
     for (const name of SCORER_PARAM_NAMES) {
       await ops.adamw(params[name], grads[name], this.m[name]!, this.v[name]!, {
-        step: this.step, lr, weightDecay: this.settings.weightDecay ?? 0,
+        step: this.step, lr, weightDecay: this.settings.weightDecay,
         ...(this.settings.beta1 !== undefined ? { beta1: this.settings.beta1 } : {}),
         ...(this.settings.beta2 !== undefined ? { beta2: this.settings.beta2 } : {}),
       }, { backend: 'cpu' });

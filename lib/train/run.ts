@@ -3,20 +3,21 @@
 // a JSONL log, atomic checkpoints every N steps, resume, and a clean stop on
 // abort (the last completed step is saved).
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeExamples, renderScene } from '../data/shapes/index.js';
 import { GripError } from '../errors.js';
+import { JsonFields, readJsonFile } from '../json.js';
 import type { VLM } from '../model/vlm.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { SCORER_PARAM_NAMES } from '../ops.js';
 import { GripPruner } from '../prune/grip.js';
 import type { AttentionSource, PrunePoint, QueryPooling } from '../prune/pruner.js';
 import type { Tensor } from '../tensor.js';
-import type { Budgets, TrainExample } from './data.js';
-import { GRPOTrainer, type RewardName } from './grpo.js';
-import { TRAIN_DEFAULTS } from './defaults.js';
-import { warmup, type WarmupLoss } from './warmup.js';
+import { budgetRangeOf, type Budgets, type TrainExample } from './data.js';
+import { GRPOTrainer } from './grpo.js';
+import { TRAIN_DEFAULTS, type RewardName, type WarmupLoss } from './defaults.js';
+import { warmup } from './warmup.js';
 
 export interface TrainRunOptions {
   out: string;
@@ -27,7 +28,7 @@ export interface TrainRunOptions {
   queryPooling?: QueryPooling;
   /** λ of the redundancy penalty, in training and at inference (see GripSettings.redundancy); a resumed run keeps its own. */
   redundancy?: number;
-  /** Keep ratios trained for (default TRAIN_DEFAULTS.budgets). */
+  /** Keep ratios trained for. */
   budgets?: Budgets;
   warmupSteps?: number;
   warmupBatch?: number;
@@ -36,9 +37,9 @@ export interface TrainRunOptions {
   teacher?: AttentionSource;
   /** Pre-LLM scorers: the layer whose text-to-image attention teaches (see WarmupOptions.attentionLayer). */
   attentionLayer?: number;
-  /** The warm-up's loss (default 'listwise'; see WarmupOptions.loss). */
+  /** The warm-up's loss (see WarmupOptions.loss). */
   warmupLoss?: WarmupLoss;
-  /** Sharpens (< 1) or flattens (> 1) the warm-up's teacher (default 1; see WarmupOptions.temperature). */
+  /** Sharpens (< 1) or flattens (> 1) the warm-up's teacher (see WarmupOptions.temperature). */
   teacherTemperature?: number;
   steps?: number;
   group?: number;
@@ -60,53 +61,80 @@ export async function shapesTrainingSet(count: number): Promise<TrainExample[]> 
   return Promise.all(examples.map(async (ex) => ({ image: await renderScene(ex.scene), prompt: ex.question, answer: ex.answer, kind: ex.kind })));
 }
 
+/** The recipe of a run: its options with every one left out taken from TRAIN_DEFAULTS. */
+export type TrainRecipe = Required<Omit<TrainRunOptions, 'out' | 'resume' | 'signal' | 'progress'>>;
+
+/** The recipe a run with `given` trains (what `grip train` runs: the flags given, the defaults for the rest). */
+export function resolveTrainOptions(given: Omit<TrainRunOptions, 'out'>): TrainRecipe {
+  const d = TRAIN_DEFAULTS;
+  const point = given.point ?? (d.point === 'pre-llm' ? d.point : { ...d.point });
+  return {
+    point, hidden: given.hidden ?? d.hidden, rank: given.rank ?? d.rank, queryPooling: given.queryPooling ?? d.queryPooling,
+    redundancy: given.redundancy ?? d.redundancy, budgets: given.budgets ?? d.budgets, seed: given.seed ?? d.seed,
+    teacher: given.teacher ?? d.teacher, attentionLayer: given.attentionLayer ?? d.attentionLayer, warmupLoss: given.warmupLoss ?? d.warmupLoss,
+    teacherTemperature: given.teacherTemperature ?? d.teacherTemperature, warmupSteps: given.warmupSteps ?? d.warmupSteps,
+    warmupBatch: given.warmupBatch ?? d.warmupBatch, warmupLr: given.warmupLr ?? d.warmupLr,
+    steps: given.steps ?? d.steps, group: given.group ?? d.group, promptsPerStep: given.promptsPerStep ?? d.promptsPerStep,
+    reward: given.reward ?? d.reward, lr: given.lr ?? d.lr, beta: given.beta ?? d.beta, checkpointEvery: given.checkpointEvery ?? d.checkpointEvery,
+  };
+}
+
+const RUN_PHASES = ['warmup', 'grpo', 'done'] as const;
+
+/** state.json: where a run stands (written after every checkpoint). */
 interface RunState {
-  phase: 'warmup' | 'grpo' | 'done';
+  phase: (typeof RUN_PHASES)[number];
   warmupStep: number;
   grpoStep: number;
   optimizerStep: number;
 }
 
+/** A run's state.json, every field checked (ERR_GRIP_FORMAT naming the field and the file). */
+async function readRunState(path: string): Promise<RunState> {
+  const fields = new JsonFields(await readJsonFile(path, 'state.json'), path);
+  return {
+    phase: fields.oneOf('phase', RUN_PHASES), warmupStep: fields.integer('warmupStep', 0),
+    grpoStep: fields.integer('grpoStep', 0), optimizerStep: fields.integer('optimizerStep', 0),
+  };
+}
+
 /** Trains (or resumes) a GRIP pruner for `model` on `examples`; returns the trained pruner (also saved in `out`). */
 export async function trainGrip(model: VLM, examples: readonly TrainExample[], given: TrainRunOptions): Promise<GripPruner> {
-  // Every option left out takes the shipped recipe's value (defaults.ts); a resume checks the options given, not these.
-  const d = TRAIN_DEFAULTS;
-  const options = { ...given, budgets: given.budgets ?? d.budgets, warmupSteps: given.warmupSteps ?? d.warmupSteps, steps: given.steps ?? d.steps };
-  const out = options.out;
-  const seed = options.seed ?? d.seed;
-  const progress = options.progress ?? defaultProgress;
+  // Every option left out takes the shipped recipe's value (resolveTrainOptions); a resume checks the options given, not these.
+  const r = resolveTrainOptions(given);
+  const out = given.out;
+  const progress = given.progress ?? defaultProgress;
   await mkdir(out, { recursive: true });
   const logFile = join(out, 'train.jsonl');
-  const budgetRange = 'range' in options.budgets ? ([...options.budgets.range] as [number, number]) : ([Math.min(...options.budgets.list), Math.max(...options.budgets.list)] as [number, number]);
   let state: RunState = { phase: 'warmup', warmupStep: 0, grpoStep: 0, optimizerStep: 0 };
   let policy: GripPruner;
-  if (options.resume && existsSync(join(out, 'state.json'))) {
-    state = JSON.parse(await readFile(join(out, 'state.json'), 'utf8')) as RunState;
+  if (given.resume && existsSync(join(out, 'state.json'))) {
+    state = await readRunState(join(out, 'state.json'));
     policy = await GripPruner.load(out);
-    if (options.queryPooling && options.queryPooling !== policy.settings.queryPooling) {
-      throw new GripError('ERR_GRIP_RANGE', `expected the query pooling of the run being resumed ("${policy.settings.queryPooling}") for options.queryPooling but received "${options.queryPooling}"`);
+    if (given.queryPooling && given.queryPooling !== policy.settings.queryPooling) {
+      throw new GripError('ERR_GRIP_RANGE', `expected the query pooling of the run being resumed ("${policy.settings.queryPooling}") for options.queryPooling but received "${given.queryPooling}"`);
     }
-    if (options.redundancy !== undefined && options.redundancy !== policy.redundancy) {
-      throw new GripError('ERR_GRIP_RANGE', `expected the redundancy of the run being resumed (${policy.redundancy}) for options.redundancy but received ${options.redundancy}`);
+    if (given.redundancy !== undefined && given.redundancy !== policy.redundancy) {
+      throw new GripError('ERR_GRIP_RANGE', `expected the redundancy of the run being resumed (${policy.redundancy}) for options.redundancy but received ${given.redundancy}`);
     }
-    if (state.phase === 'done' && options.steps > state.grpoStep) state.phase = 'grpo'; // asked for more GRPO steps
+    if (state.phase === 'done' && r.steps > state.grpoStep) state.phase = 'grpo'; // asked for more GRPO steps
     progress(`resuming ${out}: ${state.phase}, warm-up step ${state.warmupStep}, GRPO step ${state.grpoStep}`, true);
   } else {
     policy = GripPruner.init(model, {
-      point: options.point ?? d.point, hidden: options.hidden ?? d.hidden, rank: options.rank ?? d.rank, seed, budgetRange,
-      queryPooling: options.queryPooling ?? d.queryPooling, redundancy: options.redundancy ?? d.redundancy,
+      point: r.point, hidden: r.hidden, rank: r.rank, seed: r.seed, budgetRange: budgetRangeOf(r.budgets),
+      queryPooling: r.queryPooling, redundancy: r.redundancy,
     });
   }
   policy.checkModel(model);
   const started = Date.now();
   const save = async (pruner: GripPruner, dir: string, extra: Record<string, unknown>) => {
+    // The options a user chose beyond the recipe's core are recorded only when given (older files lack them).
     pruner.settings.training = {
-      ...pruner.settings.training, ...extra, seed, budgets: options.budgets, reward: options.reward ?? d.reward,
-      lr: options.lr ?? d.lr, beta: options.beta ?? d.beta, group: options.group ?? d.group, promptsPerStep: options.promptsPerStep ?? d.promptsPerStep,
-      warmupLr: options.warmupLr ?? d.warmupLr, warmupBatch: options.warmupBatch ?? d.warmupBatch,
-      teacher: options.teacher ?? d.teacher, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
-      ...(options.warmupLoss ? { warmupLoss: options.warmupLoss } : {}),
-      ...(options.teacherTemperature !== undefined ? { teacherTemperature: options.teacherTemperature } : {}),
+      ...pruner.settings.training, ...extra, seed: r.seed, budgets: r.budgets, reward: r.reward,
+      lr: r.lr, beta: r.beta, group: r.group, promptsPerStep: r.promptsPerStep, warmupLr: r.warmupLr, warmupBatch: r.warmupBatch,
+      teacher: r.teacher, ...(given.attentionLayer ? { attentionLayer: given.attentionLayer } : {}),
+      ...(given.warmupLoss ? { warmupLoss: given.warmupLoss } : {}),
+      ...(given.teacherTemperature !== undefined ? { teacherTemperature: given.teacherTemperature } : {}),
     };
     await pruner.save(dir);
   };
@@ -115,20 +143,18 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], g
     await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`);
     await rename(temp, join(out, 'state.json'));
   };
-  const every = options.checkpointEvery ?? d.checkpointEvery;
+  const every = r.checkpointEvery;
 
   // Phase 1: supervised warm-up.
   if (state.phase === 'warmup') {
-    const remaining = options.warmupSteps - state.warmupStep;
+    const remaining = r.warmupSteps - state.warmupStep;
     if (remaining > 0) {
       const meter = new Meter('warm-up', remaining);
       try {
         for await (const s of warmup(model, policy, examples, {
-          steps: remaining, batch: options.warmupBatch ?? d.warmupBatch, lr: options.warmupLr ?? d.warmupLr, budgets: options.budgets,
-          seed: seed + state.warmupStep, ...(options.signal ? { signal: options.signal } : {}),
-          teacher: options.teacher ?? d.teacher, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}),
-          ...(options.warmupLoss ? { loss: options.warmupLoss } : {}),
-          ...(options.teacherTemperature !== undefined ? { temperature: options.teacherTemperature } : {}),
+          steps: remaining, batch: r.warmupBatch, lr: r.warmupLr, budgets: r.budgets, seed: r.seed + state.warmupStep,
+          teacher: r.teacher, attentionLayer: r.attentionLayer, loss: r.warmupLoss, temperature: r.teacherTemperature,
+          ...(given.signal ? { signal: given.signal } : {}),
         })) {
           state.warmupStep++;
           await appendFile(logFile, `${JSON.stringify({ phase: 'warmup', step: state.warmupStep, loss: s.loss, overlap: s.overlap, gradNorm: s.gradNorm, ms: s.ms })}\n`);
@@ -153,13 +179,11 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], g
   if (state.phase === 'grpo') {
     const reference = await GripPruner.load(join(out, 'warmup'));
     const trainer = new GRPOTrainer(model, policy, reference, examples, {
-      steps: options.steps, group: options.group ?? d.group, promptsPerStep: options.promptsPerStep ?? d.promptsPerStep,
-      budgets: options.budgets, reward: options.reward ?? d.reward, beta: options.beta ?? d.beta,
-      lr: options.lr ?? d.lr, seed: seed + 1,
+      steps: r.steps, group: r.group, promptsPerStep: r.promptsPerStep, budgets: r.budgets, reward: r.reward, beta: r.beta, lr: r.lr, seed: r.seed + 1,
     });
     trainer.step = state.grpoStep;
     if (state.grpoStep > 0) await loadMoments(trainer, out, state.optimizerStep);
-    const meter = new Meter('GRPO', options.steps - state.grpoStep);
+    const meter = new Meter('GRPO', r.steps - state.grpoStep);
     const saveAll = async () => {
       state.grpoStep = trainer.step;
       state.optimizerStep = trainer.optimizer.step;
@@ -168,9 +192,9 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], g
       await saveState();
     };
     try {
-      for await (const s of trainer.run(options.signal)) {
+      for await (const s of trainer.run(given.signal)) {
         await appendFile(logFile, `${JSON.stringify({ phase: 'grpo', ...s })}\n`);
-        progress(meter.line(s.step - (options.steps - meter.total), `reward ${s.reward.toFixed(3)} KL ${s.kl.toFixed(4)} clip ${s.clipFraction.toFixed(2)} ρ ${s.keepRatio.toFixed(2)}`), false);
+        progress(meter.line(s.step - (r.steps - meter.total), `reward ${s.reward.toFixed(3)} KL ${s.kl.toFixed(4)} clip ${s.clipFraction.toFixed(2)} ρ ${s.keepRatio.toFixed(2)}`), false);
         if (s.step % every === 0) await saveAll();
       }
     } finally {

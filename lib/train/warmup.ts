@@ -15,28 +15,25 @@ import { check } from '../validate.js';
 import { accumulate, ScorerOptimizer } from './optimizer.js';
 import { mulberry32 } from '../random.js';
 import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
+import { TRAIN_DEFAULTS, WARMUP_LOSSES, type WarmupLoss } from './defaults.js';
 
-/** The warm-up's losses: listwise cross-entropy to the teacher distribution, or pairwise logistic on teacher-top-k vs the rest. */
-export const WARMUP_LOSSES = ['listwise', 'pairwise'] as const;
-export type WarmupLoss = (typeof WARMUP_LOSSES)[number];
-
-/** The warm-up's teacher when none is given: the attention of every text token after the image, averaged. */
-export const DEFAULT_TEACHER: AttentionSource = 'text-tokens';
-
+/** Every option left out takes the shipped recipe's value (TRAIN_DEFAULTS, defaults.ts), except where said. */
 export interface WarmupOptions {
   steps: number;
-  /** Prompts per step (default 8). */
+  /** Prompts per step (TRAIN_DEFAULTS.warmupBatch). */
   batch?: number;
+  /** TRAIN_DEFAULTS.warmupLr. */
   lr?: number;
   weightDecay?: number;
   /** Keep ratios to sample from (default: the pruner's budget range). */
   budgets?: Budgets;
+  /** TRAIN_DEFAULTS.warmupLoss. */
   loss?: WarmupLoss;
-  /** Teacher attention (default 'text-tokens'). */
+  /** Teacher attention. */
   teacher?: AttentionSource;
-  /** Pre-LLM scorers: the layer whose text-to-image attention teaches (attention of layer - 1; default 2). */
+  /** Pre-LLM scorers: the layer whose text-to-image attention teaches (attention of layer - 1). */
   attentionLayer?: number;
-  /** Sharpens (< 1) or flattens (> 1) the teacher: p ∝ attention^(1/T). Default 1. */
+  /** Sharpens (< 1) or flattens (> 1) the teacher: p ∝ attention^(1/T) (TRAIN_DEFAULTS.teacherTemperature). */
   temperature?: number;
   seed?: number;
   signal?: AbortSignal;
@@ -60,19 +57,22 @@ interface Cached {
 
 /** Runs the warm-up, yielding stats after every step; the pruner's params change in place. */
 export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly TrainExample[], options: WarmupOptions): AsyncGenerator<WarmupStepStats> {
+  const d = TRAIN_DEFAULTS;
   check.integer(options.steps, 'options.steps', 1, 1e9);
-  const batch = options.batch ?? 8;
+  const batch = options.batch ?? d.warmupBatch;
   check.integer(batch, 'options.batch', 1, 4096);
   if (!Array.isArray(examples) || examples.length === 0) check.fail('ERR_GRIP_SHAPE', 'a non-empty array of examples', 'examples', String(examples));
   pruner.checkModel(model);
-  const loss = options.loss ?? 'listwise';
+  const loss = options.loss ?? d.warmupLoss;
   check.oneOf(loss, 'options.loss', WARMUP_LOSSES);
-  const temperature = options.temperature ?? 1;
+  const temperature = options.temperature ?? d.teacherTemperature;
   check.number(temperature, 'options.temperature', (v) => v > 0 && Number.isFinite(v), 'a finite number > 0');
-  const teacher = options.teacher ?? DEFAULT_TEACHER;
-  const budgets = new BudgetSampler(options.budgets ?? { range: pruner.settings.budgetRange }, options.seed ?? 0);
-  const random = mulberry32((options.seed ?? 0) ^ 0x9e3779b9);
-  const optimizer = new ScorerOptimizer(pruner.params, { lr: options.lr ?? 1e-3, weightDecay: options.weightDecay ?? 0, maxGradNorm: 1 });
+  const teacher = options.teacher ?? d.teacher;
+  const attentionLayer = options.attentionLayer ?? d.attentionLayer;
+  const seed = options.seed ?? d.seed;
+  const budgets = new BudgetSampler(options.budgets ?? { range: pruner.settings.budgetRange }, seed);
+  const random = mulberry32(seed ^ 0x9e3779b9);
+  const optimizer = new ScorerOptimizer(pruner.params, { lr: options.lr ?? d.warmupLr, weightDecay: options.weightDecay ?? d.weightDecay, maxGradNorm: d.maxGradNorm });
   const N = model.numImageTokens;
   const cache = new Map<number, Cached>();
   const signal = options.signal;
@@ -87,7 +87,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
       let entry = cache.get(index);
       if (!entry) {
         const ex = examples[index]!;
-        const prepared = await model.prepare({ ...exampleInput(ex), point: pruner.point, query: pruner.settings.queryPooling, attention: teacher, ...(options.attentionLayer ? { attentionLayer: options.attentionLayer } : {}), ...(signal ? { signal } : {}) });
+        const prepared = await model.prepare({ ...exampleInput(ex), point: pruner.point, query: pruner.settings.queryPooling, attention: teacher, attentionLayer, ...(signal ? { signal } : {}) });
         entry = { prepared, teacher: teacherDistribution(prepared.attention!, temperature) };
         if (cache.size < 4096) cache.set(index, entry);
       }
@@ -101,7 +101,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
       overlapSum += topkOverlap(s, entry.teacher, k);
       for (let n = 0; n < N; n++) dScores[n] = dScores[n]! / batch;
       const t2 = performance.now();
-      const g = await ops.scoreTokensBackward(entry.prepared.visual, entry.prepared.query, keepRatio, pruner.params, tensor(dScores, [1, N]), { backend: model.backend === 'emu' ? 'emu' : model.backend });
+      const g = await ops.scoreTokensBackward(entry.prepared.visual, entry.prepared.query, keepRatio, pruner.params, tensor(dScores, [1, N]), { backend: model.backend });
       accumulate(grads, hostParams(g));
       backwardMs += performance.now() - t2;
     }

@@ -180,7 +180,9 @@ test('keep ratios outside (0, 1] and bad token budgets are range errors', async 
 
 test('a prune layer outside [1, layers) is a range error', async () => {
   await expectError(() => model.generate({ pixelValues, prompt: 'what?', pruner: new RandomPruner({ point: { layer: 4 } }) }), 'ERR_GRIP_RANGE', `expected 'pre-llm' or { layer: K } with K in [1, 3] for pruner.point but received {"layer":4}`);
-  await expectError(() => model.generate({ pixelValues, prompt: 'what?', pruner: new RandomPruner({ point: { layer: 0 } }) }), 'ERR_GRIP_RANGE', `expected 'pre-llm' or { layer: K } with K in [1, 3] for pruner.point but received {"layer":0}`);
+  // A pruner of one's own (the built-in ones refuse layer 0 when constructed: test/prune/heuristics.test.ts).
+  const layerZero: Pruner = { name: 'layer-zero', point: { layer: 0 }, select: async (ctx) => [...ctx.numKeep].map((k) => Int32Array.from({ length: k }, (_, i) => i)) };
+  await expectError(() => model.generate({ pixelValues, prompt: 'what?', pruner: layerZero }), 'ERR_GRIP_RANGE', `expected 'pre-llm' or { layer: K } with K in [1, 3] for pruner.point but received {"layer":0}`);
 });
 
 test('a pruner returning bad keep-sets is caught before it reaches native code', async () => {

@@ -5,7 +5,7 @@
 // error paths with their exact codes and messages.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CDPrunerPruner, DivPrunePruner, FastVPruner, GripError, NormPruner, RandomPruner, UniformPruner, VisionZipMergePruner, VisionZipPruner, PyramidDropPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
+import { CDPrunerPruner, DivPrunePruner, FastVPruner, GripError, GripPruner, NormPruner, RandomPruner, UniformPruner, VisionZipMergePruner, VisionZipPruner, PyramidDropPruner, makePruner, tensor, PRUNER_NAMES, type PruneContext, type Pruner } from '../../lib/index.ts';
 import { maxMinGreedy } from '../../lib/prune/heuristics/divprune.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 import { contextualCount } from '../../lib/prune/heuristics/visionzip.ts';
@@ -301,6 +301,31 @@ test('a context the pruner cannot use gives a GripError naming the field', async
   await expectError(() => new NormPruner().select({ ...good, visual: tensor(new Float32Array(36), [1, 9, 4]) }), 'ERR_GRIP_SHAPE', 'expected [1, 8, 4] [B,N,D] for ctx.visual but received [1, 9, 4]');
   await expectError(() => new DivPrunePruner().select({ ...good, numKeep: Int32Array.of(9) }), 'ERR_GRIP_RANGE', 'expected an integer in [1, 8] for ctx.numKeep[0] but received number 9');
   await expectError(() => new UniformPruner().select({ ...good, numKeep: Int32Array.of(0) }), 'ERR_GRIP_RANGE', 'expected an integer in [1, 8] for ctx.numKeep[0] but received number 0');
+});
+
+test('fastv refuses a context without its attention as cls does: the same code, the same message shape', async () => {
+  const good = randomContext(1, { rows: 2, cols: 4 }, [3], 4);
+  await expectError(() => new FastVPruner().select({ ...good, attention: undefined }), 'ERR_GRIP_SHAPE', "expected 'last-token' attention [1, 8] (8 values) for ctx.attention of the fastv pruner but received none");
+  await expectError(() => new FastVPruner().select({ ...good, attention: new Float32Array(7) }), 'ERR_GRIP_SHAPE', "expected 'last-token' attention [1, 8] (8 values) for ctx.attention of the fastv pruner but received 7 values");
+  await expectError(() => new FastVPruner({ layer: 0 }), 'ERR_GRIP_RANGE', 'expected an integer in [1, 2147483647] for options.layer but received number 0');
+  await expectError(() => new FastVPruner(5 as never), 'ERR_GRIP_RANGE', 'expected an options object for the fastv pruner but received number 5');
+  await expectError(() => new RandomPruner({ point: { layer: -1 } }), 'ERR_GRIP_RANGE', "expected 'pre-llm' or { layer: K } with an integer K >= 1 for options.point but received {\"layer\":-1}");
+});
+
+test('every pruner, GRIP included, refuses the same bad context with the same GripError', async () => {
+  const good = randomContext(2, { rows: 2, cols: 4 }, [3], 4);
+  const host = { dir: 'four-wide', numImageTokens: 8, config: { text: { hiddenSize: 4, numLayers: 4 } } };
+  const pruners = [...everyPruner(), GripPruner.init(host, { hidden: 8, rank: 4 })];
+  for (const pruner of pruners) {
+    assert.ok((await pruner.select(good)).length === 1, `${pruner.name} selects on the good context`);
+    await expectError(() => pruner.select({ ...good, numKeep: Int32Array.of(9) }), 'ERR_GRIP_RANGE', 'expected an integer in [1, 8] for ctx.numKeep[0] but received number 9');
+    await expectError(() => pruner.select({ ...good, numKeep: [3] as never }), 'ERR_GRIP_RANGE', 'expected an Int32Array for ctx.numKeep but received an array');
+    await expectError(() => pruner.select({ ...good, grid: { rows: 0, cols: 4 } }), 'ERR_GRIP_RANGE', 'expected an integer in [1, 2147483647] for ctx.grid.rows but received number 0');
+  }
+  // The pruners that read the states check them the same way.
+  for (const pruner of [new NormPruner(), new DivPrunePruner(), new CDPrunerPruner(), GripPruner.init(host, { hidden: 8, rank: 4 })]) {
+    await expectError(() => pruner.select({ ...good, visual: tensor(new Float32Array(36), [1, 9, 4]) }), 'ERR_GRIP_SHAPE', 'expected [1, 8, 4] [B,N,D] for ctx.visual but received [1, 9, 4]');
+  }
 });
 
 test.run();

@@ -2,7 +2,7 @@
 // the losses' gradients by finite differences, and the warm-up and GRPO
 // loops on the tiny test checkpoint (mechanics: they run, learn the warm-up
 // target, and keep the policy a distribution over valid keep-sets).
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { GripError, tensor, type Tensor } from '../../lib/index.ts';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { GripPruner } from '../../lib/prune/grip.ts';
-import { SCORER_PARAM_NAMES } from '../../lib/ops.ts';
+import { FOURIER_FEATURES, SCORER_PARAM_NAMES, scorerShapes } from '../../lib/ops.ts';
 import { grpoObjective, GRPOTrainer, normalise } from '../../lib/train/grpo.ts';
 import { listwise, pairwise, warmup } from '../../lib/train/warmup.ts';
 import { greedyKeep } from '../../lib/prune/sequential.ts';
@@ -39,6 +39,9 @@ test.before(async () => {
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 const values = (t: Tensor) => Array.from(t.host as Float32Array);
+// The init defaults are the shipped recipe (train/defaults.ts); the tests below that compare
+// against a plain top-k of pre-LLM scores with the mean query say so.
+const plainTopk = { point: 'pre-llm', queryPooling: 'mean-text-after-image', redundancy: 0 } as const;
 
 test('a GRIP pruner saves and loads its scorer exactly, with its settings', async () => {
   const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 7 });
@@ -48,6 +51,15 @@ test('a GRIP pruner saves and loads its scorer exactly, with its settings', asyn
   assert.equal(back.point, { layer: 2 });
   assert.equal(back.settings, pruner.settings);
   for (const name of SCORER_PARAM_NAMES) assert.equal(values(back.params[name]), values(pruner.params[name]), name);
+});
+
+test('the scorer has FOURIER_FEATURES Fourier features, as the native kernels (kFourierFeatures), in every shape that names them', () => {
+  const header = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'core', 'args.h'), 'utf8');
+  assert.is(Number(/constexpr int kFourierFeatures = (\d+);/.exec(header)?.[1]), FOURIER_FEATURES);
+  const shapes = scorerShapes(48, 8, 4);
+  assert.equal(shapes.filmW, { layout: `[${FOURIER_FEATURES},2H]`, shape: [FOURIER_FEATURES, 16] });
+  const pruner = GripPruner.init(model, { hidden: 8, rank: 4 });
+  for (const name of SCORER_PARAM_NAMES) assert.equal(pruner.params[name].shape, shapes[name].shape, name);
 });
 
 test('the same seed gives the same scorer, another seed another', () => {
@@ -74,7 +86,7 @@ test('loading a pruner directory without grip.json is an IO error naming it', as
 });
 
 test('the GRIP pruner keeps the top k of its scores, inside the runtime', async () => {
-  const pruner = GripPruner.init(model, { hidden: 8, rank: 4, seed: 3 });
+  const pruner = GripPruner.init(model, { ...plainTopk, hidden: 8, rank: 4, seed: 3 });
   const ex = examples[0]!;
   const prepared = await model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt });
   const scores = values(await pruner.scores(prepared.visual, prepared.query, 0.25, 'cpu'));
@@ -103,7 +115,7 @@ test("the 'last-token' query is the last prompt row at the point (causality: n·
 });
 
 test("a GRIP pruner with queryPooling 'last-token' gets that query inside the runtime, and keeps it through save and load", async () => {
-  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 5, queryPooling: 'last-token' });
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 5, queryPooling: 'last-token', redundancy: 0 });
   assert.equal(pruner.needs, { query: 'last-token' });
   await pruner.save(join(work, 'p-last'));
   const back = await GripPruner.load(join(work, 'p-last'));
@@ -157,7 +169,7 @@ function cosines(visual: Tensor): Float32Array {
 }
 
 test('a GRIP pruner with a redundancy penalty keeps its greedy keep-set inside the runtime, and keeps λ through save and load', async () => {
-  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 3, redundancy: 20 });
+  const pruner = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 3, redundancy: 20, queryPooling: 'mean-text-after-image' });
   const ex = examples[1]!;
   const prepared = await model.prepare({ pixelValues: ex.pixelValues!, prompt: ex.prompt, point: { layer: 2 } });
   const scores = values(await pruner.scores(prepared.visual, prepared.query, 0.25, 'cpu'));
@@ -195,7 +207,7 @@ test('prunersFromList: heuristics by name, grip and warmup from the GRIP directo
   const dir = join(work, 'p-list');
   const grip = GripPruner.init(model, { point: { layer: 2 }, hidden: 8, rank: 4, seed: 11, redundancy: 2 });
   await grip.save(dir);
-  await GripPruner.init(model, { hidden: 8, rank: 4, seed: 12 }).save(join(dir, 'warmup'));
+  await GripPruner.init(model, { ...plainTopk, hidden: 8, rank: 4, seed: 12 }).save(join(dir, 'warmup'));
   const pruners = await prunersFromList(`fastv,mine=${dir},grip,warmup`, dir, model);
   assert.equal(pruners.map((p) => p.name), ['fastv', 'mine', 'grip', 'warmup']);
   assert.equal(pruners.map((p) => p.point), [{ layer: 2 }, { layer: 2 }, { layer: 2 }, 'pre-llm']);
@@ -315,7 +327,7 @@ test('GRPO with a redundancy penalty trains on the sequential policy: finite sta
   }
   assert.not.equal(trained[0], trained[1], 'the penalty changes what GRPO samples and learns');
   const reference = GripPruner.init(model, { hidden: 8, rank: 4, redundancy: 3 });
-  const error = await caught(() => new GRPOTrainer(model, GripPruner.init(model, { hidden: 8, rank: 4 }), reference, examples, { steps: 1 }));
+  const error = await caught(() => new GRPOTrainer(model, GripPruner.init(model, { hidden: 8, rank: 4, redundancy: 0 }), reference, examples, { steps: 1 }));
   assert.instance(error, GripError);
   assert.is(error.message, "expected the policy's redundancy (0) for reference.redundancy but received 3");
 });

@@ -6,7 +6,7 @@
 import { GripError } from '../../errors.js';
 import { describe } from '../../tensor.js';
 import { parseLlavaConfig, type LlavaConfig } from '../config.js';
-import { jsonText } from '../safetensors.js';
+import { isRecord, jsonText } from '../../json.js';
 
 export interface LlavaNextConfig extends Omit<LlavaConfig, 'modelType' | 'numImageTokens'> {
   modelType: 'llava_next';
@@ -26,8 +26,6 @@ const MISTRAL_DEFAULTS: Record<string, unknown> = {
   intermediate_size: 14336, num_key_value_heads: 8, max_position_embeddings: 4096 * 32, sliding_window: 4096,
 };
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Resolves a parsed LLaVA-NeXT config.json; `where` (its path) is named in every error. */
 export function parseLlavaNextConfig(json: unknown, where: string): LlavaNextConfig {

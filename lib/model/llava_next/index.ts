@@ -6,7 +6,6 @@
 // count follows the image, so every image has its own layout and batches are
 // ragged. The decoder is Llama or Mistral (llama.ts); a Mistral window is
 // passed to the runtime, which refuses requests longer than it.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GripError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
@@ -14,26 +13,14 @@ import { check } from '../../validate.js';
 import type { Family, FamilyLoadOptions, FamilyModel, ImagePixels, VisualLayout, VisualRegion } from '../family.js';
 import { disposeLlavaWeights } from '../llava/index.js';
 import { PROCESSOR_CONFIG_FILE, readRgb } from '../processor.js';
-import { Checkpoint, invalidJsonText, ioError, jsonText } from '../safetensors.js';
+import { readJsonFile, jsonText } from '../../json.js';
+import { Checkpoint } from '../safetensors.js';
 import { TextTokenizer } from '../tokenizer.js';
 import { loadWeights } from '../weights.js';
 import { parseLlavaNextConfig, type LlavaNextConfig } from './config.js';
 import { asLlavaStages, llavaNextImageFeatures, readImageNewline } from './features.js';
 import { anyresGeometry, anyresPixels, parseLlavaNextProcessorConfig, type AnyresGeometry } from './processor.js';
 
-async function readJson(path: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw ioError(error, `a readable ${what}`, path);
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new GripError('ERR_GRIP_FORMAT', `expected a JSON object for ${path} but received ${invalidJsonText(text)}`);
-  }
-}
 
 /**
  * The layout the pruners see for one image: its N tokens in sequence order
@@ -74,10 +61,10 @@ export const llavaNext: Family = {
   architectures: ['LlavaNextForConditionalGeneration'],
   async load(dir: string, options: FamilyLoadOptions): Promise<FamilyModel> {
     const configPath = join(dir, 'config.json');
-    const config = parseLlavaNextConfig(await readJson(configPath, 'config.json'), configPath);
+    const config = parseLlavaNextConfig(await readJsonFile(configPath, 'config.json'), configPath);
     const vc = config.vision, S = vc.imageSize;
     const processorPath = join(dir, PROCESSOR_CONFIG_FILE);
-    const processor = parseLlavaNextProcessorConfig(await readJson(processorPath, PROCESSOR_CONFIG_FILE), processorPath, S);
+    const processor = parseLlavaNextProcessorConfig(await readJsonFile(processorPath, PROCESSOR_CONFIG_FILE), processorPath, S);
     if (JSON.stringify(processor.imageGridPinpoints) !== JSON.stringify(config.imageGridPinpoints)) {
       // transformers tiles by the processor's list and unpads by the model's: two lists would disagree on the token count.
       throw new GripError('ERR_GRIP_FORMAT',

@@ -9,7 +9,7 @@
 import { GripError } from '../../errors.js';
 import { describe } from '../../tensor.js';
 import { parseProcessorConfig, resizeRgb, rgbPixelValues, type ProcessorConfig, type RgbImage } from '../processor.js';
-import { jsonText } from '../safetensors.js';
+import { jsonText } from '../../json.js';
 
 /** [height, width] in pixels. */
 export type Size = readonly [number, number];

@@ -1,6 +1,6 @@
 // compact.ts — KV-cache compaction after an in-LLM prune: the caches of the
 // layers below the prune point keep only the rows that survived it.
-import { deviceOf, int32Tensor } from '../tensors.js';
+import { deviceOf, int32Tensor } from '../../moves.js';
 import type { KVCache } from '../llama.js';
 import type { Runtime } from './context.js';
 

@@ -2,7 +2,7 @@
 // step through every layer, rows stopping at EOS (when asked) or at their
 // own token budget. The cache is freed however the loop ends.
 import { lmHead, runDecoder } from '../llama.js';
-import { deviceOf, gatherRagged, int32Tensor, view } from '../tensors.js';
+import { deviceOf, gatherRagged, int32Tensor, view } from '../../moves.js';
 import { opOptions, type Runtime } from './context.js';
 import type { Prefilled } from './types.js';
 

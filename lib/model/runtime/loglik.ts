@@ -5,7 +5,7 @@
 // answer is then teacher-forced as one chunk after each pruned prompt.
 import { check } from '../../validate.js';
 import { KVCache, lmHead, runDecoder } from '../llama.js';
-import { deviceOf, gatherRagged, int32Tensor, repeatRows, view } from '../tensors.js';
+import { deviceOf, gatherRagged, int32Tensor, repeatRows, view } from '../../moves.js';
 import { opOptions, type Runtime } from './context.js';
 import { argmax } from './decode.js';
 import { prefillKept, runFromPoint } from './prefill.js';

@@ -13,7 +13,7 @@ import type { VisualLayout } from '../family.js';
 import { check } from '../../validate.js';
 import { QUERY_POOLINGS, checkKeepSets, checkMergedStates, numKeepFor, pruneLayers, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
 import { KVCache, runDecoder } from '../llama.js';
-import { deviceOf, gatherRagged, int32Tensor, view, writeRows, zerosOn } from '../tensors.js';
+import { deviceOf, gatherRagged, int32Tensor, view, writeRows, zerosOn } from '../../moves.js';
 import { compactCaches } from './compact.js';
 import { checkWindow, opOptions, type Runtime } from './context.js';
 import { embedIds, poolText, textQuery } from './query.js';

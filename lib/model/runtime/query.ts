@@ -2,7 +2,7 @@
 // conditioned on (the question after the image: its mean, or its last token).
 import { tensor, type Tensor } from '../../tensor.js';
 import type { QueryPooling } from '../../prune/pruner.js';
-import { deviceOf, gatherRagged, int32Tensor, zerosOn } from '../tensors.js';
+import { deviceOf, gatherRagged, int32Tensor, zerosOn } from '../../moves.js';
 import type { Runtime } from './context.js';
 import type { Row } from './types.js';
 

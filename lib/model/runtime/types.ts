@@ -1,7 +1,7 @@
 // types.ts — the requests and results of the VLM facade, and the internal
 // shapes the stages pass on (a tokenised row, a prefilled batch, a prompt
 // prepared up to its prune point).
-import type { ImagePixels } from '../family.js';
+import type { ImagePixels, ImageSource } from '../family.js';
 import type { KVCache } from '../llama.js';
 import type { ImageInput } from '../processor.js';
 import type { Tensor } from '../../tensor.js';
@@ -26,14 +26,7 @@ export interface LoadVLMOptions {
   signal?: AbortSignal;
 }
 
-/** The image: a path, encoded bytes or raw pixels (preprocessed here), or pixel values already preprocessed. */
-export interface ImageSource {
-  image?: ImageInput;
-  /** [C, H, W] f32 (LLaVA-NeXT: [1 + tiles, C, S, S], the base image first), already resized and normalised (skips the processor). */
-  pixelValues?: Tensor;
-  /** LLaVA-NeXT with pixelValues: the original image's [height, width], from which its tile grid and token count follow. */
-  imageSize?: readonly [number, number];
-}
+export type { ImageSource };
 
 /** The text: a prompt (put in the model's template) or token ids containing the image token once. */
 export interface PromptSource {

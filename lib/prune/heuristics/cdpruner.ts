@@ -31,7 +31,7 @@ import { cosineSimilarities } from '../similarity.js';
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
 import { check } from '../../validate.js';
 import { describe } from '../../tensor.js';
-import { checkOptions, checkPoint, contextShape } from './common.js';
+import { checkOptions, checkPoint, contextShape } from '../common.js';
 
 export interface CDPrunerOptions {
   /** 'pre-llm' (default, the projected visual tokens and the text embeddings, as the paper) or { layer: K }. */

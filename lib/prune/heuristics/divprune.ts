@@ -21,7 +21,7 @@
 // the greedy loop is O(kN) in TypeScript over that matrix.
 import { cosineSimilarities } from '../similarity.js';
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
-import { checkOptions, checkPoint, contextShape } from './common.js';
+import { checkOptions, checkPoint, contextShape } from '../common.js';
 
 /**
  * The greedy max-min order of k of N tokens from their similarities

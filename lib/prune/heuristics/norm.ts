@@ -11,7 +11,7 @@
 // which is what any native version would do too. A CUDA tensor is copied to
 // the host first (B·N·D floats).
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
-import { checkOptions, checkPoint, contextShape, topkRows } from './common.js';
+import { checkOptions, checkPoint, contextShape, topkRows } from '../common.js';
 
 /** [B·N] the L2 norm of each D-wide row of states [B·N·D]. */
 export function rowNorms(states: Float32Array, rows: number, D: number): Float32Array {

@@ -18,7 +18,7 @@
 // Each stage keeps ceil(λ · N_stage) tokens, at least 1.
 import { check } from '../../validate.js';
 import type { PruneContext, Pruner, StagedPoint } from '../pruner.js';
-import { attentionOf, checkOptions, topkRows } from './common.js';
+import { attentionOf, checkOptions, topkRows } from '../common.js';
 
 export interface PyramidDropOptions {
   /** The stage layers K1 < K2 < ... (each in [1, L)); default [1, 2, 3], the testbed's 4 layers in 4 stages (LLaVA-1.5-7B: [8, 16, 24]). */

@@ -3,21 +3,24 @@
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
 import { mulberry32 } from '../../random.js';
 import { check } from '../../validate.js';
+import { checkOptions, checkPoint, contextShape } from '../common.js';
 
 export class RandomPruner implements Pruner {
   readonly name = 'random';
   readonly point: PrunePoint;
   private readonly next: () => number;
 
-  constructor(options: { point?: PrunePoint; seed?: number } = {}) {
-    this.point = options.point ?? 'pre-llm';
-    const seed = options.seed ?? 0;
+  /** point: 'pre-llm' (default) or { layer: K }; seed: an integer in [0, 2^32) (default 0). */
+  constructor(options?: { point?: PrunePoint; seed?: number }) {
+    const o = checkOptions(options, 'random');
+    this.point = checkPoint(o.point ?? 'pre-llm', 'options.point');
+    const seed = o.seed ?? 0;
     check.integer(seed, 'seed', 0, 0xffffffff);
     this.next = mulberry32(seed);
   }
 
   async select(ctx: PruneContext): Promise<Int32Array[]> {
-    const N = ctx.grid.rows * ctx.grid.cols;
+    const { N } = contextShape(ctx, this.name, false);
     return Array.from(ctx.numKeep, (k) => {
       // Partial Fisher-Yates: the first k slots are a uniform k-subset.
       const order = Int32Array.from({ length: N }, (_, i) => i);

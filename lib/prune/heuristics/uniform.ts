@@ -16,7 +16,7 @@
 // Picking evenly spaced indices in raster order instead would keep whole
 // columns (k = 16 on 8 x 8: columns 2 and 6 of every row), so it is not used.
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
-import { checkOptions, checkPoint, contextShape } from './common.js';
+import { checkOptions, checkPoint, contextShape } from '../common.js';
 
 /** The k grid indices (raster order, ascending) of the uniform rule above; 1 <= k <= rows · cols. */
 export function uniformGridIndices(rows: number, cols: number, k: number): Int32Array {

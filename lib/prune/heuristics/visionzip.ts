@@ -31,7 +31,7 @@
 // the tokens leave (VisionZip itself prunes before the LLM).
 import { check } from '../../validate.js';
 import type { PruneContext, Pruner, PrunePoint } from '../pruner.js';
-import { attentionOf, checkOptions, checkPoint, contextShape, topkRows } from './common.js';
+import { attentionOf, checkOptions, checkPoint, contextShape, topkRows } from '../common.js';
 
 /** VisionZip's split for LLaVA-1.5 at 64 tokens: 54 dominant + 10 contextual. */
 export const VISIONZIP_CONTEXTUAL = 10 / 64;

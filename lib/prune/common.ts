@@ -1,11 +1,12 @@
-// common.ts — what the heuristic pruners share: the checks of their options
-// and of the context they are handed, and a per-row top-k on the native op.
-import type { ResolvedBackend } from '../../backend.js';
-import { GripError } from '../../errors.js';
-import { ops } from '../../ops.js';
-import { describe, tensor } from '../../tensor.js';
-import { check } from '../../validate.js';
-import type { PruneContext, PrunePoint } from '../pruner.js';
+// common.ts — what every pruner (GRIP and the heuristics) shares: the checks
+// of its options and of the context it is handed, the backend for an op on
+// host arrays, and a per-row top-k on the native op.
+import type { ResolvedBackend } from '../backend.js';
+import { GripError } from '../errors.js';
+import { ops } from '../ops.js';
+import { describe, tensor, type Tensor } from '../tensor.js';
+import { check } from '../validate.js';
+import type { PruneContext, PrunePoint } from './pruner.js';
 
 /** The options object of a pruner constructor (undefined reads as {}). */
 export function checkOptions<T extends object>(options: T | undefined, name: string): T {
@@ -46,16 +47,28 @@ export function contextShape(ctx: PruneContext, name: string, withStates = true)
   return { B, N, D: ctx.visual.shape[2]! };
 }
 
-/** The backend for an op on host arrays: the emulator when the runtime emulates, else the CPU. */
-export function hostBackend(backend: ResolvedBackend): 'cpu' | 'emu' {
+/**
+ * The backend for an op on a tensor where it lies: CUDA for a device tensor;
+ * for a host one the emulator when the runtime emulates, else the CPU (a
+ * host tensor is not sent to the GPU and back for one small op).
+ */
+export function backendFor(tensor: Tensor | Float32Array, backend: ResolvedBackend): ResolvedBackend {
+  if (!(tensor instanceof Float32Array) && tensor.device === 'cuda') return 'cuda';
   return backend === 'emu' ? 'emu' : 'cpu';
 }
 
-/** Per row b, the numKeep[b] largest of scores [B, N] (host), ascending by index; ties go to the lower index. */
-export async function topkRows(scores: Float32Array, B: number, N: number, ctx: PruneContext): Promise<Int32Array[]> {
-  const { indices } = await ops.topk(tensor(scores, [B, N]), ctx.numKeep, { backend: hostBackend(ctx.backend), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+/**
+ * Per row b, the numKeep[b] largest of scores [B, N] (host values, or a
+ * tensor on the host or the device), ascending by index; ties go to the
+ * lower index. The native top-k pads rows with a smaller k: each row is cut
+ * to its own k.
+ */
+export async function topkRows(scores: Float32Array | Tensor, B: number, N: number, ctx: Pick<PruneContext, 'numKeep' | 'backend' | 'signal'>): Promise<Int32Array[]> {
+  const input = scores instanceof Float32Array ? tensor(scores, [B, N]) : scores;
+  const { indices } = await ops.topk(input, ctx.numKeep, { backend: backendFor(scores, ctx.backend), ...(ctx.signal ? { signal: ctx.signal } : {}) });
   const maxK = indices.shape[1]!;
-  const host = indices.host as Int32Array;
+  const host = indices.toHost().host as Int32Array;
+  if (indices.device === 'cuda') indices.dispose();
   return Array.from(ctx.numKeep, (k, b) => host.slice(b * maxK, b * maxK + k));
 }
 
