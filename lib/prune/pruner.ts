@@ -54,6 +54,12 @@ export interface PruneContext {
   grid: { rows: number; cols: number };
   /** [B, N] when the pruner asked for `needs.attention`: each row sums to the attention mass on the image. */
   attention?: Float32Array;
+  /**
+   * When the pruner asked for `needs.text`: the text after the image token by
+   * token at the prune point (pre-LLM: its embeddings), [B, T, D] f32 with row
+   * b valid for its first count[b] tokens.
+   */
+  text?: { states: Tensor; count: Int32Array };
   /** For a staged pruner: which stage this is (N is then the tokens that reached it; grid is 1 x N after the first). */
   stage?: { index: number; layers: readonly number[]; numLayers: number };
   backend: ResolvedBackend;
@@ -63,7 +69,7 @@ export interface PruneContext {
 export interface Pruner {
   readonly name: string;
   readonly point: PrunePoint | StagedPoint;
-  readonly needs?: { attention?: AttentionSource; query?: QueryPooling };
+  readonly needs?: { attention?: AttentionSource; query?: QueryPooling; text?: boolean };
   /** Kept visual token indices per row, ascending, numKeep[b] of them. */
   select(ctx: PruneContext): Promise<Int32Array[]>;
   /**

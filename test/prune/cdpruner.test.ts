@@ -43,12 +43,12 @@ function det(m: number[][]): number {
   return d;
 }
 
-/** The paper's rule from scratch: relevance, kernel, then k times the token whose addition gives the largest det(L_S). */
-function referenceKeep(x: number[][], t: number[], k: number, theta: number): number[] {
+/** The paper's rule from scratch: relevance (mean over the text tokens ts), kernel, then k times the token whose addition gives the largest det(L_S). */
+function referenceKeep(x: number[][], ts: number[][], k: number, theta: number): number[] {
   const unit = (v: number[]) => { const n = Math.hypot(...v); return v.map((e) => (n > 0 ? e / n : 0)); };
-  const u = x.map(unit), ut = unit(t);
+  const u = x.map(unit), uts = ts.map(unit);
   const dot = (p: number[], q: number[]) => p.reduce((s, e, i) => s + e * q[i]!, 0);
-  const q = u.map((v) => -dot(v, ut));
+  const q = u.map((v) => (uts.length ? uts.reduce((s, ut) => s - dot(v, ut), 0) / uts.length : 0));
   const lo = Math.min(...q), hi = Math.max(...q);
   const alpha = theta / (2 * (1 - theta));
   const r = q.map((v) => Math.exp(alpha * ((v - lo) / (hi - lo + 1e-6))));
@@ -107,9 +107,37 @@ test('cdpruner matches a determinant-maximising float64 greedy on random batch r
     numKeep.forEach((k, b) => {
       const x = Array.from({ length: N }, (_, i) => Array.from(states.subarray((b * N + i) * D, (b * N + i + 1) * D)));
       const t = Array.from(query.subarray(b * D, (b + 1) * D));
-      assert.equal(Array.from(sets[b]!), referenceKeep(x, t, k, theta), `theta ${theta}, row ${b}`);
+      assert.equal(Array.from(sets[b]!), referenceKeep(x, [t], k, theta), `theta ${theta}, row ${b}`);
     });
   }
+});
+
+test('with the text tokens (ctx.text) the relevance is the mean over them, per row its own count', async () => {
+  const D = 10, N = 24, T = 5;
+  for (const theta of [0.5, 0.75]) {
+    const r = rng(41 + theta * 10);
+    const numKeep = [8, 5, 3], counts = [5, 2, 0];
+    const B = numKeep.length;
+    const states = uniform(r, B * N * D), text = uniform(r, B * T * D);
+    const ctx: PruneContext = {
+      visual: tensor(states, [B, N, D]), query: tensor(uniform(r, B * D), [B, D]),
+      text: { states: tensor(text, [B, T, D]), count: Int32Array.from(counts) },
+      keepRatio: Float32Array.from(numKeep, (k) => k / N), numKeep: Int32Array.from(numKeep),
+      grid: { rows: 4, cols: 6 }, backend: 'cpu',
+    };
+    const sets = await new CDPrunerPruner({ theta }).select(ctx);
+    numKeep.forEach((k, b) => {
+      const x = Array.from({ length: N }, (_, i) => Array.from(states.subarray((b * N + i) * D, (b * N + i + 1) * D)));
+      const ts = Array.from({ length: counts[b]! }, (_, j) => Array.from(text.subarray((b * T + j) * D, (b * T + j + 1) * D)));
+      assert.equal(Array.from(sets[b]!), referenceKeep(x, ts, k, theta), `theta ${theta}, row ${b} (${counts[b]} text tokens)`);
+    });
+  }
+  const ctx: PruneContext = {
+    visual: tensor(new Float32Array(2 * 4 * 3).fill(1), [2, 4, 3]), query: tensor(new Float32Array(6), [2, 3]),
+    text: { states: tensor(new Float32Array(2 * 2 * 3), [2, 2, 3]), count: Int32Array.from([1, 3]) },
+    keepRatio: Float32Array.of(0.5, 0.5), numKeep: Int32Array.of(2, 2), grid: { rows: 1, cols: 4 }, backend: 'cpu',
+  };
+  await expectError(() => new CDPrunerPruner().select(ctx), 'ERR_GRIP_RANGE', 'expected an integer in [0, 2] for ctx.text.count[1] but received number 3');
 });
 
 test('makePruner passes theta; bad options and contexts give a GripError that says what was expected', async () => {

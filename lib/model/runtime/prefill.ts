@@ -16,7 +16,7 @@ import { KVCache, runDecoder } from '../llama.js';
 import { deviceOf, gatherRagged, int32Tensor, view, writeRows, zerosOn } from '../../moves.js';
 import { compactCaches } from './compact.js';
 import { checkWindow, opOptions, type Runtime } from './context.js';
-import { embedIds, poolText, textQuery } from './query.js';
+import { embedIds, poolText, textQuery, textTokens } from './query.js';
 import { assembleSequence, attentionToImage, keptPositions, keptRows, probeRowsOf, visualRows, type SequenceLayout } from './sequence.js';
 import type { Prefilled, PreparedStage, Row } from './types.js';
 
@@ -170,8 +170,8 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   if (pruner && source !== undefined && source !== 'cls' && K === 0) {
     throw new GripError('ERR_GRIP_UNSUPPORTED', `expected an in-LLM point ({ layer: K }) for a pruner that needs '${source}' attention but received 'pre-llm' (pruner "${pruner.name}")`);
   }
-  const context = (states: Tensor, query: Tensor, attention: Float32Array | undefined): PruneContext => ({
-    visual: states, query, keepRatio: o.keepRatio,
+  const context = (states: Tensor, query: Tensor, attention: Float32Array | undefined, text: PruneContext['text']): PruneContext => ({
+    visual: states, query, keepRatio: o.keepRatio, ...(text ? { text } : {}),
     numKeep: Int32Array.from(o.keepRatio, (r, b) => numKeepFor(r, N[b]!)),
     grid: rows[0]!.pixels.layout.grid, backend: rt.backend, signal,
     ...(attention ? { attention } : {}),
@@ -182,7 +182,10 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   if (K === 0) {
     const t0 = now();
     const query = await textQuery(rt, rows, pooling, signal);
-    const ctx = context(visual, query, source === 'cls' ? o.clsAttention : undefined);
+    const after = pruner.needs?.text ? await embedIds(rt, rows.map((r) => r.after), signal) : null;
+    const counts = Int32Array.from(rows, (r) => r.after.length);
+    const text = pruner.needs?.text ? { states: after ?? zerosOn([rows.length, 0, visual.shape[2]!], deviceOf(rt.backend)), count: counts } : undefined;
+    const ctx = context(visual, query, source === 'cls' ? o.clsAttention : undefined, text);
     const { kept, ...selection } = await select(rt, pruner, ctx, rows, parts);
     const replace = replacementOf({ kept, ...selection }, visual.shape[2]!, visual.device);
     const pruneMs = now() - t0;
@@ -193,7 +196,8 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   const t1 = now();
   const states = await gatherRagged(rt.k, at.x, visualRows(at.seq.before, N), rt.backend);
   const query = await poolText(rt, at.x, at.seq.before.map((n, b) => n + N[b]!), at.seq.after, pooling);
-  const ctx = context(states, query, source === 'cls' ? o.clsAttention : at.attention);
+  const text = pruner.needs?.text ? await textTokens(rt, at.x, at.seq.before.map((n, b) => n + N[b]!), at.seq.after) : undefined;
+  const ctx = context(states, query, source === 'cls' ? o.clsAttention : at.attention, text);
   const { kept, ...selection } = await select(rt, pruner, ctx, rows, parts);
   const replace = replacementOf({ kept, ...selection }, states.shape[2]!, states.device);
   const t2 = now();
@@ -275,6 +279,7 @@ async function select(rt: Runtime, pruner: Pruner, ctx: PruneContext, rows: read
         visual: await gatherRagged(rt.k, flat, [part.tokens.map((i) => b * width + i)], rt.backend),
         query, keepRatio: ctx.keepRatio.subarray(b, b + 1), numKeep: Int32Array.of(part.numKeep),
         grid: part.grid, backend: ctx.backend, signal: ctx.signal,
+        ...(ctx.text ? { text: await textTokens(rt, view(ctx.text.states, [1, B * ctx.text.states.shape[1]!, D]), [b * ctx.text.states.shape[1]!], [ctx.text.count[b]!]) } : {}),
         ...(ctx.attention ? { attention: Float32Array.from(part.tokens, (i) => ctx.attention![b * width + i]!) } : {}),
       };
       const [set] = checkKeepSets(pruner.name, await pruner.select(one), 1, part.tokens.length);
@@ -363,6 +368,7 @@ async function prefillStaged(rt: Runtime, o: PrefillOptions, pruner: Pruner, lay
       visual: states, query, keepRatio: o.keepRatio, numKeep: Int32Array.from(o.keepRatio, (r) => numKeepFor(r, n)),
       grid: n === N ? rows[0]!.pixels.layout.grid : { rows: 1, cols: n }, backend: rt.backend, signal,
       stage: { index: s, layers, numLayers: L }, ...(attention ? { attention } : {}),
+      ...(pruner.needs?.text ? { text: await textTokens(rt, x, before.map((nb) => nb + n), after) } : {}),
     });
     const chosen = checkKeepSets(pruner.name, sets, B, n);
     if (chosen.some((c) => c.length !== chosen[0]!.length)) {

@@ -22,6 +22,13 @@ export async function textQuery(rt: Runtime, rows: readonly Row[], pooling: Quer
   return poolText(rt, after, new Int32Array(rows.length), rows.map((r) => r.after.length), pooling);
 }
 
+/** The text rows start[b] .. start[b] + count[b] - 1 of x [B, S, D], token by token: PruneContext.text. */
+export async function textTokens(rt: Runtime, x: Tensor, start: ArrayLike<number>, count: ArrayLike<number>): Promise<{ states: Tensor; count: Int32Array }> {
+  const lists = Array.from(count, (n, b) => Int32Array.from({ length: n }, (_, i) => start[b]! + i));
+  const states = lists.some((l) => l.length > 0) ? await gatherRagged(rt.k, x, lists, rt.backend) : zerosOn([lists.length, 0, x.shape[2]!], x.device);
+  return { states, count: Int32Array.from(count) };
+}
+
 /** [B, D] the text rows start[b] .. start[b] + count[b] - 1 of x pooled: their mean, or the last of them (zeros when count is 0). */
 export function poolText(rt: Runtime, x: Tensor, start: ArrayLike<number>, count: ArrayLike<number>, pooling: QueryPooling): Promise<Tensor> {
   if (pooling === 'mean-text-after-image') return meanRows(rt, x, start, count);

@@ -5,10 +5,10 @@
 //
 // The paper's rule (and its code's):
 //   S_ij = cos(h_i, h_j)                        the visual tokens' similarity;
-//   q_i  = -cos(h_i, t)                         relevance to the instruction t
-//          (the code negates: in LLaVA's projector space the cosine to the text
-//          runs the wrong way), min-max normalised per row to [0, 1]
-//          ((q - min) / (max - min + 1e-6));
+//   q_i  = mean_j -cos(h_i, t_j)                relevance to the instruction's
+//          tokens t_j (the code negates: in LLaVA's projector space the cosine
+//          to the text runs the wrong way), min-max normalised per row to
+//          [0, 1] ((q - min) / (max - min + 1e-6));
 //   r_i  = exp(alpha q_i), alpha = theta / (2 (1 - theta)), theta = 0.5 by
 //          default (theta = 1: r = q, as the code does);
 //   L    = diag(r) S diag(r)                     the conditional kernel;
@@ -16,10 +16,11 @@
 //   with the largest marginal gain, by the incremental-Cholesky greedy of
 //   Chen, Zhang and Zhou (NeurIPS 2018) that the authors' code uses
 //   (d_j^2 = L_jj, then per pick j: e = (L_j - c_j^T C) / d_j, C += e, d^2 -= e^2).
-// Simplifications: the text is the pooled query of PruneContext (the mean of
-// the text embeddings after the image, pre-LLM) instead of the mean over the
-// text tokens of each token's cosine — the runtime hands pruners one query
-// row; ties go to the lower index; once the kernel's rank is spent (every
+// The text tokens are PruneContext.text (the pruner declares needs.text): the
+// text after the image, pre-LLM its embeddings, as the paper's code does with
+// the instruction's embeddings; a context without them (one made by hand)
+// uses ctx.query as the one text token, and a row with no text has q = 0.
+// Simplifications: ties go to the lower index; once the kernel's rank is spent (every
 // remaining gain d_j^2 <= 1e-5 · max L_jj, e.g. duplicate tokens, where the
 // code would divide by zero) the rest are taken by descending r, lower index
 // first; a zero state or zero query has cosine 0. The greedy runs in float64.
@@ -86,22 +87,30 @@ export function cdppGreedy(similarity: Float32Array, r: Float64Array, N: number,
   return order;
 }
 
-/** r_i of one row: exp(alpha q_i) of the min-max normalised negated cosine q to the query (theta = 1: q itself). */
-export function relevanceWeights(states: Float32Array, query: Float32Array, N: number, D: number, theta: number): Float64Array {
-  let qn = 0;
-  for (let d = 0; d < D; d++) qn += query[d]! * query[d]!;
-  qn = Math.sqrt(qn);
+/**
+ * r_i of one row: exp(alpha q_i) of q, the min-max normalised mean over the
+ * T text tokens (text [T, D]) of the negated cosine (theta = 1: q itself).
+ */
+export function relevanceWeights(states: Float32Array, text: Float32Array, T: number, N: number, D: number, theta: number): Float64Array {
+  const tn = Float64Array.from({ length: T }, (_, j) => {
+    let s = 0;
+    for (let d = 0; d < D; d++) s += text[j * D + d]! * text[j * D + d]!;
+    return Math.sqrt(s);
+  });
   const q = new Float64Array(N);
   let lo = Infinity, hi = -Infinity;
   for (let i = 0; i < N; i++) {
-    let dot = 0, hn = 0;
-    for (let d = 0; d < D; d++) {
-      const h = states[i * D + d]!;
-      dot += h * query[d]!;
-      hn += h * h;
+    let hn = 0;
+    for (let d = 0; d < D; d++) hn += states[i * D + d]! * states[i * D + d]!;
+    hn = Math.sqrt(hn);
+    let sum = 0;
+    for (let j = 0; j < T; j++) {
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += states[i * D + d]! * text[j * D + d]!;
+      const norm = hn * tn[j]!;
+      sum += norm > 0 ? -dot / norm : 0;
     }
-    const norm = Math.sqrt(hn) * qn;
-    q[i] = norm > 0 ? -dot / norm : 0;
+    q[i] = T > 0 ? sum / T : 0;
     if (q[i]! < lo) lo = q[i]!;
     if (q[i]! > hi) hi = q[i]!;
   }
@@ -116,6 +125,7 @@ export function relevanceWeights(states: Float32Array, query: Float32Array, N: n
 export class CDPrunerPruner implements Pruner {
   readonly name = 'cdpruner';
   readonly point: PrunePoint;
+  readonly needs = { text: true };
   readonly theta: number;
 
   constructor(options?: CDPrunerOptions) {
@@ -132,15 +142,26 @@ export class CDPrunerPruner implements Pruner {
     const similarities = await cosineSimilarities(ctx.visual, ctx.backend, ctx.signal);
     const visual = ctx.visual.device === 'cuda' ? ctx.visual.toHost() : ctx.visual;
     const query = ctx.query.device === 'cuda' ? ctx.query.toHost() : ctx.query;
-    const states = visual.host as Float32Array, text = query.host as Float32Array;
+    const states = visual.host as Float32Array;
+    // The text tokens per row: ctx.text when the runtime handed them, else the pooled query as one token.
+    const tokens = ctx.text ? (ctx.text.states.device === 'cuda' ? ctx.text.states.toHost() : ctx.text.states) : query;
+    if (ctx.text) {
+      check.tensor(ctx.text.states, 'ctx.text.states', '[B,T,D]', ['f32'], [B, ctx.text.states.shape[1]!, D]);
+      const maxT = ctx.text.states.shape[1]!;
+      if (!(ctx.text.count instanceof Int32Array) || ctx.text.count.length !== B) check.fail('ERR_GRIP_SHAPE', `an Int32Array of ${B} counts`, 'ctx.text.count', describe(ctx.text.count));
+      ctx.text.count.forEach((n, b) => check.integer(n, `ctx.text.count[${b}]`, 0, maxT));
+    }
+    const T = ctx.text ? tokens.shape[1]! : 1, text = tokens.host as Float32Array;
     const sets = similarities.map((similarity, b) => {
       // cos(h, h) is exactly 1 (0 for a zero state): the matmul's round-off must not break the first pick's ties.
       for (let i = 0; i < N; i++) similarity[i * N + i] = similarity[i * N + i]! > 0 ? 1 : 0;
-      const r = relevanceWeights(states.subarray(b * N * D, (b + 1) * N * D), text.subarray(b * D, (b + 1) * D), N, D, this.theta);
+      const count = ctx.text ? ctx.text.count[b]! : 1;
+      const r = relevanceWeights(states.subarray(b * N * D, (b + 1) * N * D), text.subarray(b * T * D, (b * T + count) * D), count, N, D, this.theta);
       return cdppGreedy(similarity, r, N, ctx.numKeep[b]!).sort();
     });
     if (visual !== ctx.visual) visual.dispose();
     if (query !== ctx.query) query.dispose();
+    if (ctx.text && tokens !== ctx.text.states) tokens.dispose();
     return sets;
   }
 }
