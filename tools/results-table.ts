@@ -3,7 +3,8 @@
 // interval per pruner and keep ratio, and GRIP against the best of every
 // heuristic in any of the runs at each ratio (exact McNemar, paired on the
 // questions). Rows of a pruner that appear in several runs must agree.
-// Usage: node --import tsx tools/results-table.ts RUN/eval.json [RUN2/eval.json ...] [--ratios 0.05,0.11,0.25,0.33,0.5]
+// Usage: node --import tsx tools/results-table.ts RUN/eval.json[:NAME,NAME...] [RUN2/eval.json ...] [--ratios 0.05,0.11,0.25,0.33,0.5]
+//          (FILE:NAMES takes only those pruners, and unpruned, from that run)
 //          [--plot docs/pareto]   (writes the merged rows' Pareto plot as docs/pareto.svg and .png)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -14,7 +15,11 @@ import { PRUNER_NAMES, heuristicBase } from '../lib/prune/registry.ts';
 
 const { values, positionals } = parseArgs({ options: { ratios: { type: 'string' }, plot: { type: 'string' } }, allowPositionals: true, strict: true });
 if (positionals.length === 0) throw new Error('expected one or more eval.json files');
-const runs = positionals.map((file) => JSON.parse(readFileSync(file, 'utf8')) as { split: string; questions: number; rows: EvalRow[] });
+const runs = positionals.map((arg) => {
+  const [file, names] = arg.endsWith('.json') ? [arg, undefined] : [arg.slice(0, arg.lastIndexOf(':')), arg.slice(arg.lastIndexOf(':') + 1).split(',')];
+  const run = JSON.parse(readFileSync(file, 'utf8')) as { split: string; questions: number; rows: EvalRow[] };
+  return names ? { ...run, rows: run.rows.filter((r) => r.pruner === 'unpruned' || names.includes(r.pruner)) } : run;
+});
 const rows: EvalRow[] = [];
 for (const run of runs) {
   if (run.split !== runs[0]!.split || run.questions !== runs[0]!.questions) throw new Error('expected runs on the same split and questions');
