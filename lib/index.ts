@@ -19,7 +19,7 @@ export function toHost(t: Tensor): Tensor {
 // ---- the LLaVA runtime and its pruners ------------------------------------------------
 export {
   loadVLM, VLM, PreparedPrompt, type PrepareRequest,
-  type LoadVLMOptions, type GenerateRequest, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
+  type LoadVLMOptions, type GenerateRequest, type GenerateBatchOptions, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
   type LogitsRequest, type LogitsResult, type StreamEvent, type Timings, type ImageSource, type PromptSource, type PruneOptions,
 } from './model/vlm.js';
 export { parseLlavaConfig, loadLlavaConfig, type LlavaConfig, type VisionConfig, type TextConfig } from './model/config.js';

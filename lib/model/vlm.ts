@@ -19,11 +19,12 @@ import type { TextTokenizer } from './tokenizer.js';
 import { gatherRagged, deviceOf, view } from './tensors.js';
 import { opOptions, type Runtime } from './runtime/context.js';
 import { greedyDecode } from './runtime/decode.js';
+import { textDeltas } from './runtime/detokenize.js';
 import { answerLogLikelihood } from './runtime/loglik.js';
 import { prefill, prepareAtPoint } from './runtime/prefill.js';
 import { checkBatch, checkPruneOptions, checkRequestObject, splitPrompt } from './runtime/request.js';
 import type {
-  AnswerLogProbRequest, AnswerLogProbResult, GenerateRequest, GenerateResult, ImageSource, LoadVLMOptions,
+  AnswerLogProbRequest, AnswerLogProbResult, GenerateBatchOptions, GenerateRequest, GenerateResult, ImageSource, LoadVLMOptions,
   LogitsRequest, LogitsResult, PrepareRequest, PromptSource, Row, StreamEvent,
 } from './runtime/types.js';
 import { PreparedPrompt } from './runtime/types.js';
@@ -68,12 +69,20 @@ export class VLM {
    * Greedy decoding for several requests in one batch. Rows may differ in
    * image, prompt and keep ratio (ragged); they share the pruner, its point
    * and maxNewTokens (the largest one runs; each row stops at its own).
+   * `options.signal` stops the whole batch; `options.rowSignals[b]` stops
+   * row b alone (the server cancels a disconnected client's row so).
    */
-  async generateBatch(requests: readonly GenerateRequest[], options: { signal?: AbortSignal } = {}): Promise<GenerateResult[]> {
+  async generateBatch(requests: readonly GenerateRequest[], options: GenerateBatchOptions = {}): Promise<GenerateResult[]> {
     checkBatch(requests);
     const signal = options.signal ?? requests[0]!.signal;
     check.signal(signal, 'signal');
-    return this.runBatch(requests, (b) => `requests[${b}]`, signal, undefined);
+    if (options.onToken !== undefined && typeof options.onToken !== 'function') check.fail('ERR_GRIP_RANGE', 'a function', 'options.onToken', describe(options.onToken));
+    const { rowSignals } = options;
+    if (rowSignals !== undefined) {
+      if (!Array.isArray(rowSignals) || rowSignals.length !== requests.length) check.fail('ERR_GRIP_SHAPE', `an array of ${requests.length} signals (one per request)`, 'options.rowSignals', describe(rowSignals));
+      rowSignals.forEach((s, b) => check.signal(s, `options.rowSignals[${b}]`));
+    }
+    return this.runBatch(requests, (b) => `requests[${b}]`, signal, options.onToken, rowSignals);
   }
 
   /**
@@ -99,18 +108,12 @@ export class VLM {
     const running = this.runBatch([request], () => 'request', controller.signal, (_, token) => { queue.push(token); wake?.(); })
       .then((results) => { finished = { result: results[0]! }; }, (error: unknown) => { finished = { error }; })
       .finally(() => wake?.());
-    const tokens: number[] = [];
-    let text = '';
+    const delta = textDeltas(this.tokenizer);
     try {
       for (;;) {
         while (queue.length > 0) {
           const token = queue.shift()!;
-          tokens.push(token);
-          const full = this.tokenizer.decode(Int32Array.from(tokens), { skipSpecialTokens: true });
-          // A token that ends inside a UTF-8 character adds its text with the next one.
-          const delta = full.endsWith('\uFFFD') ? '' : full.startsWith(text) ? full.slice(text.length) : full;
-          if (delta !== '') text = full;
-          yield { type: 'token', token, text: delta };
+          yield { type: 'token', token, text: delta(token) };
         }
         if (finished !== undefined) break;
         await new Promise<void>((resolve) => { wake = resolve; });
@@ -128,7 +131,7 @@ export class VLM {
     }
   }
 
-  private async runBatch(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined, onToken: ((row: number, token: number) => void) | undefined): Promise<GenerateResult[]> {
+  private async runBatch(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined, onToken: ((row: number, token: number) => void) | undefined, rowSignals?: readonly (AbortSignal | undefined)[]): Promise<GenerateResult[]> {
     const first = requests[0]!, pruner = first.pruner;
     const maxNew = requests.map((r) => r.maxNewTokens ?? 32);
     const t0 = now();
@@ -144,7 +147,7 @@ export class VLM {
       extraCapacity: Math.max(...maxNew),
     });
     const t3 = now();
-    const tokens = await greedyDecode(this.rt, state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken });
+    const tokens = await greedyDecode(this.rt, state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken, rowSignals });
     const t4 = now();
     const N = this.numImageTokens;
     return rows.map((_, b) => ({

@@ -58,6 +58,15 @@ export interface GenerateRequest extends ImageSource, PromptSource, PruneOptions
   signal?: AbortSignal;
 }
 
+export interface GenerateBatchOptions {
+  /** Stops the whole batch (default: requests[0].signal). */
+  signal?: AbortSignal | undefined;
+  /** Called with each generated token of row b as soon as it is chosen. */
+  onToken?: ((row: number, token: number) => void) | undefined;
+  /** One per request: an aborted one stops its row at the next decode step, with the tokens it has; the other rows go on. */
+  rowSignals?: readonly (AbortSignal | undefined)[] | undefined;
+}
+
 export interface Timings {
   preprocessMs: number;
   visionMs: number;
