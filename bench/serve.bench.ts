@@ -1,0 +1,136 @@
+// serve.bench.ts — a load test of `grip serve` on the embedded model: the
+// server runs in its own process (as in production), this process is the
+// load generator (Node's fetch, which is undici). For 1, 8 and 32 concurrent
+// clients it sends streamed chat completions, unpruned and with the GRIP
+// pruner at keep 0.25 and 0.11, and reports requests/s, p50/p99 latency and
+// time to first token, each against the unpruned run of the same client
+// count in the same run; then the server's RSS before and after a soak of
+// --soak requests (default 5000). Rows go to bench/results/serve.json.
+// Usage: node --import tsx bench/serve.bench.ts [--requests N] [--soak N] [--max-batch N] [--threads N]
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeExamples, renderScene } from '../lib/data/shapes/index.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const arg = (name: string, fallback: number): number => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+};
+const requestsPerRun = arg('requests', 400);
+const soakRequests = arg('soak', 5000);
+const maxBatch = arg('max-batch', 8);
+const threads = arg('threads', cpus().length);
+const maxTokens = 16;
+const CLIENTS = [1, 8, 32];
+const SETTINGS: { name: string; keepRatio: number }[] = [
+  { name: 'unpruned', keepRatio: 1 },
+  { name: 'grip 0.25', keepRatio: 0.25 },
+  { name: 'grip 0.11', keepRatio: 0.11 },
+];
+const cpu = `${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${cpus().length} cores`;
+
+// ---- the server ------------------------------------------------------------------------
+const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'serve', '--port', '0', '--max-batch', String(maxBatch), '--max-queue', '256', '--threads', String(threads), '--backend', 'cpu'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const url = await new Promise<string>((resolve, reject) => {
+  let out = '';
+  child.stdout.on('data', (chunk) => {
+    out += chunk;
+    const m = / at (http:\/\/\S+) /.exec(out);
+    if (m) resolve(m[1]!);
+  });
+  child.once('exit', (code) => reject(new Error(`grip serve exited with ${code} before listening`)));
+});
+const rssMiB = (): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+};
+
+// ---- the requests ----------------------------------------------------------------------
+const examples = makeExamples('test', 64, { questionsPerScene: 1 });
+const bodies = await Promise.all(examples.map(async (ex) => {
+  const url = `data:image/png;base64,${Buffer.from(await renderScene(ex.scene)).toString('base64')}`;
+  return (keepRatio: number) => JSON.stringify({
+    model: 'shapes-llava-tiny', max_tokens: maxTokens, stream: true, keep_ratio: keepRatio,
+    messages: [{ role: 'user', content: [{ type: 'text', text: ex.question }, { type: 'image_url', image_url: { url } }] }],
+  });
+}));
+
+/** One streamed request: its latency and time to first token (the first content delta). */
+async function once(body: string): Promise<{ latencyMs: number; ttftMs: number }> {
+  const t0 = performance.now();
+  const response = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  if (response.status !== 200) throw new Error(`status ${response.status}: ${await response.text()}`);
+  let ttftMs = NaN, text = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body!) {
+    text += decoder.decode(chunk, { stream: true });
+    if (Number.isNaN(ttftMs) && text.includes('"content":"') && /"content":"[^"]/.test(text)) ttftMs = performance.now() - t0;
+  }
+  if (!text.endsWith('data: [DONE]\n\n')) throw new Error(`a stream without [DONE]: ${text.slice(-80)}`);
+  const latencyMs = performance.now() - t0;
+  return { latencyMs, ttftMs: Number.isNaN(ttftMs) ? latencyMs : ttftMs };
+}
+
+/** `clients` loops sending `total` requests between them. */
+async function load(clients: number, total: number, keepRatio: number) {
+  let next = 0;
+  const latencies: number[] = [], ttfts: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, async () => {
+    for (let i = next++; i < total; i = next++) {
+      const r = await once(bodies[i % bodies.length]!(keepRatio));
+      latencies.push(r.latencyMs);
+      ttfts.push(r.ttftMs);
+    }
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  const q = (values: number[], p: number) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+  };
+  return { requests: total, reqPerS: total / seconds, p50Ms: q(latencies, 0.5), p99Ms: q(latencies, 0.99), ttftP50Ms: q(ttfts, 0.5), ttftP99Ms: q(ttfts, 0.99) };
+}
+
+// ---- the runs --------------------------------------------------------------------------
+console.log(`grip serve load test · ${cpu} · node ${process.version} · server --max-batch ${maxBatch} --threads ${threads} · ${requestsPerRun} streamed requests per run, max_tokens ${maxTokens}`);
+await load(8, 64, 1); // warm-up: the GRIP pruner loads on its first request
+await load(8, 64, 0.25);
+const rssBefore = rssMiB();
+const rows: Record<string, unknown>[] = [];
+console.log('\n| clients | pruner | req/s | p50 | p99 | TTFT p50 | TTFT p99 | req/s vs unpruned | p50 vs unpruned |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const clients of CLIENTS) {
+  let base: Awaited<ReturnType<typeof load>> | undefined;
+  for (const setting of SETTINGS) {
+    const r = await load(clients, requestsPerRun, setting.keepRatio);
+    base ??= r;
+    const row = { clients, pruner: setting.name, keepRatio: setting.keepRatio, ...r, throughputRatio: r.reqPerS / base.reqPerS, p50Ratio: base.p50Ms / r.p50Ms };
+    rows.push(row);
+    console.log(`| ${clients} | ${setting.name} | ${r.reqPerS.toFixed(1)} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.ttftP50Ms.toFixed(1)} ms | ${r.ttftP99Ms.toFixed(1)} ms | ${row.throughputRatio.toFixed(2)}x | ${row.p50Ratio.toFixed(2)}x |`);
+  }
+}
+// The soak: RSS after `soakRequests` more requests (GRIP 0.25, 8 clients).
+await load(8, soakRequests, 0.25);
+const rssAfter = rssMiB();
+const growth = (rssAfter - rssBefore) / rssBefore;
+console.log(`\nserver RSS ${rssBefore.toFixed(1)} MiB after warm-up, ${rssAfter.toFixed(1)} MiB after ${rows.length * requestsPerRun + soakRequests} more requests (${(100 * growth).toFixed(1)}% growth) · ${cpu}`);
+
+const metrics = await (await fetch(`${url}/metrics`)).text();
+const batches = /grip_batch_size_count (\d+)/.exec(metrics)?.[1], rowsServed = /grip_batch_size_sum (\d+)/.exec(metrics)?.[1];
+console.log(`batches ${batches}, rows ${rowsServed} (mean batch ${(Number(rowsServed) / Number(batches)).toFixed(2)})`);
+child.kill('SIGTERM');
+await new Promise((resolve) => child.once('exit', resolve));
+
+await mkdir(join(here, 'results'), { recursive: true });
+await writeFile(join(here, 'results', 'serve.json'), `${JSON.stringify({
+  bench: 'serve', cpu, node: process.version, date: new Date().toISOString(), maxBatch, threads, maxTokens, requestsPerRun,
+  rows, rss: { beforeMiB: rssBefore, afterMiB: rssAfter, growth, soakRequests },
+}, null, 2)}\n`);
+console.log('rows written to bench/results/serve.json');
