@@ -18,18 +18,20 @@ import type { ProcessorConfig } from './processor.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { gatherRagged, deviceOf, view } from './tensors.js';
 import { opOptions, type Runtime } from './runtime/context.js';
+import { DecodeBatch } from './runtime/continuous.js';
 import { greedyDecode } from './runtime/decode.js';
 import { textDeltas } from './runtime/detokenize.js';
 import { answerLogLikelihood } from './runtime/loglik.js';
 import { prefill, prepareAtPoint } from './runtime/prefill.js';
 import { checkBatch, checkPruneOptions, checkRequestObject, splitPrompt } from './runtime/request.js';
 import type {
-  AnswerLogProbRequest, AnswerLogProbResult, GenerateBatchOptions, GenerateRequest, GenerateResult, ImageSource, LoadVLMOptions,
+  AnswerLogProbRequest, AnswerLogProbResult, GenerateBatchOptions, GenerateRequest, GenerateResult, ImageSource, JoinHooks, LoadVLMOptions,
   LogitsRequest, LogitsResult, PrepareRequest, PromptSource, Row, StreamEvent,
 } from './runtime/types.js';
 import { PreparedPrompt } from './runtime/types.js';
 
 export { PreparedPrompt } from './runtime/types.js';
+export { DecodeBatch } from './runtime/continuous.js';
 export type * from './runtime/types.js';
 
 const now = () => performance.now();
@@ -132,8 +134,17 @@ export class VLM {
   }
 
   private async runBatch(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined, onToken: ((row: number, token: number) => void) | undefined, rowSignals?: readonly (AbortSignal | undefined)[]): Promise<GenerateResult[]> {
-    const first = requests[0]!, pruner = first.pruner;
     const maxNew = requests.map((r) => r.maxNewTokens ?? 32);
+    const group = await this.prefillGroup(requests, what, signal);
+    const t3 = now();
+    const tokens = await greedyDecode(this.rt, group.state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken, rowSignals });
+    const decodeMs = now() - t3;
+    return requests.map((_, b) => group.result(b, tokens[b]!, decodeMs));
+  }
+
+  /** The preprocessing, vision tower and prefill (with the prune hook) of a group of requests, and how each row's result is made. */
+  private async prefillGroup(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined) {
+    const first = requests[0]!, pruner = first.pruner;
     const t0 = now();
     const rows = await Promise.all(requests.map((r, b) => this.row(r, what(b), signal)));
     const t1 = now();
@@ -144,19 +155,49 @@ export class VLM {
       keepRatio: Float32Array.from(requests, (r) => r.keepRatio ?? 1),
       cachePolicy: first.cachePolicy ?? 'keep',
       renumber: first.renumberPositions ?? false,
-      extraCapacity: Math.max(...maxNew),
+      extraCapacity: Math.max(...requests.map((r) => r.maxNewTokens ?? 32)),
     });
-    const t3 = now();
-    const tokens = await greedyDecode(this.rt, state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken, rowSignals });
-    const t4 = now();
     const N = this.numImageTokens;
-    return rows.map((_, b) => ({
-      text: this.tokenizer.decode(tokens[b]!, { skipSpecialTokens: true }).trim(),
-      tokenIds: tokens[b]!,
+    const result = (b: number, tokens: Int32Array, decodeMs: number): GenerateResult => ({
+      text: this.tokenizer.decode(tokens, { skipSpecialTokens: true }).trim(),
+      tokenIds: tokens,
       kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / N },
       prefillTokens: state.length[b]!,
-      timings: { preprocessMs: t1 - t0, visionMs: t2 - t1, pruneMs: state.pruneMs, prefillMs: state.prefillMs, decodeMs: t4 - t3 },
-    }));
+      timings: { preprocessMs: t1 - t0, visionMs: t2 - t1, pruneMs: state.pruneMs, prefillMs: state.prefillMs, decodeMs },
+    });
+    return { state, result };
+  }
+
+  /**
+   * A decode batch for continuous batching (lib/serve/batcher.ts): groups of
+   * requests join it with joinBatch between its steps, each row leaves when
+   * it ends, and each row's result is the one generate gives it alone.
+   */
+  decodeBatch(): DecodeBatch {
+    return new DecodeBatch(this.rt, this.eos());
+  }
+
+  /**
+   * Prefills a group of requests (one pruner, as generateBatch) and adds its
+   * rows to `batch`; `rows[b].onEnd` gets request b's result when its row
+   * leaves (a row whose signal aborted leaves with the tokens it has).
+   */
+  async joinBatch(batch: DecodeBatch, requests: readonly GenerateRequest[], rows: readonly JoinHooks[]): Promise<void> {
+    checkBatch(requests);
+    if (!(batch instanceof DecodeBatch)) check.fail('ERR_GRIP_RANGE', 'a DecodeBatch from decodeBatch()', 'batch', describe(batch));
+    if (!Array.isArray(rows) || rows.length !== requests.length) check.fail('ERR_GRIP_SHAPE', `an array of ${requests.length} row hooks (one per request)`, 'rows', Array.isArray(rows) ? `${rows.length}` : describe(rows));
+    rows.forEach((r, b) => {
+      if (typeof r?.onEnd !== 'function') check.fail('ERR_GRIP_RANGE', 'a function', `rows[${b}].onEnd`, describe(r?.onEnd));
+      check.signal(r.signal, `rows[${b}].signal`);
+    });
+    const group = await this.prefillGroup(requests, (b) => `requests[${b}]`, undefined);
+    await batch.join(group.state, rows.map((hooks, b) => ({
+      maxNew: requests[b]!.maxNewTokens ?? 32,
+      stopAtEos: requests[b]!.stopAtEos ?? true,
+      signal: hooks.signal,
+      onToken: hooks.onToken,
+      onEnd: (tokens, decodeMs) => hooks.onEnd(group.result(b, tokens, decodeMs)),
+    })));
   }
 
   /**

@@ -82,10 +82,10 @@ export class ServeMetrics {
   readonly visualTokens = new Counter('grip_visual_tokens_total', 'Visual tokens of the images of completed requests, before pruning.');
   readonly keptVisualTokens = new Counter('grip_kept_visual_tokens_total', 'Visual tokens kept by the pruner for completed requests.');
   readonly cancelled = new Counter('grip_cancelled_rows_total', 'Requests cancelled because their client disconnected (waiting or decoding).');
-  readonly batchSize = new Histogram('grip_batch_size', 'Rows per batch.', [1, 2, 4, 8, 16, 32, 64]);
-  readonly prefillSeconds = new Histogram('grip_prefill_seconds', 'Prefill time per batch (vision tower, pruning and the LLM prefill).', SECONDS);
-  readonly decodeSeconds = new Histogram('grip_decode_seconds', 'Decode time per batch.', SECONDS);
-  readonly queueSeconds = new Histogram('grip_queue_seconds', 'Time a request waited in the queue.', SECONDS);
+  readonly batchSize = new Histogram('grip_batch_size', 'Rows per decode step (continuous batching).', [1, 2, 4, 8, 16, 32, 64]);
+  readonly prefillSeconds = new Histogram('grip_prefill_seconds', 'Prefill time of each request\'s joining group (vision tower, pruning and the LLM prefill).', SECONDS);
+  readonly decodeSeconds = new Histogram('grip_decode_seconds', 'Decode time per request, from joining the decode batch to its end.', SECONDS);
+  readonly queueSeconds = new Histogram('grip_queue_seconds', 'Time from a request\'s body read to it leaving the queue.', SECONDS);
   readonly firstTokenSeconds = new Histogram('grip_time_to_first_token_seconds', 'From the request body read to the first generated token.', SECONDS);
   readonly keptRatio = new Histogram('grip_kept_ratio', 'Kept visual tokens / visual tokens per request.', [0.05, 0.11, 0.25, 0.5, 0.75, 1]);
   private readonly all: Metric[];
@@ -94,7 +94,7 @@ export class ServeMetrics {
     this.all = [
       this.requests, this.promptTokens, this.completionTokens, this.visualTokens, this.keptVisualTokens, this.cancelled,
       new Gauge('grip_queue_length', 'Requests waiting for a batch.', queueLength),
-      new Gauge('grip_running_rows', 'Rows of the batch running now.', runningRows),
+      new Gauge('grip_running_rows', 'Rows of the decode batch now.', runningRows),
       this.batchSize, this.prefillSeconds, this.decodeSeconds, this.queueSeconds, this.firstTokenSeconds, this.keptRatio,
     ];
   }

@@ -2,7 +2,7 @@
 // node:http. It reads and checks each request (lib/serve/openai.ts), decodes
 // its image once, queues it (lib/serve/batcher.ts), and writes the answer as
 // JSON or as server-sent events; /v1/models, /health and /metrics beside it.
-// No model logic lives here: the batch runs in VLM.generateBatch.
+// No model logic lives here: rows decode in VLM.decodeBatch/joinBatch.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, join } from 'node:path';
@@ -156,13 +156,10 @@ export async function startServer(options: ServeOptions): Promise<GripServer> {
   const batcher = new Batcher(model, {
     maxBatch: options.maxBatch ?? 8,
     maxQueue: options.maxQueue ?? 64,
-    onBatch: ({ size, results }) => {
-      metrics!.batchSize.observe(size);
-      const t = results[0]?.timings;
-      if (t) {
-        metrics!.prefillSeconds.observe((t.visionMs + t.pruneMs + t.prefillMs) / 1000);
-        metrics!.decodeSeconds.observe(t.decodeMs / 1000);
-      }
+    onStep: (rows) => metrics!.batchSize.observe(rows),
+    onResult: ({ timings: t }) => {
+      metrics!.prefillSeconds.observe((t.visionMs + t.pruneMs + t.prefillMs) / 1000);
+      metrics!.decodeSeconds.observe(t.decodeMs / 1000);
     },
   });
   metrics = new ServeMetrics(() => batcher.waiting, () => batcher.active);

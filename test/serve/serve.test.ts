@@ -29,7 +29,6 @@ let server: GripServer;
 let client: OpenAI;
 let images: Buffer[];
 let questions: string[];
-const batchSizes: number[] = [];
 const rowTokens: number[] = [];
 
 const dataUrl = (png: Buffer) => `data:image/png;base64,${png.toString('base64')}`;
@@ -68,18 +67,22 @@ async function until(what: string, condition: () => Promise<boolean> | boolean, 
   }
 }
 
+/** Decode steps so far: all, those with one row, those with at most 8 (from the batch size histogram). */
+function stepsBySize(): { total: number; upTo1: number; upTo8: number } {
+  const text = server.metrics.batchSize.render();
+  const bucket = (le: string) => Number(new RegExp(`grip_batch_size_bucket\\{le="${le}"\\} (\\d+)`).exec(text)![1]);
+  return { total: bucket('\\+Inf'), upTo1: bucket('1'), upTo8: bucket('8') };
+}
+
 const health = async (base: string) => (await (await fetch(`${base}/health`)).json()) as { waiting: number; running: number };
 
 test.before(async () => {
   model = await loadVLM(join(root, 'models', MODEL), { backend: 'cpu' });
   grip = await defaultPruner(model);
-  // Record what each batch was and how many tokens each row decoded (the cancel test reads it).
-  const generateBatch = model.generateBatch.bind(model);
-  model.generateBatch = async (requests, options) => {
-    batchSizes.push(requests.length);
-    const results = await generateBatch(requests, options);
-    rowTokens.push(...results.map((r) => r.tokenIds.length));
-    return results;
+  // Record how many tokens each row decoded (the cancel test reads it).
+  const joinBatch = model.joinBatch.bind(model);
+  model.joinBatch = (batch, requests, rows) => {
+    return joinBatch(batch, requests, rows.map((row) => ({ ...row, onEnd: (r: GenerateResult) => { rowTokens.push(r.tokenIds.length); row.onEnd(r); } })));
   };
   const examples = makeExamples('test', 32, { questionsPerScene: 1 });
   images = await Promise.all(examples.map(async (ex) => Buffer.from(await renderScene(ex.scene))));
@@ -132,7 +135,7 @@ test('32 concurrent requests with different images and keep ratios each get thei
   const ratios = [1, 0.25, 0.11, 0.5];
   const expected: GenerateResult[] = [];
   for (let i = 0; i < 32; i++) expected.push(await alone(i, ratios[i % 4]!, 6, false));
-  batchSizes.length = 0;
+  const before = stepsBySize();
   const answers = await Promise.all(Array.from({ length: 32 }, async (_, i) => {
     const r = await post(server.url, body(i, { max_tokens: 6, ignore_eos: true, ...(ratios[i % 4]! < 1 ? { keep_ratio: ratios[i % 4] } : {}), stream: i % 2 === 1 }));
     assert.is(r.status, 200);
@@ -141,9 +144,23 @@ test('32 concurrent requests with different images and keep ratios each get thei
     return events.map((e) => (JSON.parse(e.slice(6)) as OpenAI.ChatCompletionChunk).choices[0]?.delta.content ?? '').join('');
   }));
   answers.forEach((a, i) => assert.is(a, expected[i]!.text, `request ${i} (keep ${ratios[i % 4]})`));
-  // Unpruned and GRIP rows never share a batch (one pruner per batch); some batch held several rows.
-  assert.ok(Math.max(...batchSizes) > 1, `batch sizes ${batchSizes.join(',')}`);
-  assert.ok(batchSizes.every((b) => b <= 8), `batch sizes ${batchSizes.join(',')}`);
+  // Rows decoded together: some decode step held several rows, none more than --max-batch.
+  const steps = stepsBySize();
+  assert.ok(steps.total - before.total > steps.upTo1 - before.upTo1, 'some decode step had more than one row');
+  assert.is(steps.upTo8, steps.total, 'no decode step had more than 8 rows');
+});
+
+test('a request that arrives while another decodes joins the running batch and ends first', async () => {
+  const long = alone(9, 0.25, 300, false), short = alone(10, 1, 4, false);
+  const expectedLong = await long, expectedShort = await short;
+  const order: string[] = [];
+  const first = post(server.url, body(9, { keep_ratio: 0.25, ignore_eos: true, max_tokens: 300 })).then(async (r) => { order.push('long'); return (await r.json()) as OpenAI.ChatCompletion; });
+  await until('the long request to decode', async () => (await health(server.url)).running === 1);
+  const second = post(server.url, body(10, { ignore_eos: true, max_tokens: 4 })).then(async (r) => { order.push('short'); return (await r.json()) as OpenAI.ChatCompletion; });
+  const [a, b] = await Promise.all([first, second]);
+  assert.equal(order, ['short', 'long'], 'the short request did not wait for the long one');
+  assert.is(a.choices[0]!.message.content, expectedLong.text);
+  assert.is(b.choices[0]!.message.content, expectedShort.text);
 });
 
 test('a ragged batch with a cancelled row gives the other rows their results alone', async () => {
@@ -172,7 +189,7 @@ test('a client that disconnects mid-stream cancels its row; the server goes on s
   while (!seen.includes('"content":"')) seen += new TextDecoder().decode((await reader.read()).value);
   controller.abort();
   await until('the cancel', () => server.metrics.cancelled.get() === before + 1);
-  await until('the batch to end', () => rowTokens.length === 1);
+  await until('the row to leave the batch', () => rowTokens.length === 1);
   assert.ok(rowTokens[0]! < 1000, `the cancelled row decoded ${rowTokens[0]} of 1000 tokens`);
   assert.is(server.metrics.requests.get({ route: '/v1/chat/completions', status: '499' }), 1);
   const expected = await alone(3, 1);

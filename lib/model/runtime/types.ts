@@ -67,6 +67,16 @@ export interface GenerateBatchOptions {
   rowSignals?: readonly (AbortSignal | undefined)[] | undefined;
 }
 
+/** One row of a group joining a decode batch (VLM.joinBatch). */
+export interface JoinHooks {
+  /** Once aborted, the row leaves at the next decode step with the tokens it has. */
+  signal?: AbortSignal | undefined;
+  /** Each generated token as it is chosen. */
+  onToken?: ((token: number) => void) | undefined;
+  /** The row's result when it leaves the batch (decodeMs: from its join to its end). */
+  onEnd: (result: GenerateResult) => void;
+}
+
 export interface Timings {
   preprocessMs: number;
   visionMs: number;
