@@ -212,7 +212,8 @@ export async function startServer(options: ServeOptions): Promise<GripServer> {
       onToken: (token) => {
         tokenSeen();
         const text = trimmed(delta(token));
-        if (text !== '') res.write(chunkEvent(id, { content: text }));
+        // A client gone since the last step: its row leaves at the next one.
+        if (text !== '' && !res.destroyed) res.write(chunkEvent(id, { content: text }));
       },
     });
     // Queued (a full queue threw above): from here the answer is a stream.
