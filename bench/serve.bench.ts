@@ -2,11 +2,14 @@
 // server runs in its own process (as in production), this process is the
 // load generator (Node's fetch, which is undici). For 1, 8 and 32 concurrent
 // clients it sends streamed chat completions, unpruned and with the GRIP
-// pruner at keep 0.25 and 0.11, and reports requests/s, p50/p99 latency and
-// time to first token, each against the unpruned run of the same client
-// count in the same run; then the server's RSS before and after a soak of
-// --soak requests (default 5000). Rows go to bench/results/serve.json.
-// Usage: node --import tsx bench/serve.bench.ts [--requests N] [--soak N] [--max-batch N] [--threads N]
+// pruner at keep 0.25 and 0.11, and reports requests/s, p50/p99 latency,
+// time to first token and the server's CPU time per request, each against
+// the unpruned run of the same client count in the same run; the three
+// settings alternate in --rounds rounds (default 4), so a machine whose load
+// changes (a shared one) biases none of them. Then the server's RSS before
+// and after a soak of --soak requests (default 5000). Rows go to
+// bench/results/serve.json.
+// Usage: node --import tsx bench/serve.bench.ts [--requests N] [--rounds N] [--soak N] [--max-batch N] [--threads N]
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -23,6 +26,7 @@ const arg = (name: string, fallback: number): number => {
 };
 const requestsPerRun = arg('requests', 400);
 const soakRequests = arg('soak', 5000);
+const rounds = arg('rounds', 4);
 const maxBatch = arg('max-batch', 8);
 const threads = arg('threads', cpus().length);
 const maxTokens = 16;
@@ -47,6 +51,11 @@ const url = await new Promise<string>((resolve, reject) => {
   });
   child.once('exit', (code) => reject(new Error(`grip serve exited with ${code} before listening`)));
 });
+/** The server's CPU time so far (user + system), from /proc. */
+const serverCpuMs = (): number => {
+  const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 1/100 s (USER_HZ)
+};
 const rssMiB = (): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
   return Number(m![1]) / 1024;
@@ -78,59 +87,77 @@ async function once(body: string): Promise<{ latencyMs: number; ttftMs: number }
   return { latencyMs, ttftMs: Number.isNaN(ttftMs) ? latencyMs : ttftMs };
 }
 
-/** `clients` loops sending `total` requests between them. */
-async function load(clients: number, total: number, keepRatio: number) {
+interface Sample {
+  latencies: number[];
+  ttfts: number[];
+  seconds: number;
+  cpuMs: number;
+}
+const emptySample = (): Sample => ({ latencies: [], ttfts: [], seconds: 0, cpuMs: 0 });
+
+/** `clients` loops sending `total` requests between them, added to `into`. */
+async function load(clients: number, total: number, keepRatio: number, into: Sample = emptySample()): Promise<Sample> {
   let next = 0;
-  const latencies: number[] = [], ttfts: number[] = [];
-  const t0 = performance.now();
+  const t0 = performance.now(), cpu0 = serverCpuMs();
   await Promise.all(Array.from({ length: clients }, async () => {
     for (let i = next++; i < total; i = next++) {
       const r = await once(bodies[i % bodies.length]!(keepRatio));
-      latencies.push(r.latencyMs);
-      ttfts.push(r.ttftMs);
+      into.latencies.push(r.latencyMs);
+      into.ttfts.push(r.ttftMs);
     }
   }));
-  const seconds = (performance.now() - t0) / 1000;
+  into.seconds += (performance.now() - t0) / 1000;
+  into.cpuMs += serverCpuMs() - cpu0;
+  return into;
+}
+
+function summary(s: Sample) {
   const q = (values: number[], p: number) => {
     const sorted = [...values].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
   };
-  return { requests: total, reqPerS: total / seconds, p50Ms: q(latencies, 0.5), p99Ms: q(latencies, 0.99), ttftP50Ms: q(ttfts, 0.5), ttftP99Ms: q(ttfts, 0.99) };
+  const n = s.latencies.length;
+  return { requests: n, reqPerS: n / s.seconds, p50Ms: q(s.latencies, 0.5), p99Ms: q(s.latencies, 0.99), ttftP50Ms: q(s.ttfts, 0.5), ttftP99Ms: q(s.ttfts, 0.99), serverCpuMsPerRequest: s.cpuMs / n };
 }
 
 // ---- the runs --------------------------------------------------------------------------
-console.log(`grip serve load test · ${cpu} · node ${process.version} · server --max-batch ${maxBatch} --threads ${threads} · ${requestsPerRun} streamed requests per run, max_tokens ${maxTokens}`);
+const load1 = (() => { try { return readFileSync('/proc/loadavg', 'utf8').split(' ')[0]; } catch { return '?'; } })();
+console.log(`grip serve load test · ${cpu} (load average ${load1} at the start) · node ${process.version} · server --max-batch ${maxBatch} --threads ${threads} · ${requestsPerRun} streamed requests per setting in ${rounds} alternating rounds, max_tokens ${maxTokens}`);
 await load(8, 64, 1); // warm-up: the GRIP pruner loads on its first request
 await load(8, 64, 0.25);
 const rssBefore = rssMiB();
 const rows: Record<string, unknown>[] = [];
-console.log('\n| clients | pruner | req/s | p50 | p99 | TTFT p50 | TTFT p99 | req/s vs unpruned | p50 vs unpruned |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('\n| clients | pruner | req/s | p50 | p99 | TTFT p50 | TTFT p99 | server CPU / req | req/s vs unpruned | CPU / req vs unpruned |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const clients of CLIENTS) {
-  let base: Awaited<ReturnType<typeof load>> | undefined;
-  for (const setting of SETTINGS) {
-    const r = await load(clients, requestsPerRun, setting.keepRatio);
-    base ??= r;
-    const row = { clients, pruner: setting.name, keepRatio: setting.keepRatio, ...r, throughputRatio: r.reqPerS / base.reqPerS, p50Ratio: base.p50Ms / r.p50Ms };
-    rows.push(row);
-    console.log(`| ${clients} | ${setting.name} | ${r.reqPerS.toFixed(1)} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.ttftP50Ms.toFixed(1)} ms | ${r.ttftP99Ms.toFixed(1)} ms | ${row.throughputRatio.toFixed(2)}x | ${row.p50Ratio.toFixed(2)}x |`);
+  const samples = SETTINGS.map(() => emptySample());
+  for (let round = 0; round < rounds; round++) {
+    for (let s = 0; s < SETTINGS.length; s++) await load(clients, Math.ceil(requestsPerRun / rounds), SETTINGS[s]!.keepRatio, samples[s]);
   }
+  const base = summary(samples[0]!);
+  SETTINGS.forEach((setting, s) => {
+    const r = summary(samples[s]!);
+    const row = { clients, pruner: setting.name, keepRatio: setting.keepRatio, ...r, throughputRatio: r.reqPerS / base.reqPerS, cpuRatio: base.serverCpuMsPerRequest / r.serverCpuMsPerRequest };
+    rows.push(row);
+    console.log(`| ${clients} | ${setting.name} | ${r.reqPerS.toFixed(1)} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.ttftP50Ms.toFixed(1)} ms | ${r.ttftP99Ms.toFixed(1)} ms | ${r.serverCpuMsPerRequest.toFixed(1)} ms | ${row.throughputRatio.toFixed(2)}x | ${row.cpuRatio.toFixed(2)}x |`);
+  });
 }
 // The soak: RSS after `soakRequests` more requests (GRIP 0.25, 8 clients).
 await load(8, soakRequests, 0.25);
 const rssAfter = rssMiB();
 const growth = (rssAfter - rssBefore) / rssBefore;
-console.log(`\nserver RSS ${rssBefore.toFixed(1)} MiB after warm-up, ${rssAfter.toFixed(1)} MiB after ${rows.length * requestsPerRun + soakRequests} more requests (${(100 * growth).toFixed(1)}% growth) · ${cpu}`);
+const served = rows.reduce((n, r) => n + (r.requests as number), 0) + soakRequests;
+console.log(`\nserver RSS ${rssBefore.toFixed(1)} MiB after warm-up, ${rssAfter.toFixed(1)} MiB after ${served} more requests (${(100 * growth).toFixed(1)}% growth) · ${cpu}`);
 
 const metrics = await (await fetch(`${url}/metrics`)).text();
-const batches = /grip_batch_size_count (\d+)/.exec(metrics)?.[1], rowsServed = /grip_batch_size_sum (\d+)/.exec(metrics)?.[1];
-console.log(`batches ${batches}, rows ${rowsServed} (mean batch ${(Number(rowsServed) / Number(batches)).toFixed(2)})`);
+const steps = Number(/grip_batch_size_count (\d+)/.exec(metrics)?.[1]), stepRows = Number(/grip_batch_size_sum (\d+)/.exec(metrics)?.[1]);
+console.log(`decode steps ${steps}, ${(stepRows / steps).toFixed(2)} rows per step on average (continuous batching, --max-batch ${maxBatch})`);
 child.kill('SIGTERM');
 await new Promise((resolve) => child.once('exit', resolve));
 
 await mkdir(join(here, 'results'), { recursive: true });
 await writeFile(join(here, 'results', 'serve.json'), `${JSON.stringify({
-  bench: 'serve', cpu, node: process.version, date: new Date().toISOString(), maxBatch, threads, maxTokens, requestsPerRun,
-  rows, rss: { beforeMiB: rssBefore, afterMiB: rssAfter, growth, soakRequests },
+  bench: 'serve', cpu, loadAverageAtStart: load1, node: process.version, date: new Date().toISOString(), maxBatch, threads, maxTokens, requestsPerRun, rounds,
+  rows, rss: { beforeMiB: rssBefore, afterMiB: rssAfter, growth, soakRequests }, decodeSteps: steps, meanRowsPerStep: stepRows / steps,
 }, null, 2)}\n`);
 console.log('rows written to bench/results/serve.json');
