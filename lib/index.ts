@@ -18,7 +18,7 @@ export function toHost(t: Tensor): Tensor {
 
 // ---- the LLaVA runtime and its pruners ------------------------------------------------
 export {
-  loadVLM, VLM, PreparedPrompt, type PrepareRequest,
+  loadVLM, VLM, PreparedPrompt, DecodeBatch, type PrepareRequest, type JoinHooks,
   type LoadVLMOptions, type GenerateRequest, type GenerateBatchOptions, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
   type LogitsRequest, type LogitsResult, type StreamEvent, type Timings, type ImageSource, type PromptSource, type PruneOptions,
 } from './model/vlm.js';
@@ -50,3 +50,6 @@ export { markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 export { keptStrip, type KeptPicture } from './eval/pictures.js';
 export { runDemo, embeddedModelDir, defaultPruner, type DemoOptions } from './demo.js';
 export * as shapes from './data/shapes/index.js';
+
+// ---- serving (grip serve) ------------------------------------------------------------------
+export { startServer, type ServeOptions, type GripServer } from './serve/server.js';

@@ -80,6 +80,19 @@ test('a cancelled row leaves at the next step with the tokens it has; the others
   for (const i of [1, 2]) assert.equal(Array.from(results.get(i)!.tokenIds), Array.from(alone[i]!.tokenIds), `request ${i}`);
 });
 
+test('a row that ends at its join (no new tokens) leaves at once; the batch goes on', async () => {
+  const alone = await model.generate(requests[2]!);
+  const batch = model.decodeBatch();
+  const results = new Map<number, GenerateResult>();
+  await model.joinBatch(batch, [requests[2]!], [{ onEnd: (r) => results.set(2, r) }]);
+  await batch.step();
+  await model.joinBatch(batch, [{ ...requests[0]!, maxNewTokens: 0 }], [{ onEnd: (r) => results.set(0, r) }]);
+  assert.is(results.get(0)?.tokenIds.length, 0, 'ended at its join');
+  assert.is(batch.size, 1);
+  while (batch.size > 0) await batch.step();
+  assert.equal(Array.from(results.get(2)!.tokenIds), Array.from(alone.tokenIds));
+});
+
 test('joinBatch checks its arguments', async () => {
   const batch = model.decodeBatch();
   await expectError(() => model.joinBatch(batch, [requests[0]!, requests[1]!], [{ onEnd: () => {} }, { onEnd: () => {} }]), 'ERR_GRIP_RANGE', 'expected the same pruner in every request of a batch for requests[1].pruner but received none');

@@ -68,12 +68,19 @@ export class DecodeBatch {
       throw error;
     }
     const staying = live.flatMap((row, b) => (row.ended ? [] : [b]));
-    const parts = [{ cache: state.cache, rows: staying }];
-    if (this.cache) parts.unshift({ cache: this.cache, rows: this.rows.map((_, b) => b) });
-    const merged = staying.length > 0 ? await mergeCaches(rt, parts) : undefined;
-    for (const part of parts) part.cache.dispose();
-    this.cache = merged ?? this.cache;
-    if (merged) this.rows = [...this.rows, ...staying.map((b) => live[b]!)];
+    try {
+      if (staying.length > 0) {
+        const parts = [{ cache: state.cache, rows: staying }];
+        if (this.cache) parts.unshift({ cache: this.cache, rows: this.rows.map((_, b) => b) });
+        const merged = await mergeCaches(rt, parts);
+        this.cache?.dispose();
+        this.cache = merged;
+        this.rows = [...this.rows, ...staying.map((b) => live[b]!)];
+      }
+    } finally {
+      // The group's own cache is copied into the batch's, or not needed: freed either way.
+      state.cache.dispose();
+    }
     for (const row of live) if (row.ended) this.end(row);
   }
 
