@@ -4,7 +4,7 @@
 // serial answers, every fault has its status and OpenAI-style error, a
 // disconnect cancels its row and the server goes on, /metrics parses, and
 // SIGTERM drains the `grip serve` process.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,8 @@ import { startServer, type GripServer } from '../../lib/serve/server.ts';
 const test = suite('serve');
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODEL = 'shapes-llava-tiny';
+const childEnv = { ...process.env };
+delete childEnv.FORCE_COLOR; // with NO_COLOR set too, Node would print a warning into stderr
 
 let model: VLM;
 let grip: Pruner;
@@ -349,8 +351,14 @@ test('GET /metrics parses as Prometheus text with requests, tokens, queue, batch
   }
 });
 
+test('grip serve names a bad flag before loading anything', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'serve', '--keep', '2'], { encoding: 'utf8', env: childEnv });
+  assert.is(r.status, 1);
+  assert.is(r.stderr.trim(), 'grip: expected a number in (0, 1] for --keep but received "2" (ERR_GRIP_RANGE)');
+});
+
 test('grip serve prints its address and drains on SIGTERM: the request in flight is answered, the process exits 0', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'serve', '--port', '0', '--keep', '0.25', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'serve', '--port', '0', '--keep', '0.25', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
   let stdout = '', stderr = '';
   child.stdout.on('data', (c) => (stdout += c));
   child.stderr.on('data', (c) => (stderr += c));
