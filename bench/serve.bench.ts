@@ -7,7 +7,7 @@
 // the unpruned run of the same client count in the same run; the three
 // settings alternate in --rounds rounds (default 4), so a machine whose load
 // changes (a shared one) biases none of them. Then the server's RSS before
-// and after a soak of --soak requests (default 5000). Rows go to
+// and after a soak of --soak requests (default 5000), sampled every 1000. Rows go to
 // bench/results/serve.json.
 // Usage: node --import tsx bench/serve.bench.ts [--requests N] [--rounds N] [--soak N] [--max-batch N] [--threads N]
 import { spawn } from 'node:child_process';
@@ -123,8 +123,8 @@ function summary(s: Sample) {
 // ---- the runs --------------------------------------------------------------------------
 const load1 = (() => { try { return readFileSync('/proc/loadavg', 'utf8').split(' ')[0]; } catch { return '?'; } })();
 console.log(`grip serve load test · ${cpu} (load average ${load1} at the start) · node ${process.version} · server --max-batch ${maxBatch} --threads ${threads} · ${requestsPerRun} streamed requests per setting in ${rounds} alternating rounds, max_tokens ${maxTokens}`);
-await load(8, 64, 1); // warm-up: the GRIP pruner loads on its first request
-await load(8, 64, 0.25);
+// Warm-up, every setting: the GRIP pruner loads, the JIT and the heap settle before RSS is read.
+for (const setting of SETTINGS) await load(8, 256, setting.keepRatio);
 const rssBefore = rssMiB();
 const rows: Record<string, unknown>[] = [];
 console.log('\n| clients | pruner | req/s | p50 | p99 | TTFT p50 | TTFT p99 | server CPU / req | req/s vs unpruned | CPU / req vs unpruned |');
@@ -143,11 +143,18 @@ for (const clients of CLIENTS) {
   });
 }
 // The soak: RSS after `soakRequests` more requests (GRIP 0.25, 8 clients).
-await load(8, soakRequests, 0.25);
+// RSS every 1000 requests: a leak climbs steadily, a heap settling flattens.
+const rssTrajectoryMiB = [rssMiB()];
+for (let done = 0; done < soakRequests; done += 1000) {
+  await load(8, Math.min(1000, soakRequests - done), 0.25);
+  rssTrajectoryMiB.push(rssMiB());
+}
 const rssAfter = rssMiB();
-const growth = (rssAfter - rssBefore) / rssBefore;
+const soakStart = rssTrajectoryMiB[0]!;
+const growth = (rssAfter - soakStart) / soakStart;
 const served = rows.reduce((n, r) => n + (r.requests as number), 0) + soakRequests;
-console.log(`\nserver RSS ${rssBefore.toFixed(1)} MiB after warm-up, ${rssAfter.toFixed(1)} MiB after ${served} more requests (${(100 * growth).toFixed(1)}% growth) · ${cpu}`);
+console.log(`\nserver RSS ${rssBefore.toFixed(1)} MiB after warm-up, ${soakStart.toFixed(1)} MiB before the soak, ${rssAfter.toFixed(1)} MiB after its ${soakRequests} requests: ${(100 * growth).toFixed(1)}% growth over the soak, ${(100 * (rssAfter - rssBefore) / rssBefore).toFixed(1)}% over all ${served} requests since the warm-up · ${cpu}`);
+console.log(`soak RSS every 1000 requests: ${rssTrajectoryMiB.map((v) => v.toFixed(1)).join(' -> ')} MiB`);
 
 const metrics = await (await fetch(`${url}/metrics`)).text();
 const steps = Number(/grip_batch_size_count (\d+)/.exec(metrics)?.[1]), stepRows = Number(/grip_batch_size_sum (\d+)/.exec(metrics)?.[1]);
@@ -158,6 +165,6 @@ await new Promise((resolve) => child.once('exit', resolve));
 await mkdir(join(here, 'results'), { recursive: true });
 await writeFile(join(here, 'results', 'serve.json'), `${JSON.stringify({
   bench: 'serve', cpu, loadAverageAtStart: load1, node: process.version, date: new Date().toISOString(), maxBatch, threads, maxTokens, requestsPerRun, rounds,
-  rows, rss: { beforeMiB: rssBefore, afterMiB: rssAfter, growth, soakRequests }, decodeSteps: steps, meanRowsPerStep: stepRows / steps,
+  rows, rss: { afterWarmupMiB: rssBefore, beforeSoakMiB: soakStart, afterSoakMiB: rssAfter, soakGrowth: growth, soakRequests, soakTrajectoryMiB: rssTrajectoryMiB }, decodeSteps: steps, meanRowsPerStep: stepRows / steps,
 }, null, 2)}\n`);
 console.log('rows written to bench/results/serve.json');
