@@ -143,18 +143,25 @@ for (const clients of CLIENTS) {
   });
 }
 // The soak: RSS after `soakRequests` more requests (GRIP 0.25, 8 clients).
-// RSS every 1000 requests: a leak climbs steadily, a heap settling flattens.
-const rssTrajectoryMiB = [rssMiB()];
+// RSS every 1000 requests, with the V8 heap and the host tensors' memory the
+// server reports: a leak climbs in one of them steadily, a heap settling flattens.
+const memory = async () => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const mib = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)![1]) / 2 ** 20;
+  return { rssMiB: rssMiB(), heapMiB: mib('nodejs_heap_used_bytes'), externalMiB: mib('nodejs_external_memory_bytes') };
+};
+const trajectory = [await memory()];
 for (let done = 0; done < soakRequests; done += 1000) {
   await load(8, Math.min(1000, soakRequests - done), 0.25);
-  rssTrajectoryMiB.push(rssMiB());
+  trajectory.push(await memory());
 }
+const rssTrajectoryMiB = trajectory.map((m) => m.rssMiB);
 const rssAfter = rssMiB();
 const soakStart = rssTrajectoryMiB[0]!;
 const growth = (rssAfter - soakStart) / soakStart;
 const served = rows.reduce((n, r) => n + (r.requests as number), 0) + soakRequests;
 console.log(`\nserver RSS ${rssBefore.toFixed(1)} MiB after warm-up, ${soakStart.toFixed(1)} MiB before the soak, ${rssAfter.toFixed(1)} MiB after its ${soakRequests} requests: ${(100 * growth).toFixed(1)}% growth over the soak, ${(100 * (rssAfter - rssBefore) / rssBefore).toFixed(1)}% over all ${served} requests since the warm-up · ${cpu}`);
-console.log(`soak RSS every 1000 requests: ${rssTrajectoryMiB.map((v) => v.toFixed(1)).join(' -> ')} MiB`);
+console.log(`soak every 1000 requests, RSS / V8 heap used / external (MiB): ${trajectory.map((m) => `${m.rssMiB.toFixed(1)} / ${m.heapMiB.toFixed(1)} / ${m.externalMiB.toFixed(1)}`).join(' -> ')}`);
 
 const metrics = await (await fetch(`${url}/metrics`)).text();
 const steps = Number(/grip_batch_size_count (\d+)/.exec(metrics)?.[1]), stepRows = Number(/grip_batch_size_sum (\d+)/.exec(metrics)?.[1]);
@@ -165,6 +172,6 @@ await new Promise((resolve) => child.once('exit', resolve));
 await mkdir(join(here, 'results'), { recursive: true });
 await writeFile(join(here, 'results', 'serve.json'), `${JSON.stringify({
   bench: 'serve', cpu, loadAverageAtStart: load1, node: process.version, date: new Date().toISOString(), maxBatch, threads, maxTokens, requestsPerRun, rounds,
-  rows, rss: { afterWarmupMiB: rssBefore, beforeSoakMiB: soakStart, afterSoakMiB: rssAfter, soakGrowth: growth, soakRequests, soakTrajectoryMiB: rssTrajectoryMiB }, decodeSteps: steps, meanRowsPerStep: stepRows / steps,
+  rows, rss: { afterWarmupMiB: rssBefore, beforeSoakMiB: soakStart, afterSoakMiB: rssAfter, soakGrowth: growth, soakRequests, soakTrajectoryMiB: trajectory }, decodeSteps: steps, meanRowsPerStep: stepRows / steps,
 }, null, 2)}\n`);
 console.log('rows written to bench/results/serve.json');

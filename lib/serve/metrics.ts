@@ -95,6 +95,9 @@ export class ServeMetrics {
       this.requests, this.promptTokens, this.completionTokens, this.visualTokens, this.keptVisualTokens, this.cancelled,
       new Gauge('grip_queue_length', 'Requests waiting for a batch.', queueLength),
       new Gauge('grip_running_rows', 'Rows of the decode batch now.', runningRows),
+      new Gauge('process_resident_memory_bytes', 'Resident set size of the server process.', () => process.memoryUsage.rss()),
+      new Gauge('nodejs_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed),
+      new Gauge('nodejs_external_memory_bytes', 'Memory of ArrayBuffers and native objects held from JS (tensors on the host).', () => process.memoryUsage().external),
       this.batchSize, this.prefillSeconds, this.decodeSeconds, this.queueSeconds, this.firstTokenSeconds, this.keptRatio,
     ];
   }

@@ -152,18 +152,17 @@ export async function startServer(options: ServeOptions): Promise<GripServer> {
   };
   if (options.pruner !== undefined) await prunerNamed(options.pruner);
 
-  let metrics: ServeMetrics | undefined;
+  // The gauges read the batcher when /metrics is rendered, after both exist.
+  const served: ServeMetrics = new ServeMetrics(() => batcher.waiting, () => batcher.active);
   const batcher = new Batcher(model, {
     maxBatch: options.maxBatch ?? 8,
     maxQueue: options.maxQueue ?? 64,
-    onStep: (rows) => metrics!.batchSize.observe(rows),
+    onStep: (rows) => served.batchSize.observe(rows),
     onResult: ({ timings: t }) => {
-      metrics!.prefillSeconds.observe((t.visionMs + t.pruneMs + t.prefillMs) / 1000);
-      metrics!.decodeSeconds.observe(t.decodeMs / 1000);
+      served.prefillSeconds.observe((t.visionMs + t.pruneMs + t.prefillMs) / 1000);
+      served.decodeSeconds.observe(t.decodeMs / 1000);
     },
   });
-  metrics = new ServeMetrics(() => batcher.waiting, () => batcher.active);
-  const served = metrics;
 
   let draining = false;
   let inFlight = 0;
