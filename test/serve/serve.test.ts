@@ -6,6 +6,7 @@
 // SIGTERM drains the `grip serve` process.
 import { spawn, spawnSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
@@ -293,14 +294,25 @@ test('a full queue gets 429 with Retry-After; the queued requests are still answ
   }
 });
 
-test('close() drains: the request in flight is answered, new ones are refused, then it closes', async () => {
+test('close() drains: the request in flight is answered, a new one on its connection gets 503, new connections are refused', async () => {
   const draining = await startServer({ model, port: 0 });
-  const inFlight = post(draining.url, body(7, { ignore_eos: true, max_tokens: 200 }));
+  // One kept-alive connection, by hand: the second request is written after close() began.
+  const socket = connect(draining.port, '127.0.0.1');
+  let raw = '';
+  socket.on('data', (chunk) => (raw += chunk));
+  const payload = JSON.stringify(body(7, { ignore_eos: true, max_tokens: 200 }));
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
   await until('the request to run', () => draining.metrics.queueSeconds.render().includes('_count 1'));
   const closed = draining.close();
-  const answer = (await (await inFlight).json()) as OpenAI.ChatCompletion;
-  assert.is(answer.usage!.completion_tokens, 200);
+  socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
   await closed;
+  await until('the connection to close', () => socket.destroyed || socket.readableEnded);
+  const [first, second] = raw.split(/(?=HTTP\/1\.1 )/);
+  assert.match(first!, /^HTTP\/1\.1 200 /);
+  assert.is((JSON.parse(first!.slice(first!.indexOf('\r\n\r\n') + 4)) as OpenAI.ChatCompletion).usage!.completion_tokens, 200);
+  assert.match(second!, /^HTTP\/1\.1 503 /);
+  assert.equal(JSON.parse(second!.slice(second!.indexOf('\r\n\r\n') + 4)), { error: { message: 'expected a server that accepts requests but received one that is shutting down', type: 'server_error', code: 'ERR_GRIP_RANGE', param: null } });
+  socket.destroy();
   const after = await post(draining.url, body(7)).then(() => 'answered', (e: Error) => (e.cause as NodeJS.ErrnoException | undefined)?.code ?? e.message);
   assert.is(after, 'ECONNREFUSED');
 });
