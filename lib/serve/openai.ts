@@ -172,7 +172,10 @@ export interface Usage {
 
 export type FinishReason = 'stop' | 'length';
 
-export function usageOf(result: GenerateResult, numImageTokens: number): Usage {
+export function usageOf(result: GenerateResult): Usage {
+  // The image's token count from the result itself (kept / keep ratio), since
+  // it follows the image in families with dynamic resolution (LLaVA-NeXT).
+  const numImageTokens = Math.round(result.kept.indices.length / result.kept.keepRatio);
   return {
     prompt_tokens: result.prefillTokens,
     completion_tokens: result.tokenIds.length,

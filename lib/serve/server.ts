@@ -173,8 +173,10 @@ export async function startServer(options: ServeOptions): Promise<GripServer> {
     const received = performance.now();
     const request = parseChatRequest(parseJson(body), limits);
     const { pruner, keepRatio: keep } = await prunerFor(request);
-    // Decoded once, before the queue: an undecodable image is this request's 400 and never reaches a batch.
-    const pixelValues = await preprocessImage(request.image, model.processor, { signal: gone });
+    // Checked before the queue, so an undecodable image is this request's 400
+    // and never reaches a batch. The batch gets the bytes, not these pixels: the
+    // family's own processor prepares them there, as for generate({ image }).
+    await preprocessImage(request.image, model.processor, { signal: gone });
     const id = newCompletionId(limits.modelId);
     let firstToken = true;
     const tokenSeen = () => {
@@ -183,7 +185,7 @@ export async function startServer(options: ServeOptions): Promise<GripServer> {
     };
     let started = false;
     const job = {
-      request: { pixelValues, prompt: request.prompt, pruner, keepRatio: keep, maxNewTokens: request.maxTokens, stopAtEos: !request.ignoreEos },
+      request: { image: request.image, prompt: request.prompt, pruner, keepRatio: keep, maxNewTokens: request.maxTokens, stopAtEos: !request.ignoreEos },
       signal: gone,
       onStart: () => {
         if (!started) served.queueSeconds.observe((performance.now() - received) / 1000);
@@ -191,7 +193,7 @@ export async function startServer(options: ServeOptions): Promise<GripServer> {
       },
     };
     const finish = (result: GenerateResult) => {
-      const usage = usageOf(result, model.numImageTokens);
+      const usage = usageOf(result);
       served.promptTokens.inc({}, usage.prompt_tokens);
       served.completionTokens.inc({}, usage.completion_tokens);
       served.visualTokens.inc({}, usage.visual_tokens);
