@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // cli.ts — the `grip` command. `grip run` answers a question about an image
-// with a LLaVA checkpoint, optionally pruning the visual tokens.
+// with a LLaVA checkpoint, optionally pruning the visual tokens; `grip serve`
+// answers OpenAI-compatible chat completions over HTTP (lib/serve/).
 import { parseArgs } from 'node:util';
 import { GripError } from './errors.js';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { shapesTrainingSet, trainGrip } from './train/run.js';
 import { loadVLM, type GenerateResult } from './model/vlm.js';
 import { GripPruner } from './prune/grip.js';
 import { heuristicBase, makePruner, PRUNER_NAMES, prunersFromList } from './prune/registry.js';
+import { startServer } from './serve/server.js';
 
 const pointText = (p: PrunePoint) => (p === 'pre-llm' ? 'pre-llm' : String(p.layer));
 const budgetsText = (b: Budgets) => ('range' in b ? b.range.join(':') : b.list.join(','));
@@ -40,6 +42,17 @@ commands:
           --backend B        auto | cpu | cuda (default auto)
           --threads N        CPU threads (default: all cores)
           --json             print the result as JSON
+  serve   OpenAI-compatible HTTP: POST /v1/chat/completions (image as a data: URL, keep_ratio,
+          pruner, stream), GET /v1/models, /health, /metrics (docs/serve.md)
+          --model DIR        checkpoint directory (default: the embedded model)
+          --host HOST        (default 127.0.0.1)   --port N (default 8080; 0: any free port)
+          --max-batch N      rows per batch (default 8)   --max-queue N  waiting requests (default 64)
+          --keep RATIO       keep ratio of a request without keep_ratio (default 1)
+          --pruner NAME      grip | ${PRUNER_NAMES.join(' | ')} for a request without pruner
+                             (default: none at keep 1, else the model's GRIP pruner, else fastv)
+          --grip DIR         the GRIP pruner of --pruner grip (default: DIR/grip of the model)
+          --max-body BYTES   larger request bodies get 413 (default 16777216)
+          --backend B --threads N   as for run
   demo    answer questions at keep ratios 1, 0.5, 0.25, 0.11 on the embedded model
           (or --model DIR), with accuracy on test questions of the shapes testbed,
           prefill time, and pictures of the kept patches
@@ -141,6 +154,46 @@ async function run(argv: string[], signal: AbortSignal): Promise<void> {
     `[grip] backend ${model.backend}, pruner ${pruner?.name ?? 'none'}, kept ${result!.kept.indices.length}/${model.numImageTokens} visual tokens, prefill ${result!.prefillTokens} tokens\n` +
       `[grip] preprocess ${t.preprocessMs.toFixed(1)} ms, vision ${t.visionMs.toFixed(1)} ms, prune ${t.pruneMs.toFixed(1)} ms, prefill ${t.prefillMs.toFixed(1)} ms, decode ${t.decodeMs.toFixed(1)} ms (${result!.tokenIds.length} tokens)`,
   );
+}
+
+async function serve(argv: string[], signal: AbortSignal): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-queue': { type: 'string' },
+      keep: { type: 'string' }, pruner: { type: 'string' }, grip: { type: 'string' }, 'max-body': { type: 'string' },
+      backend: { type: 'string' }, threads: { type: 'string' },
+    },
+    strict: true,
+  });
+  const port = option('port', values.port, (v) => Number.isInteger(v) && v >= 0 && v <= 65535, 'a port in [0, 65535]');
+  const maxBatch = option('max-batch', values['max-batch'], positiveInteger, 'a positive integer');
+  const maxQueue = option('max-queue', values['max-queue'], positiveInteger, 'a positive integer');
+  const keepRatio = option('keep', values.keep, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+  const maxBodyBytes = option('max-body', values['max-body'], positiveInteger, 'a positive integer');
+  const threads = option('threads', values.threads, positiveInteger, 'a positive integer');
+  choice('pruner', values.pruner, ['grip', ...PRUNER_NAMES]);
+  const backend = choice('backend', values.backend, ['auto', 'cpu', 'cuda'] as const);
+  if (values.grip !== undefined && values.pruner !== undefined && values.pruner !== 'grip') {
+    throw new GripError('ERR_GRIP_RANGE', `expected --pruner grip (or no --pruner) with --grip but received --pruner ${values.pruner}`);
+  }
+  const model = await loadVLM(values.model ?? embeddedModelDir(), { backend: backend ?? 'auto', ...(threads !== undefined ? { threads } : {}), signal });
+  const pick = <T>(key: string, value: T | undefined) => (value === undefined ? {} : { [key]: value });
+  const server = await startServer({
+    model, host: values.host ?? '127.0.0.1', port: port ?? 8080,
+    ...pick('maxBatch', maxBatch), ...pick('maxQueue', maxQueue), ...pick('keepRatio', keepRatio), ...pick('maxBodyBytes', maxBodyBytes),
+    ...pick('pruner', values.grip !== undefined ? 'grip' : values.pruner), ...pick('gripDir', values.grip),
+  });
+  console.log(`grip serve: ${server.modelId} on ${model.backend} at ${server.url} (POST /v1/chat/completions; keep ${keepRatio ?? 1}, pruner ${values.grip !== undefined ? 'grip' : values.pruner ?? ((keepRatio ?? 1) < 1 ? 'the model\'s own' : 'none')})`);
+  // SIGTERM (or Ctrl-C) drains: in-flight requests are answered, new ones get 503, then the process exits.
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  console.log('grip serve: draining');
+  await server.close();
+  console.log('grip serve: closed');
 }
 
 async function demo(argv: string[], signal: AbortSignal): Promise<void> {
@@ -288,11 +341,12 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => controller.abort(new GripError('ERR_GRIP_RANGE', 'expected the run to finish but received Ctrl-C')));
   try {
     if (command === 'run') await run(rest, controller.signal);
+    else if (command === 'serve') await serve(rest, controller.signal);
     else if (command === 'demo') await demo(rest, controller.signal);
     else if (command === 'train') await train(rest, controller.signal);
     else if (command === 'eval') await evalCommand(rest, controller.signal);
     else if (command === undefined || command === 'help' || command === '--help' || command === '-h') process.stdout.write(USAGE);
-    else throw new GripError('ERR_GRIP_RANGE', `expected a command (run, demo, train, eval, help) for grip but received "${command}"`);
+    else throw new GripError('ERR_GRIP_RANGE', `expected a command (run, serve, demo, train, eval, help) for grip but received "${command}"`);
     return 0;
   } catch (error) {
     if (error instanceof GripError) console.error(`grip: ${error.message} (${error.code})`);

@@ -18,8 +18,8 @@ export function toHost(t: Tensor): Tensor {
 
 // ---- the LLaVA runtime and its pruners ------------------------------------------------
 export {
-  loadVLM, VLM, PreparedPrompt, type PrepareRequest,
-  type LoadVLMOptions, type GenerateRequest, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
+  loadVLM, VLM, PreparedPrompt, DecodeBatch, type PrepareRequest, type JoinHooks,
+  type LoadVLMOptions, type GenerateRequest, type GenerateBatchOptions, type GenerateResult, type AnswerLogProbRequest, type AnswerLogProbResult,
   type LogitsRequest, type LogitsResult, type StreamEvent, type Timings, type ImageSource, type PromptSource, type PruneOptions,
 } from './model/vlm.js';
 export { parseLlavaConfig, loadLlavaConfig, type LlavaConfig, type VisionConfig, type TextConfig } from './model/config.js';
@@ -42,3 +42,6 @@ export { cosineSimilarities } from './prune/similarity.js';
 
 // The trainers are the entry grip-vlm/train (lib/train/index.ts); the shapes
 // testbed, the evaluation and the demo are grip-vlm/testbed (lib/testbed.ts).
+
+// ---- serving (grip serve) ------------------------------------------------------------------
+export { startServer, type ServeOptions, type GripServer } from './serve/server.js';

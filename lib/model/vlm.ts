@@ -18,17 +18,20 @@ import type { ProcessorConfig } from './processor.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { gatherRagged, deviceOf, view } from '../moves.js';
 import { opOptions, type Runtime } from './runtime/context.js';
+import { DecodeBatch } from './runtime/continuous.js';
 import { greedyDecode } from './runtime/decode.js';
+import { textDeltas } from './runtime/detokenize.js';
 import { answerLogLikelihood } from './runtime/loglik.js';
 import { prefill, prepareAtPoint } from './runtime/prefill.js';
 import { checkBatch, checkPruneOptions, checkRequestObject, splitPrompt } from './runtime/request.js';
 import type {
-  AnswerLogProbRequest, AnswerLogProbResult, GenerateRequest, GenerateResult, ImageSource, LoadVLMOptions,
+  AnswerLogProbRequest, AnswerLogProbResult, GenerateBatchOptions, GenerateRequest, GenerateResult, ImageSource, JoinHooks, LoadVLMOptions,
   LogitsRequest, LogitsResult, PrepareRequest, PromptSource, Row, StreamEvent,
 } from './runtime/types.js';
 import { PreparedPrompt } from './runtime/types.js';
 
 export { PreparedPrompt } from './runtime/types.js';
+export { DecodeBatch } from './runtime/continuous.js';
 export type * from './runtime/types.js';
 
 const now = () => performance.now();
@@ -68,12 +71,20 @@ export class VLM {
    * Greedy decoding for several requests in one batch. Rows may differ in
    * image, prompt and keep ratio (ragged); they share the pruner, its point
    * and maxNewTokens (the largest one runs; each row stops at its own).
+   * `options.signal` stops the whole batch; `options.rowSignals[b]` stops
+   * row b alone (the server cancels a disconnected client's row so).
    */
-  async generateBatch(requests: readonly GenerateRequest[], options: { signal?: AbortSignal } = {}): Promise<GenerateResult[]> {
+  async generateBatch(requests: readonly GenerateRequest[], options: GenerateBatchOptions = {}): Promise<GenerateResult[]> {
     checkBatch(requests);
     const signal = options.signal ?? requests[0]!.signal;
     check.signal(signal, 'signal');
-    return this.runBatch(requests, (b) => `requests[${b}]`, signal, undefined);
+    if (options.onToken !== undefined && typeof options.onToken !== 'function') check.fail('ERR_GRIP_RANGE', 'a function', 'options.onToken', describe(options.onToken));
+    const { rowSignals } = options;
+    if (rowSignals !== undefined) {
+      if (!Array.isArray(rowSignals) || rowSignals.length !== requests.length) check.fail('ERR_GRIP_SHAPE', `an array of ${requests.length} signals (one per request)`, 'options.rowSignals', describe(rowSignals));
+      rowSignals.forEach((s, b) => check.signal(s, `options.rowSignals[${b}]`));
+    }
+    return this.runBatch(requests, (b) => `requests[${b}]`, signal, options.onToken, rowSignals);
   }
 
   /**
@@ -99,18 +110,12 @@ export class VLM {
     const running = this.runBatch([request], () => 'request', controller.signal, (_, token) => { queue.push(token); wake?.(); })
       .then((results) => { finished = { result: results[0]! }; }, (error: unknown) => { finished = { error }; })
       .finally(() => wake?.());
-    const tokens: number[] = [];
-    let text = '';
+    const delta = textDeltas(this.tokenizer);
     try {
       for (;;) {
         while (queue.length > 0) {
           const token = queue.shift()!;
-          tokens.push(token);
-          const full = this.tokenizer.decode(Int32Array.from(tokens), { skipSpecialTokens: true });
-          // A token that ends inside a UTF-8 character adds its text with the next one.
-          const delta = full.endsWith('\uFFFD') ? '' : full.startsWith(text) ? full.slice(text.length) : full;
-          if (delta !== '') text = full;
-          yield { type: 'token', token, text: delta };
+          yield { type: 'token', token, text: delta(token) };
         }
         if (finished !== undefined) break;
         await new Promise<void>((resolve) => { wake = resolve; });
@@ -128,9 +133,18 @@ export class VLM {
     }
   }
 
-  private async runBatch(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined, onToken: ((row: number, token: number) => void) | undefined): Promise<GenerateResult[]> {
-    const first = requests[0]!, pruner = first.pruner;
+  private async runBatch(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined, onToken: ((row: number, token: number) => void) | undefined, rowSignals?: readonly (AbortSignal | undefined)[]): Promise<GenerateResult[]> {
     const maxNew = requests.map((r) => r.maxNewTokens ?? 32);
+    const group = await this.prefillGroup(requests, what, signal);
+    const t3 = now();
+    const tokens = await greedyDecode(this.rt, group.state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken, rowSignals });
+    const decodeMs = now() - t3;
+    return requests.map((_, b) => group.result(b, tokens[b]!, decodeMs));
+  }
+
+  /** The preprocessing, vision tower and prefill (with the prune hook) of a group of requests, and how each row's result is made. */
+  private async prefillGroup(requests: readonly GenerateRequest[], what: (row: number) => string, signal: AbortSignal | undefined) {
+    const first = requests[0]!, pruner = first.pruner;
     const t0 = now();
     const rows = await Promise.all(requests.map((r, b) => this.row(r, what(b), signal)));
     const t1 = now();
@@ -142,18 +156,48 @@ export class VLM {
       cachePolicy: first.cachePolicy ?? 'keep',
       renumber: first.renumberPositions ?? false,
       parts: { imageNewline: first.imageNewline ?? 'prune', budget: first.budget ?? 'image' },
-      extraCapacity: Math.max(...maxNew),
+      extraCapacity: Math.max(...requests.map((r) => r.maxNewTokens ?? 32)),
     });
-    const t3 = now();
-    const tokens = await greedyDecode(this.rt, state, { maxNew, stopAtEos: requests.map((r) => r.stopAtEos ?? true), eos: this.eos(), signal, onToken });
-    const t4 = now();
-    return rows.map((row, b) => ({
-      text: this.tokenizer.decode(tokens[b]!, { skipSpecialTokens: true }).trim(),
-      tokenIds: tokens[b]!,
-      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / row.pixels.layout.numImageTokens },
+    const result = (b: number, tokens: Int32Array, decodeMs: number): GenerateResult => ({
+      text: this.tokenizer.decode(tokens, { skipSpecialTokens: true }).trim(),
+      tokenIds: tokens,
+      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / rows[b]!.pixels.layout.numImageTokens },
       prefillTokens: state.length[b]!,
-      timings: { preprocessMs: t1 - t0, visionMs: t2 - t1, pruneMs: state.pruneMs, prefillMs: state.prefillMs, decodeMs: t4 - t3 },
-    }));
+      timings: { preprocessMs: t1 - t0, visionMs: t2 - t1, pruneMs: state.pruneMs, prefillMs: state.prefillMs, decodeMs },
+    });
+    return { state, result };
+  }
+
+  /**
+   * A decode batch for continuous batching (lib/serve/batcher.ts): groups of
+   * requests join it with joinBatch between its steps, each row leaves when
+   * it ends, and each row's result is the one generate gives it alone.
+   */
+  decodeBatch(): DecodeBatch {
+    return new DecodeBatch(this.rt, this.eos());
+  }
+
+  /**
+   * Prefills a group of requests (one pruner, as generateBatch) and adds its
+   * rows to `batch`; `rows[b].onEnd` gets request b's result when its row
+   * leaves (a row whose signal aborted leaves with the tokens it has).
+   */
+  async joinBatch(batch: DecodeBatch, requests: readonly GenerateRequest[], rows: readonly JoinHooks[]): Promise<void> {
+    checkBatch(requests);
+    if (!(batch instanceof DecodeBatch)) check.fail('ERR_GRIP_RANGE', 'a DecodeBatch from decodeBatch()', 'batch', describe(batch));
+    if (!Array.isArray(rows) || rows.length !== requests.length) check.fail('ERR_GRIP_SHAPE', `an array of ${requests.length} row hooks (one per request)`, 'rows', Array.isArray(rows) ? `${rows.length}` : describe(rows));
+    rows.forEach((r, b) => {
+      if (typeof r?.onEnd !== 'function') check.fail('ERR_GRIP_RANGE', 'a function', `rows[${b}].onEnd`, describe(r?.onEnd));
+      check.signal(r.signal, `rows[${b}].signal`);
+    });
+    const group = await this.prefillGroup(requests, (b) => `requests[${b}]`, undefined);
+    await batch.join(group.state, rows.map((hooks, b) => ({
+      maxNew: requests[b]!.maxNewTokens ?? 32,
+      stopAtEos: requests[b]!.stopAtEos ?? true,
+      signal: hooks.signal,
+      onToken: hooks.onToken,
+      onEnd: (tokens, decodeMs) => hooks.onEnd(group.result(b, tokens, decodeMs)),
+    })));
   }
 
   /**

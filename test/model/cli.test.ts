@@ -71,7 +71,7 @@ test('grip run with a missing image file reports ERR_GRIP_IO', () => {
 test('grip with an unknown command or pruner says what it expected', () => {
   const a = grip('fly');
   assert.is(a.status, 1);
-  assert.is(a.stderr.trim(), 'grip: expected a command (run, demo, train, eval, help) for grip but received "fly" (ERR_GRIP_RANGE)');
+  assert.is(a.stderr.trim(), 'grip: expected a command (run, serve, demo, train, eval, help) for grip but received "fly" (ERR_GRIP_RANGE)');
   const b = grip('run', '--model', model, '--image', image, '--prompt', 'hi', '--pruner', 'magic', '--keep', '0.5');
   assert.is(b.status, 1);
   assert.is(b.stderr.trim(), 'grip: expected one of grip, fastv, random, uniform, norm, cls, visionzip, divprune, cdpruner, pyramiddrop, pyramiddrop-final for --pruner but received "magic" (ERR_GRIP_RANGE)');

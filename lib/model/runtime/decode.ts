@@ -14,6 +14,8 @@ export interface DecodeOptions {
   signal: AbortSignal | undefined;
   /** Called with each generated token as soon as it is chosen (streaming). */
   onToken?: ((row: number, token: number) => void) | undefined;
+  /** Per row: once aborted, the row stops at the next step with the tokens it has (the others go on). */
+  rowSignals?: readonly (AbortSignal | undefined)[] | undefined;
 }
 
 export async function greedyDecode(rt: Runtime, state: Prefilled, options: DecodeOptions): Promise<Int32Array[]> {
@@ -31,6 +33,7 @@ export async function greedyDecode(rt: Runtime, state: Prefilled, options: Decod
       const logits = (await lmHead(weights, config, hidden, o)).toHost().host as Float32Array;
       const next = new Int32Array(B);
       for (let b = 0; b < B; b++) {
+        if (!done[b] && options.rowSignals?.[b]?.aborted) done[b] = true;
         if (done[b]) continue;
         const token = argmax(logits, b * V, V);
         out[b]!.push(token);

@@ -68,6 +68,25 @@ export interface GenerateRequest extends ImageSource, PromptSource, PruneOptions
   signal?: AbortSignal;
 }
 
+export interface GenerateBatchOptions {
+  /** Stops the whole batch (default: requests[0].signal). */
+  signal?: AbortSignal | undefined;
+  /** Called with each generated token of row b as soon as it is chosen. */
+  onToken?: ((row: number, token: number) => void) | undefined;
+  /** One per request: an aborted one stops its row at the next decode step, with the tokens it has; the other rows go on. */
+  rowSignals?: readonly (AbortSignal | undefined)[] | undefined;
+}
+
+/** One row of a group joining a decode batch (VLM.joinBatch). */
+export interface JoinHooks {
+  /** Once aborted, the row leaves at the next decode step with the tokens it has. */
+  signal?: AbortSignal | undefined;
+  /** Each generated token as it is chosen. */
+  onToken?: ((token: number) => void) | undefined;
+  /** The row's result when it leaves the batch (decodeMs: from its join to its end). */
+  onEnd: (result: GenerateResult) => void;
+}
+
 export interface Timings {
   preprocessMs: number;
   visionMs: number;
