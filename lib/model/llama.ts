@@ -16,6 +16,8 @@ export class KVCache {
   readonly values: Tensor[] = [];
   /** Valid cache entries per layer and row. */
   readonly lengths: Int32Array[] = [];
+  /** M-RoPE: the 3D ids of this batch's rows (set by the stage that builds the batch; runDecoder reads it). */
+  mrope: MRope | undefined = undefined;
 
   /** Layers below `firstAllocated` get their tensors from the caller (copies of a shared prefix). */
   constructor(readonly rows: number, readonly capacity: number, config: TextConfig, device: Device, firstAllocated = 0) {
@@ -76,7 +78,8 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
   const o = { backend: options.backend, signal: options.signal };
   const x2d = view(x, [B * T, D]);
   let probs: Tensor | undefined;
-  const rotate = options.mrope ? mropeRotation(options.mrope, positions, [B, T, Hq, Hkv, Dh], config.ropeTheta, options) : null;
+  const mrope = options.mrope ?? cache.mrope;
+  const rotate = mrope ? mropeRotation(mrope, positions, [B, T, Hq, Hkv, Dh], config.ropeTheta, options) : null;
   for (let l = range.from; l < range.to; l++) {
     await ops.yield();
     const L = w.layers[l]!;
