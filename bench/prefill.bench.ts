@@ -109,7 +109,9 @@ for (const keepRatio of [1, 0.5, 0.25, 0.11]) {
 const embedded = embeddedModelDir();
 const modelDir = existsSync(join(embedded, 'model.safetensors')) ? embedded : join(here, '..', 'test', 'fixtures', 'tiny-llava');
 const model = await loadVLM(modelDir, { backend: 'cpu' });
-const pixelValues = tensor(floats(3 * model.config.vision.imageSize ** 2), [3, model.config.vision.imageSize, model.config.vision.imageSize]);
+if (model.config.modelType !== 'llava') throw new Error(`expected a LLaVA-1.5 checkpoint in ${modelDir} but received ${model.config.modelType}`);
+const imageSize = model.config.vision.imageSize;
+const pixelValues = tensor(floats(3 * imageSize ** 2), [3, imageSize, imageSize]);
 const prompt = 'what color is the object in the top left ?';
 console.log(`\n### Whole model: ${modelDir.split('/').slice(-2).join('/')} (${model.numImageTokens} visual tokens, LLM hidden ${model.config.text.hiddenSize}, ${model.config.text.numLayers} layers; ops on the calling thread)\n`);
 console.log('| keep ratio | prefill tokens | vision | prefill | total | baseline: unpruned total | speed-up |');

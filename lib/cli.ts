@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { makeExamples, renderScene } from './data/shapes/index.js';
 import { defaultPruner, embeddedModelDir, pixelsToRgb, runDemo } from './demo.js';
 import { keptStrip, type KeptPicture } from './eval/pictures.js';
-import { preprocessImage } from './model/processor.js';
+import { clipProcessorOf, preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { comparisonTable, markdownTable, paretoSvg, svgToPng } from './eval/report.js';
 import { pairedComparisons } from './eval/stats.js';
@@ -321,8 +321,9 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
   // Which patches each pruner keeps at ρ = 0.25, on the first three questions.
   for (let e = 0; e < Math.min(3, examples.length); e++) {
     const ex = examples[e]!;
-    const pixels = await preprocessImage(evalExamples[e]!.image, model.processor, { signal });
-    const rgb = pixelsToRgb(pixels, model.processor);
+    const processor = clipProcessorOf(model.processor, 'the pictures of kept patches');
+    const pixels = await preprocessImage(evalExamples[e]!.image, processor, { signal });
+    const rgb = pixelsToRgb(pixels, processor);
     const panels: KeptPicture[] = [];
     for (const pruner of pruners) {
       const r = await model.generate({ image: evalExamples[e]!.image, prompt: ex.question, pruner, keepRatio: 0.25, maxNewTokens: 1, stopAtEos: false, signal });

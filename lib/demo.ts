@@ -9,7 +9,7 @@ import { makeExamples, renderScene } from './data/shapes/index.js';
 import { evaluate, type EvalExample } from './eval/evaluate.js';
 import { keptStrip, type KeptPicture } from './eval/pictures.js';
 import { loadVLM, type VLM } from './model/vlm.js';
-import { preprocessImage, type ProcessorConfig } from './model/processor.js';
+import { clipProcessorOf, preprocessImage, type ProcessorConfig } from './model/processor.js';
 import { packageRoot } from './native.js';
 import { FastVPruner } from './prune/heuristics/fastv.js';
 import { GripPruner } from './prune/grip.js';
@@ -74,8 +74,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
 
   if (options.image !== undefined) {
     const prompt = options.prompt ?? 'what is in the image?';
-    const pixels = await preprocessImage(options.image, model.processor, signal ? { signal } : {});
-    const rgb = pixelsToRgb(pixels, model.processor);
+    const processor = clipProcessorOf(model.processor, 'the demo\'s pictures');
+    const pixels = await preprocessImage(options.image, processor, signal ? { signal } : {});
+    const rgb = pixelsToRgb(pixels, processor);
     log(`\n${prompt}`);
     const panels: KeptPicture[] = [];
     let baseMs = 0;
@@ -102,8 +103,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   for (let e = 0; e < shown; e++) {
     const at = Math.floor((e * count) / shown);
     const ex = examples[at]!;
-    const pixels = await preprocessImage(images[at]!, model.processor, signal ? { signal } : {});
-    const rgb = pixelsToRgb(pixels, model.processor);
+    const processor = clipProcessorOf(model.processor, 'the demo\'s pictures');
+    const pixels = await preprocessImage(images[at]!, processor, signal ? { signal } : {});
+    const rgb = pixelsToRgb(pixels, processor);
     const panels: KeptPicture[] = [];
     const answers: string[] = [];
     for (const keepRatio of DEMO_RATIOS) {

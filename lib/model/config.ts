@@ -83,7 +83,7 @@ const quoteList = (items: readonly string[]) => items.map((s) => `"${s}"`).join(
 const received = (value: unknown) => (typeof value === 'string' ? `"${value}"` : Array.isArray(value) ? jsonText(value) : describe(value));
 
 /** Reads the keys of one JSON object (the root, text_config or vision_config), naming them `prefix + key` in messages. */
-class Section {
+export class Section {
   constructor(
     readonly json: Record<string, unknown>,
     readonly prefix: string,

@@ -6,8 +6,9 @@ import { readJsonFile } from '../json.js';
 import type { Family } from './family.js';
 import { llava } from './llava/index.js';
 import { llavaNext } from './llava_next/index.js';
+import { qwenVL } from './qwen_vl/index.js';
 
-export const FAMILIES: readonly Family[] = [llava, llavaNext];
+export const FAMILIES: readonly Family[] = [llava, llavaNext, qwenVL];
 
 /**
  * The family of the checkpoint in `dir`. An unreadable or unknown config.json

@@ -10,9 +10,15 @@ import type { ResolvedBackend } from '../backend.js';
 import type { Device, Tensor } from '../tensor.js';
 import type { LlavaConfig, TextConfig } from './config.js';
 import type { Kernels } from './kernels.js';
+import type { QwenVLConfig } from './qwen_vl/config.js';
+import type { QwenVLProcessorConfig } from './qwen_vl/processor.js';
+import type { MRope } from './llama.js';
 import type { ImageInput, ProcessorConfig } from './processor.js';
 import type { TextTokenizer } from './tokenizer.js';
 import type { TextWeights, WeightDType } from './weights.js';
+
+/** A family's resolved config.json: LLaVA's shape (LLaVA-1.5, and LLaVA-NeXT's stages), or Qwen2-VL's; `modelType` tells them apart. */
+export type FamilyConfig = LlavaConfig | QwenVLConfig;
 
 /** Where the visual tokens of one image sit, as the pruners see them. */
 export interface VisualLayout {
@@ -37,6 +43,13 @@ export interface VisualRegion {
 }
 
 /** The image: a path, encoded bytes or raw pixels (preprocessed here), or pixel values already preprocessed. */
+/** One request, tokenised and preprocessed: the prompt's text before and after the image, and the image's pixels. */
+export interface Row {
+  before: Int32Array;
+  after: Int32Array;
+  pixels: ImagePixels;
+}
+
 export interface ImageSource {
   image?: ImageInput;
   /** [C, H, W] f32 (LLaVA-NeXT: [1 + tiles, C, S, S], the base image first), already resized and normalised (skips the processor). */
@@ -78,17 +91,18 @@ export interface FamilyModel {
   /** The family's name ('llava'). */
   readonly family: string;
   readonly dir: string;
-  /** The family's resolved config.json; every family has a decoder config and an image token. */
-  readonly config: LlavaConfig;
-  /** The image processor's settings (preprocessor_config.json). */
-  readonly processor: ProcessorConfig;
+  /** The family's resolved config.json; every family has a decoder config and a vision tower. */
+  readonly config: FamilyConfig;
+  /** The image processor's settings (preprocessor_config.json): CLIP's (LLaVA, LLaVA-NeXT) or Qwen2-VL's. */
+  readonly processor: ProcessorConfig | QwenVLProcessorConfig;
   readonly tokenizer: TextTokenizer;
   /**
    * The decoder. `slidingWindow` (Mistral): a query sees only keys less than
    * this many positions back; the runtime has no such mask and refuses a
    * request whose prompt and new tokens exceed it (inside it the mask is a no-op).
+   * `mrope` (Qwen2-VL): the 3D position ids of a batch's rows (llama.ts's MRope).
    */
-  readonly text: { config: TextConfig; weights: TextWeights; slidingWindow?: number | undefined };
+  readonly text: { config: TextConfig; weights: TextWeights; slidingWindow?: number | undefined; mrope?: ((rows: readonly Row[]) => MRope) | undefined };
   readonly imageTokenIndex: number;
   /** The layout of every image (LLaVA), or of the largest an image can get (LLaVA-NeXT: each image has its own, in ImagePixels). */
   readonly layout: VisualLayout;

@@ -2,7 +2,8 @@
 // range of layers over a (ragged) batch of new tokens: each row has its own
 // number of valid tokens and its own cache length per layer, so rows pruned
 // to different sizes, and layers whose caches were compacted differently,
-// share one batch.
+// share one batch. Qwen2 is the same decoder with q/k/v biases (the Linear's
+// bias, null for Llama) and, in Qwen2-VL, M-RoPE (`MRope` below).
 import { Tensor, type Device } from '../tensor.js';
 import type { TextConfig } from './config.js';
 import { view, zerosOn } from '../moves.js';
@@ -15,6 +16,8 @@ export class KVCache {
   readonly values: Tensor[] = [];
   /** Valid cache entries per layer and row. */
   readonly lengths: Int32Array[] = [];
+  /** M-RoPE: the 3D ids of this batch's rows (set by the stage that builds the batch; runDecoder reads it). */
+  mrope: MRope | undefined = undefined;
 
   /** Layers below `firstAllocated` get their tensors from the caller (copies of a shared prefix). */
   constructor(readonly rows: number, readonly capacity: number, config: TextConfig, device: Device, firstAllocated = 0) {
@@ -38,6 +41,23 @@ export interface LayerRange {
   to: number;
 }
 
+/**
+ * M-RoPE (Qwen2-VL): the decoder's positions stay the tokens' original
+ * sequence indices, and each index maps to 3D ids (temporal, height, width):
+ * row b's prompt indices through `ids[b]`, later ones (new tokens) to
+ * index + delta[b] on every axis. Pair j of each head's rotary pairs turns by
+ * the id of the axis whose `section` holds j (transformers'
+ * apply_multimodal_rotary_pos_emb).
+ */
+export interface MRope {
+  /** Rotary pairs per axis, [temporal, height, width]; they sum to headDim / 2. */
+  section: readonly [number, number, number];
+  /** Per row: [3, P] row-major ids of its P prompt indices. */
+  ids: readonly Int32Array[];
+  /** Per row: the first id after the prompt minus P (get_rope_index's rope delta). */
+  delta: ArrayLike<number>;
+}
+
 export interface AttentionProbeRequest {
   /** The layer whose attention probabilities are wanted. */
   layer: number;
@@ -51,22 +71,29 @@ export interface AttentionProbeRequest {
  * every layer after its current length. Returns the requested attention
  * probabilities [B, Hq, rows, capacity] of one layer.
  */
-export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined }): Promise<Tensor | undefined> {
+export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined; mrope?: MRope | undefined }): Promise<Tensor | undefined> {
   const [B, T, D] = x.shape as [number, number, number];
   const Hq = config.numHeads, Hkv = config.numKvHeads, Dh = config.headDim;
   const { k: ops } = options;
   const o = { backend: options.backend, signal: options.signal };
   const x2d = view(x, [B * T, D]);
   let probs: Tensor | undefined;
+  const mrope = options.mrope ?? cache.mrope;
+  const rotate = mrope ? mropeRotation(mrope, positions, [B, T, Hq, Hkv, Dh], config.ropeTheta, options) : null;
   for (let l = range.from; l < range.to; l++) {
     await ops.yield();
     const L = w.layers[l]!;
     const h = await ops.rmsNorm(x2d, L.inputNorm, config.rmsNormEps, o);
-    const q = view(await ops.linear(h, L.q.weight, null, o), [B, T, Hq, Dh]);
-    const k = view(await ops.linear(h, L.k.weight, null, o), [B, T, Hkv, Dh]);
-    const v = view(await ops.linear(h, L.v.weight, null, o), [B, T, Hkv, Dh]);
-    await ops.rope(q, positions, config.ropeTheta, { ...o, out: q });
-    await ops.rope(k, positions, config.ropeTheta, { ...o, out: k });
+    const q = view(await ops.linear(h, L.q.weight, L.q.bias, o), [B, T, Hq, Dh]);
+    const k = view(await ops.linear(h, L.k.weight, L.k.bias, o), [B, T, Hkv, Dh]);
+    const v = view(await ops.linear(h, L.v.weight, L.v.bias, o), [B, T, Hkv, Dh]);
+    if (rotate) {
+      await rotate(q, Hq);
+      await rotate(k, Hkv);
+    } else {
+      await ops.rope(q, positions, config.ropeTheta, { ...o, out: q });
+      await ops.rope(k, positions, config.ropeTheta, { ...o, out: k });
+    }
     const start = cache.lengths[l]!;
     await ops.cacheWrite(cache.keys[l]!, k, start, tokens, o);
     await ops.cacheWrite(cache.values[l]!, v, start, tokens, o);
@@ -87,6 +114,58 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
   return probs;
 }
 
+/**
+ * M-RoPE on the existing ops: the rows are stacked three times (one copy per
+ * axis), each copy turned by plain RoPE at that axis' ids, and every element
+ * then taken from the copy of its pair's axis (a gather of 1-element rows).
+ * Where the three ids agree on every row (text, new tokens) it is plain RoPE.
+ */
+function mropeRotation(m: MRope, positions: Tensor, dims: [number, number, number, number, number], theta: number, options: RunOptions): ((t: Tensor, heads: number) => Promise<void>) {
+  const [B, T, Hq, Hkv, Dh] = dims;
+  const { k: ops } = options;
+  const o = { backend: options.backend, signal: options.signal };
+  const device = positions.device;
+  const index = positions.toHost().host as Int32Array;
+  const ids = new Int32Array(3 * B * T);
+  let flat = true;
+  for (let b = 0; b < B; b++) {
+    const table = m.ids[b]!, P = table.length / 3;
+    for (let t = 0; t < T; t++) {
+      const i = index[b * T + t]!;
+      for (let a = 0; a < 3; a++) ids[(a * B + b) * T + t] = i < P ? table[a * P + i]! : i + Number(m.delta[b]);
+      flat &&= ids[b * T + t] === ids[(B + b) * T + t] && ids[b * T + t] === ids[(2 * B + b) * T + t];
+    }
+  }
+  const onDevice = (values: Int32Array, shape: number[]) => {
+    const t = new Tensor('i32', shape, values, 'cpu');
+    return device === 'cuda' ? t.toDevice() : t;
+  };
+  if (flat) {
+    const plain = onDevice(ids.slice(0, B * T), [B, T]);
+    return async (t) => { await ops.rope(t, plain, theta, { ...o, out: t }); };
+  }
+  const BT = B * T, half = Dh / 2;
+  const axisOf = new Int32Array(Dh);
+  for (let j = 0, a = 0, end = m.section[0]; j < half; j++) {
+    while (j >= end) end += m.section[++a]!;
+    axisOf[j] = axisOf[j + half] = a;
+  }
+  const stack = onDevice(Int32Array.from({ length: 3 * BT }, (_, r) => r % BT), [1, 3 * BT]);
+  const stackedIds = onDevice(ids, [1, 3 * BT]);
+  const pick = new Map<number, Tensor>();
+  for (const heads of new Set([Hq, Hkv])) {
+    const n = BT * heads * Dh, idx = new Int32Array(n);
+    for (let e = 0; e < n; e++) idx[e] = axisOf[e % Dh]! * n + e;
+    pick.set(heads, onDevice(idx, [1, n]));
+  }
+  return async (t, heads) => {
+    const n = BT * heads * Dh;
+    const copies = view(await ops.gatherRows(view(t, [1, BT, heads * Dh]), stack, o), [1, 3 * BT, heads, Dh]);
+    await ops.rope(copies, stackedIds, theta, { ...o, out: copies });
+    await ops.gatherRows(view(copies, [1, 3 * n, 1]), pick.get(heads)!, { ...o, out: view(t, [1, n, 1]) });
+  };
+}
+
 /** logits [R, V] of hidden rows h [R, D]: final RMSNorm, then the LM head. */
 export async function lmHead(w: TextWeights, config: TextConfig, h: Tensor, options: RunOptions): Promise<Tensor> {
   const { k: ops } = options;
@@ -97,5 +176,5 @@ export async function lmHead(w: TextWeights, config: TextConfig, h: Tensor, opti
 
 /** Frees the decoder's device memory (nothing to do on the CPU). */
 export function disposeText(w: TextWeights): void {
-  for (const t of [w.embed, w.lmHead, w.norm, ...w.layers.flatMap((l) => [l.inputNorm, l.postNorm, ...[l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map((x) => x.weight)])]) t.dispose();
+  for (const t of [w.embed, w.lmHead, w.norm, ...w.layers.flatMap((l) => [l.inputNorm, l.postNorm, ...[l.q, l.k, l.v, l.o, l.gate, l.up, l.down].flatMap((x) => (x.bias ? [x.weight, x.bias] : [x.weight]))])]) t.dispose();
 }

@@ -177,6 +177,18 @@ export function parseProcessorConfig(json: unknown, where: string): ProcessorCon
   };
 }
 
+/**
+ * A model's processor when it is CLIP's (LLaVA, LLaVA-NeXT): the pictures of
+ * kept patches (demo, compare) draw the square crop it makes. Qwen2-VL's has
+ * no crop: ERR_GRIP_UNSUPPORTED, naming `what`.
+ */
+export function clipProcessorOf(processor: object, what: string): ProcessorConfig {
+  if (!('cropHeight' in processor)) {
+    throw new GripError('ERR_GRIP_UNSUPPORTED', `expected a model with CLIP's image processor (LLaVA, LLaVA-NeXT) for ${what} but received one without a crop (Qwen2-VL's)`);
+  }
+  return processor as ProcessorConfig;
+}
+
 /** Reads and resolves `<dir>/preprocessor_config.json`. */
 export async function loadProcessorConfig(dir: string): Promise<ProcessorConfig> {
   const path = join(dir, PROCESSOR_CONFIG_FILE);

@@ -244,25 +244,27 @@ export class TextTokenizer {
  * - 'raw': the prompt unchanged (the caller writes <image> where it goes).
  * Default: 'chat' when the tokenizer has a chat template, else 'llava-1.5'.
  */
-export function buildPrompt(tokenizer: TextTokenizer, prompt: string, options: { template?: PromptTemplate | undefined } = {}): string {
+export function buildPrompt(tokenizer: TextTokenizer, prompt: string, options: { template?: PromptTemplate | undefined; imageToken?: string | undefined } = {}): string {
   if (typeof prompt !== 'string') check.fail('ERR_GRIP_RANGE', 'a string', 'prompt', describe(prompt));
   const template = options.template ?? (tokenizer.chatTemplate !== undefined ? 'chat' : 'llava-1.5');
   check.oneOf(template, 'options.template', ['llava-1.5', 'chat', 'raw']);
   if (template === 'raw') return prompt;
   if (template === 'llava-1.5') return `USER: ${IMAGE_TOKEN}\n${prompt} ASSISTANT:`;
 
+  // The placeholder a chat template renders for an image part: <image> (LLaVA), <|image_pad|> (Qwen2-VL).
+  const placeholder = options.imageToken ?? IMAGE_TOKEN;
   const render = (content: ChatMessage['content']) => tokenizer.applyChatTemplate([{ role: 'user', content }], { addGenerationPrompt: true });
   if (tokenizer.chatTemplate === undefined) tokenizer.applyChatTemplate([]); // throws ERR_GRIP_UNSUPPORTED, naming the files looked for
   try {
     const text = render([{ type: 'image' }, { type: 'text', text: prompt }]);
-    if (text.includes(IMAGE_TOKEN)) return text;
+    if (text.includes(placeholder)) return text;
   } catch {
     // A template that expects string content: try that below.
   }
-  const text = render(`${IMAGE_TOKEN}\n${prompt}`);
-  if (!text.includes(IMAGE_TOKEN)) {
+  const text = render(`${placeholder}\n${prompt}`);
+  if (!text.includes(placeholder)) {
     throw new GripError('ERR_GRIP_FORMAT',
-      `expected a chat template that renders the image placeholder ${IMAGE_TOKEN} for the chat template of ${tokenizer.where} but received a prompt without it`);
+      `expected a chat template that renders the image placeholder ${placeholder} for the chat template of ${tokenizer.where} but received a prompt without it`);
   }
   return text;
 }

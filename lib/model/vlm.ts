@@ -9,12 +9,12 @@ import { resolveBackend, setNumThreads, type ResolvedBackend } from '../backend.
 import { describe } from '../tensor.js';
 import { check } from '../validate.js';
 import { ATTENTION_SOURCES, QUERY_POOLINGS, checkKeepSets, pruneLayer } from '../prune/pruner.js';
-import type { LlavaConfig } from './config.js';
-import type { FamilyModel } from './family.js';
+import type { FamilyConfig, FamilyModel } from './family.js';
 import { familyOf } from './families.js';
 import { kernels } from './kernels.js';
 import { lmHead } from './llama.js';
 import type { ProcessorConfig } from './processor.js';
+import type { QwenVLProcessorConfig } from './qwen_vl/processor.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { gatherRagged, deviceOf, view } from '../moves.js';
 import { opOptions, type Runtime } from './runtime/context.js';
@@ -38,10 +38,10 @@ const now = () => performance.now();
 
 export class VLM {
   readonly dir: string;
-  /** The family's resolved config.json. */
-  readonly config: LlavaConfig;
+  /** The family's resolved config.json (narrow on `modelType` for a family's own keys). */
+  readonly config: FamilyConfig;
   readonly tokenizer: TextTokenizer;
-  readonly processor: ProcessorConfig;
+  readonly processor: ProcessorConfig | QwenVLProcessorConfig;
   readonly backend: ResolvedBackend;
   /** Visual tokens per image (LLaVA-NeXT: the most an image can get; each image has its own count). */
   readonly numImageTokens: number;

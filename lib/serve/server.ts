@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { basename, join } from 'node:path';
 import { defaultPruner } from '../demo.js';
 import { GripError } from '../errors.js';
-import { preprocessImage } from '../model/processor.js';
+import { readRgb } from '../model/processor.js';
 import { textDeltas } from '../model/runtime/detokenize.js';
 import type { GenerateResult } from '../model/runtime/types.js';
 import type { VLM } from '../model/vlm.js';
@@ -176,7 +176,7 @@ export async function startServer(options: ServeOptions): Promise<GripServer> {
     // Checked before the queue, so an undecodable image is this request's 400
     // and never reaches a batch. The batch gets the bytes, not these pixels: the
     // family's own processor prepares them there, as for generate({ image }).
-    await preprocessImage(request.image, model.processor, { signal: gone });
+    await readRgb(request.image, { signal: gone });
     const id = newCompletionId(limits.modelId);
     let firstToken = true;
     const tokenSeen = () => {

@@ -14,7 +14,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeExamples, renderScene } from '../../lib/data/shapes/index.ts';
 import { defaultPruner } from '../../lib/demo.ts';
-import { preprocessImage } from '../../lib/model/processor.ts';
+import { readRgb } from '../../lib/model/processor.ts';
 import { loadVLM, type GenerateRequest, type GenerateResult, type VLM } from '../../lib/model/vlm.ts';
 import type { Pruner } from '../../lib/prune/pruner.ts';
 import { PRUNER_NAMES } from '../../lib/prune/registry.ts';
@@ -212,7 +212,7 @@ test('bad requests get 400 with an OpenAI-style error carrying the GripError cod
   await expectRefused(await bad({ messages: userMessage('what?', 'data:image/png;base64,@@@') }), 400, 'ERR_GRIP_FORMAT', 'expected base64 image data for messages[0].content[1].image_url.url but received characters outside base64');
   const junk = Buffer.from('this is not an image at all');
   let decodeMessage = '';
-  await preprocessImage(junk, model.processor).catch((e: Error) => { decodeMessage = e.message; });
+  await readRgb(junk).catch((e: Error) => { decodeMessage = e.message; });
   assert.ok(decodeMessage.startsWith('expected '), decodeMessage);
   await expectRefused(await bad({ messages: userMessage('what?', dataUrl(junk)) }), 400, 'ERR_GRIP_FORMAT', decodeMessage);
   await expectRefused(await bad({ keep_ratio: 0 }), 400, 'ERR_GRIP_RANGE', 'expected a number in (0, 1] for keep_ratio but received 0');

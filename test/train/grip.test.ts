@@ -98,7 +98,8 @@ test('the GRIP pruner keeps the top k of its scores, inside the runtime', async 
 test("the 'last-token' query is the last prompt row at the point (causality: n·mean(n rows) − (n−1)·mean(n−1 rows))", async () => {
   const ex = examples[1]!;
   const ids = Array.from(model.tokenizer.encode(`<image>\n${ex.prompt}`));
-  const image = ids.indexOf(model.config.imageTokenIndex);
+  assert.is(model.config.modelType, 'llava');
+  const image = ids.indexOf(model.config.modelType === 'llava' ? model.config.imageTokenIndex : -1);
   const n = ids.length - image - 1;
   assert.ok(n >= 3, `${n} text tokens after the image`);
   for (const point of ['pre-llm', { layer: 2 }] as const) {

@@ -5,11 +5,20 @@ import { GripError } from '../../errors.js';
 import type { TextConfig } from '../config.js';
 import type { VisualLayout } from '../family.js';
 import type { Kernels } from '../kernels.js';
+import type { KVCache, MRope } from '../llama.js';
 import type { TextWeights } from '../weights.js';
+import type { Row } from './types.js';
 
 export interface Runtime {
-  /** The decoder; `slidingWindow` (Mistral) bounds the positions a request may span (checkWindow). */
-  readonly text: { readonly config: TextConfig; readonly weights: TextWeights; readonly slidingWindow?: number | undefined };
+  /**
+   * The decoder; `slidingWindow` (Mistral) bounds the positions a request may
+   * span (checkWindow); `mrope` (Qwen2-VL) gives a batch's rows their 3D
+   * position ids, kept on the batch's KV cache.
+   */
+  readonly text: {
+    readonly config: TextConfig; readonly weights: TextWeights; readonly slidingWindow?: number | undefined;
+    readonly mrope?: ((rows: readonly Row[]) => MRope) | undefined;
+  };
   readonly layout: VisualLayout;
   readonly backend: ResolvedBackend;
   readonly k: Kernels;
@@ -18,6 +27,15 @@ export interface Runtime {
 /** The options object the ops take from a runtime and a signal. */
 export function opOptions(rt: Runtime, signal: AbortSignal | undefined): { backend: ResolvedBackend; k: Kernels; signal: AbortSignal | undefined } {
   return { backend: rt.backend, k: rt.k, signal };
+}
+
+/** The batch's M-RoPE table on its cache; renumbered positions have no 3D ids to map to. */
+export function attachMRope(rt: Runtime, cache: KVCache, rows: readonly Row[], renumber: boolean): void {
+  if (!rt.text.mrope) return;
+  if (renumber) {
+    throw new GripError('ERR_GRIP_UNSUPPORTED', 'expected renumberPositions false (M-RoPE keeps each kept token\'s original 3D position ids) for the request but received true');
+  }
+  cache.mrope = rt.text.mrope(rows);
 }
 
 /**

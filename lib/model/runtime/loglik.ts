@@ -6,7 +6,7 @@
 import { check } from '../../validate.js';
 import { KVCache, lmHead, runDecoder } from '../llama.js';
 import { deviceOf, gatherRagged, int32Tensor, repeatRows, view } from '../../moves.js';
-import { opOptions, type Runtime } from './context.js';
+import { attachMRope, opOptions, type Runtime } from './context.js';
 import { argmax } from './decode.js';
 import { prefillKept, runFromPoint } from './prefill.js';
 import type { AnswerLogProbResult, Prefilled, PreparedPrompt } from './types.js';
@@ -38,6 +38,7 @@ export async function answerLogLikelihood(rt: Runtime, prepared: PreparedPrompt,
     const one = prepared.stage!;
     if (A > one.answerCapacity) check.fail('ERR_GRIP_RANGE', `at most ${one.answerCapacity} answer tokens (prepare's answerCapacity)`, 'request.answer', `${A} tokens`);
     const cache = new KVCache(G, one.cache.capacity, config, dev, o.layer);
+    attachMRope(rt, cache, Array.from({ length: G }, () => prepared.row), o.renumber);
     for (let l = 0; l < o.layer; l++) {
       cache.keys[l] = await repeatRows(rt.k, one.cache.keys[l]!, G, rt.backend);
       cache.values[l] = await repeatRows(rt.k, one.cache.values[l]!, G, rt.backend);

@@ -15,7 +15,7 @@ import { QUERY_POOLINGS, checkKeepSets, checkMergedStates, numKeepFor, pruneLaye
 import { KVCache, runDecoder } from '../llama.js';
 import { deviceOf, gatherRagged, int32Tensor, view, writeRows, zerosOn } from '../../moves.js';
 import { compactCaches } from './compact.js';
-import { checkWindow, opOptions, type Runtime } from './context.js';
+import { attachMRope, checkWindow, opOptions, type Runtime } from './context.js';
 import { embedIds, poolText, textQuery, textTokens } from './query.js';
 import { assembleSequence, attentionToImage, keptPositions, keptRows, probeRowsOf, visualRows, type SequenceLayout } from './sequence.js';
 import type { Prefilled, PreparedStage, Row } from './types.js';
@@ -76,6 +76,7 @@ export async function runToPoint(rt: Runtime, o: RunToPointOptions): Promise<AtP
   if (o.replace) await writeRows(rt.k, x, o.replace.states, nb, o.replace.count, rt.backend);
   if (after) await writeRows(rt.k, x, after, nb.map((n, b) => n + visualCount[b]!), na, rt.backend);
   const cache = new KVCache(B, Math.max(...seq.fullLen) + o.extraCapacity, config, dev);
+  attachMRope(rt, cache, rows, o.renumber);
   let attention: Float32Array | undefined;
   if (o.toLayer > 0) {
     const probeRows = o.probe === 'last-token' || o.probe === 'text-tokens' ? probeRowsOf(o.probe, nb, N, seq.fullLen) : undefined;

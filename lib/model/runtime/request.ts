@@ -46,7 +46,7 @@ export function splitPrompt(spec: PromptSpec, request: PromptSource, what: strin
     ids = Int32Array.from(request.inputIds);
     ids.forEach((id, i) => check.integer(id, `${what}.inputIds[${i}]`, 0, spec.vocabSize - 1));
   } else if (typeof request.prompt === 'string') {
-    const text = buildPrompt(spec.tokenizer, request.prompt, request.template ? { template: request.template } : {});
+    const text = buildPrompt(spec.tokenizer, request.prompt, { ...(request.template ? { template: request.template } : {}), imageToken: spec.tokenizer.idToToken(imageToken) });
     ids = encodePrompt(spec.tokenizer, text, imageToken);
   } else {
     return check.fail('ERR_GRIP_RANGE', 'prompt (a string) or inputIds', what, 'neither');

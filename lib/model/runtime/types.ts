@@ -1,7 +1,7 @@
 // types.ts — the requests and results of the VLM facade, and the internal
 // shapes the stages pass on (a tokenised row, a prefilled batch, a prompt
 // prepared up to its prune point).
-import type { ImagePixels, ImageSource } from '../family.js';
+import type { ImagePixels, ImageSource, Row } from '../family.js';
 import type { KVCache } from '../llama.js';
 import type { ImageInput } from '../processor.js';
 import type { Tensor } from '../../tensor.js';
@@ -168,11 +168,8 @@ export interface LogitsResult {
 }
 
 /** One request, tokenised and preprocessed; `pixels.layout.numImageTokens` is its N. */
-export interface Row {
-  before: Int32Array;
-  after: Int32Array;
-  pixels: ImagePixels;
-}
+/** One request, tokenised and preprocessed (defined with the family interface). */
+export type { Row };
 
 /** A prefilled batch, ready for decoding. */
 export interface Prefilled {
