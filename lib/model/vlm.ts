@@ -150,7 +150,7 @@ export class VLM {
     return rows.map((row, b) => ({
       text: this.tokenizer.decode(tokens[b]!, { skipSpecialTokens: true }).trim(),
       tokenIds: tokens[b]!,
-      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / row.pixels.layout.numImageTokens },
+      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / row.pixels.layout.numImageTokens, numImageTokens: row.pixels.layout.numImageTokens },
       prefillTokens: state.length[b]!,
       timings: { preprocessMs: t1 - t0, visionMs: t2 - t1, pruneMs: state.pruneMs, prefillMs: state.prefillMs, decodeMs: t4 - t3 },
     }));
