@@ -204,8 +204,8 @@ async function prefillTable(model: string, numVisual: number, text: number, with
   console.log(`| LLM prefill, unpruned (32 layers, scaled) | ${lengths[0]} tokens | ${(llmMs / 1000).toFixed(2)} s | ${((100 * llmMs) / (visionMs + llmMs)).toFixed(1)}% |`);
   console.log(`| LLM prefill, keep 0.11 (32 layers, scaled) | ${lengths[3]} tokens | ${((timings[3]!.ms / numLayers) * 32 / 1000).toFixed(2)} s | |`);
   prefillRows.push({
-    table: 'Vision tower beside the LLaVA-NeXT prefill', op: `vision tower (CLIP-L/336), ${tiles} tiles, scaled from ${visionLayers} layers`, shape: `${tiles}x${clipTokens} tokens x ${clipLayersRun} layers`,
-    ns: visionMs * 1e6, baseline: `unpruned LLM prefill (${lengths[0]} tokens), 32 layers scaled from ${numLayers}`, baselineNs: llmMs * 1e6, ratio: llmMs / visionMs,
+    table: 'Vision tower beside the LLaVA-NeXT prefill', op: `vision tower (CLIP-L/336), ${tiles} tiles, timed on ${visionLayers} of ${clipLayersRun} layers and scaled`, shape: `${tiles}x${clipTokens} tokens x ${clipLayersRun} layers`,
+    ns: visionMs * 1e6, baseline: `unpruned LLM prefill (${lengths[0]} tokens), 32 layers, timed on ${numLayers} and scaled`, baselineNs: llmMs * 1e6, ratio: llmMs / visionMs,
     attentionShare: vision.attentionMs / vision.ms, rounds,
   });
 }
