@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeExamples, renderScene } from './data/shapes/index.js';
 import { defaultPruner, embeddedModelDir, pixelsToRgb, runDemo } from './demo.js';
-import { keptStrip, type KeptPicture } from './eval/pictures.js';
+import { keptPicturesUnsupported, keptStrip, type KeptPicture } from './eval/pictures.js';
 import { clipProcessorOf, preprocessImage } from './model/processor.js';
 import { evaluate } from './eval/evaluate.js';
 import { comparisonTable, markdownTable, paretoSvg, svgToPng } from './eval/report.js';
@@ -151,7 +151,7 @@ async function run(argv: string[], signal: AbortSignal): Promise<void> {
   const t = result!.timings;
   if (!values.stream) console.log(result!.text);
   console.error(
-    `[grip] backend ${model.backend}, pruner ${pruner?.name ?? 'none'}, kept ${result!.kept.indices.length}/${model.numImageTokens} visual tokens, prefill ${result!.prefillTokens} tokens\n` +
+    `[grip] backend ${model.backend}, pruner ${pruner?.name ?? 'none'}, kept ${result!.kept.indices.length}/${result!.kept.numImageTokens} visual tokens, prefill ${result!.prefillTokens} tokens\n` +
       `[grip] preprocess ${t.preprocessMs.toFixed(1)} ms, vision ${t.visionMs.toFixed(1)} ms, prune ${t.pruneMs.toFixed(1)} ms, prefill ${t.prefillMs.toFixed(1)} ms, decode ${t.decodeMs.toFixed(1)} ms (${result!.tokenIds.length} tokens)`,
   );
 }
@@ -319,7 +319,9 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
   await writeFile(join(out, 'pareto.svg'), svg);
   await writeFile(join(out, 'pareto.png'), await svgToPng(svg));
   // Which patches each pruner keeps at ρ = 0.25, on the first three questions.
-  for (let e = 0; e < Math.min(3, examples.length); e++) {
+  const noPictures = keptPicturesUnsupported(model.grid, model.numImageTokens);
+  if (noPictures) console.error(`kept-*.png skipped: ${noPictures}`);
+  for (let e = 0; e < (noPictures ? 0 : Math.min(3, examples.length)); e++) {
     const ex = examples[e]!;
     const processor = clipProcessorOf(model.processor, 'the pictures of kept patches');
     const pixels = await preprocessImage(evalExamples[e]!.image, processor, { signal });
@@ -333,7 +335,7 @@ async function evalCommand(argv: string[], signal: AbortSignal): Promise<void> {
     console.error(`kept-${e + 1}.png: ${ex.question} [${ex.answer}]`);
   }
   console.log(table);
-  console.log(`\nwritten: ${out}/eval.md, eval.json, pareto.svg, pareto.png, kept-*.png (patches kept at keep ratio 0.25)`);
+  console.log(`\nwritten: ${out}/eval.md, eval.json, pareto.svg, pareto.png${noPictures ? '' : ', kept-*.png (patches kept at keep ratio 0.25)'}`);
 }
 
 async function main(): Promise<number> {

@@ -12,6 +12,18 @@ export interface KeptPicture {
   label?: string;
 }
 
+/**
+ * Why a model's kept tokens cannot be drawn (undefined where they can). A
+ * panel is one square crop under a square grid of patches, token i at row
+ * i / grid, column i % grid: LLaVA-1.5's layout. LLaVA-NeXT's visual tokens
+ * (the base image, then each tile's unpadded rows with an image_newline
+ * token after each row) have no such grid, so its model reports a 1 x N grid.
+ */
+export function keptPicturesUnsupported(grid: { rows: number; cols: number }, numImageTokens: number): string | undefined {
+  if (grid.rows === grid.cols && grid.rows * grid.cols === numImageTokens) return undefined;
+  return `the pictures draw one square grid of patches, and this model's visual tokens form a ${grid.rows} x ${grid.cols} layout (several crops, as LLaVA-NeXT's base image and tiles)`;
+}
+
 /** One panel: the image scaled up `scale` times with the dropped patches dimmed. */
 export function keptPanel(p: KeptPicture, scale: number): { data: Uint8Array; width: number; height: number } {
   const kept = new Uint8Array(p.grid * p.grid);

@@ -161,7 +161,7 @@ export class VLM {
     const result = (b: number, tokens: Int32Array, decodeMs: number): GenerateResult => ({
       text: this.tokenizer.decode(tokens, { skipSpecialTokens: true }).trim(),
       tokenIds: tokens,
-      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / rows[b]!.pixels.layout.numImageTokens },
+      kept: { indices: state.kept[b]!, keepRatio: state.kept[b]!.length / rows[b]!.pixels.layout.numImageTokens, numImageTokens: rows[b]!.pixels.layout.numImageTokens },
       prefillTokens: state.length[b]!,
       timings: { preprocessMs: t1 - t0, visionMs: t2 - t1, pruneMs: state.pruneMs, prefillMs: state.prefillMs, decodeMs },
     });

@@ -4,7 +4,7 @@
 // image_newline, a processor that disagrees with the model), each refused
 // with a GripError naming the field.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tensor } from '../../lib/index.ts';
+import { keptPicturesUnsupported } from '../../lib/eval/pictures.ts';
 import { anyresGeometry } from '../../lib/model/llava_next/processor.ts';
 import { loadVLM } from '../../lib/model/vlm.ts';
 import { numKeepFor } from '../../lib/prune/pruner.ts';
@@ -41,6 +42,29 @@ test('grip run on the LLaVA-NeXT layout: a 70x20 image, 1x3 tiles, fastv keeps a
   assert.is(anyresGeometry([20, 70], CONFIG.image_grid_pinpoints, 32, 4).numImageTokens, 214);
   assert.is(result.kept.indices.length, numKeepFor(0.25, 214));
   assert.ok(result.tokenIds.length >= 1 && result.tokenIds.length <= 3);
+});
+
+test('grip run\'s stderr line counts the image\'s own visual tokens (214 of a 70x20 image), not the model\'s largest layout', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'run', '--model', DIR, '--image', image,
+    '--prompt', 'what is the color of the shape ?', '--keep', '0.5', '--pruner', 'norm', '--max-new-tokens', '1'], { encoding: 'utf8', cwd: root, env });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, `kept ${numKeepFor(0.5, 214)}/214 visual tokens`);
+});
+
+test('grip eval on LLaVA-NeXT skips the kept-token pictures with one line and writes the rest', () => {
+  const out = join(work, 'eval');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli.ts'), 'eval', '--model', DIR, '--pruners', 'norm', '--ratios', '0.25',
+    '--questions', '2', '--out', out], { encoding: 'utf8', cwd: root, env });
+  assert.is(r.status, 0, r.stderr);
+  const notes = r.stderr.split('\n').filter((line) => line.startsWith('kept-'));
+  const model = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as { model: string };
+  assert.is(model.model, DIR);
+  assert.is(notes.length, 1, r.stderr);
+  const cols = Number(/1 x (\d+) layout/.exec(notes[0]!)?.[1]);
+  assert.is(notes[0], `kept-*.png skipped: ${keptPicturesUnsupported({ rows: 1, cols }, cols)}`);
+  assert.ok(cols > 214, `the largest layout (${cols}) is larger than a 70x20 image's 214 tokens, so grip run's line tells the two apart`);
+  assert.ok(existsSync(join(out, 'eval.json')) && existsSync(join(out, 'pareto.svg')), 'eval.json and pareto.svg written');
+  assert.not.ok(existsSync(join(out, 'kept-1.png')), 'no kept-1.png');
 });
 
 test('answerLogProb on LLaVA-NeXT: all tokens kept gives the reference\'s log-softmax of its greedy token, at both points', async () => {

@@ -99,8 +99,8 @@ export interface GenerateResult {
   text: string;
   /** Generated ids (the end-of-sequence token included when it was generated). */
   tokenIds: Int32Array;
-  /** The kept visual tokens (all of them without a pruner). */
-  kept: { indices: Int32Array; keepRatio: number };
+  /** The kept visual tokens (all of them without a pruner), of this request's numImageTokens (its own image's count: LLaVA-NeXT's follows the image). */
+  kept: { indices: Int32Array; keepRatio: number; numImageTokens: number };
   /** Sequence length the LLM prefilled (text + kept visual tokens). */
   prefillTokens: number;
   timings: Timings;
