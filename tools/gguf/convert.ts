@@ -5,7 +5,6 @@
 // and a minimal SPM ("llama") vocabulary of vocab_size tokens, enough for
 // llama.cpp to load the model and evaluate token ids.
 // Usage: node --import tsx tools/gguf/convert.ts DIR OUT.gguf [F32|F16|BF16|Q8_0]
-import { basename } from 'node:path';
 import { GripError } from '../../lib/errors.ts';
 import { Checkpoint } from '../../lib/model/safetensors.ts';
 import { encodeTensor, f32, str, u32, writeGguf, type GgmlTypeName, type GgufTensor, type GgufValue } from './gguf.ts';
@@ -126,7 +125,7 @@ export async function convertToGguf(dir: string, out: string, type: GgmlTypeName
     infos.push({ name: gguf, shape, type: shape.length === 1 ? 'F32' : type });
   }
   try {
-    await writeGguf(out, llamaMetadata(config, type, `grip-vlm ${basename(dir)}`), infos, async (info) => {
+    await writeGguf(out, llamaMetadata(config, type, `grip-vlm llama (${config.numLayers} layers)`), infos, async (info) => {
       const t = await checkpoint.read(hfOf.get(info.name)!);
       let values = t.toFloat32();
       const inDim = t.shape[1]!;

@@ -2,7 +2,10 @@
 // prebuilt CPU binary; nothing is built or downloaded: build 'never', no
 // GPU), driven with token ids so no tokenizer stands between the two
 // runtimes. The yardstick of test/gguf.test.ts and bench/llamacpp.bench.ts.
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
+import type { ControlledEvaluateInputItem, Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+
+/** node-llama-cpp brands token ids; ours are plain integers. */
+const asToken = (id: number) => id as Token;
 
 let loaded: Promise<Llama> | undefined;
 
@@ -40,12 +43,14 @@ export class LlamaCppRunner {
 
   static async open(path: string, options: LlamaCppOptions): Promise<LlamaCppRunner> {
     const llama = await loadLlamaCpp();
+    // The context option takes a GgmlType number (the addon ignores the type's name).
+    const { GgmlType } = await import('node-llama-cpp');
     const model = await llama.loadModel({ modelPath: path, gpuLayers: 0, ignoreMemorySafetyChecks: true });
     const context = await model.createContext({
       contextSize: options.contextSize, threads: { ideal: options.threads, min: options.threads }, sequences: 1,
       ignoreMemorySafetyChecks: true, failedCreationRemedy: false,
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-      ...(options.f32Cache ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } : {}),
+      ...(options.f32Cache ? { experimentalKvCacheKeyType: GgmlType.F32, experimentalKvCacheValueType: GgmlType.F32 } : {}),
     });
     return new LlamaCppRunner(model, context, context.getSequence());
   }
@@ -62,7 +67,7 @@ export class LlamaCppRunner {
   async logProbs(ids: Int32Array, rows: readonly number[], vocab: number): Promise<Float32Array> {
     await this.reset();
     const wanted = new Set(rows);
-    const input = Array.from(ids, (id, i) => (wanted.has(i) ? [id, { generateNext: { probabilities: true } }] as [number, { generateNext: { probabilities: true } }] : id));
+    const input = Array.from(ids, (id, i): ControlledEvaluateInputItem => (wanted.has(i) ? [asToken(id), { generateNext: { probabilities: true } }] : asToken(id)));
     const output = await this.sequence.controlledEvaluate(input);
     const out = new Float32Array(rows.length * vocab);
     rows.forEach((row, r) => {
@@ -76,7 +81,7 @@ export class LlamaCppRunner {
   /** Evaluates a prompt on a fresh sequence and picks the next token greedily (the prefill). */
   async prefill(ids: Int32Array): Promise<number> {
     await this.reset();
-    const input = Array.from(ids, (id, i) => (i === ids.length - 1 ? [id, { generateNext: { token: true } }] as [number, { generateNext: { token: true } }] : id));
+    const input = Array.from(ids, (id, i): ControlledEvaluateInputItem => (i === ids.length - 1 ? [asToken(id), { generateNext: { token: true } }] : asToken(id)));
     const output = await this.sequence.controlledEvaluate(input);
     const token = output[ids.length - 1]?.next?.token;
     if (token === undefined || token === null) throw new Error('llama.cpp returned no next token after the prompt');
@@ -86,7 +91,7 @@ export class LlamaCppRunner {
   /** After prefill: `count` greedy tokens, the first fed being `first` (each one a single-token forward pass). */
   async decode(first: number, count: number): Promise<Int32Array> {
     const out: number[] = [];
-    for await (const token of this.sequence.evaluate([first], { temperature: 0, yieldEogToken: true })) {
+    for await (const token of this.sequence.evaluate([asToken(first)], { temperature: 0, yieldEogToken: true })) {
       out.push(token);
       if (out.length >= count) break;
     }
