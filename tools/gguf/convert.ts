@@ -13,6 +13,13 @@ import type { TextConfig } from '../../lib/model/config.ts';
 
 export const GGUF_TYPES: readonly GgmlTypeName[] = ['F32', 'F16', 'BF16', 'Q8_0'];
 
+/** Throws unless `type` is one the writer encodes. */
+export function checkGgufType(type: string): asserts type is GgmlTypeName {
+  if (!GGUF_TYPES.includes(type as GgmlTypeName)) {
+    throw new GripError('ERR_GRIP_UNSUPPORTED', `expected one of ${GGUF_TYPES.join(', ')} for the GGUF tensor type but received ${String(type)}`);
+  }
+}
+
 /** general.file_type (llama_ftype) of a model whose matrices are all `type`. */
 const FILE_TYPE: Record<GgmlTypeName, number> = { F32: 0, F16: 1, Q8_0: 7, BF16: 32 };
 
@@ -112,7 +119,7 @@ export function llamaMetadata(config: TextConfig, type: GgmlTypeName, name: stri
  * llama.cpp wants them). Reads one tensor at a time.
  */
 export async function convertToGguf(dir: string, out: string, type: GgmlTypeName): Promise<void> {
-  if (!GGUF_TYPES.includes(type)) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected one of ${GGUF_TYPES.join(', ')} for the GGUF tensor type but received ${String(type)}`);
+  checkGgufType(type);
   const config = await loadLlamaConfig(dir);
   if (config.tieWordEmbeddings) throw new GripError('ERR_GRIP_UNSUPPORTED', `expected tie_word_embeddings false for ${dir} but received true`);
   const checkpoint = await Checkpoint.open(dir);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { mulberry32 } from '../../lib/random.ts';
 import { writeSafetensors } from '../../lib/model/safetensors.ts';
 import { tensor, type Tensor } from '../../lib/tensor.ts';
-import { convertToGguf, GGUF_TYPES, tensorNames } from './convert.ts';
+import { checkGgufType, convertToGguf, tensorNames } from './convert.ts';
 import type { GgmlTypeName } from './gguf.ts';
 
 export interface RandomLlamaShape {
@@ -45,6 +45,7 @@ export function llamaConfigJson(shape: RandomLlamaShape, dtype: 'f32' | 'bf16'):
 
 /** Writes DIR/config.json, DIR/model.safetensors and the requested DIR/model-<type>.gguf. */
 export async function writeRandomLlama(dir: string, shape: RandomLlamaShape, options: RandomLlamaOptions = {}): Promise<void> {
+  for (const type of options.ggufTypes ?? []) checkGgufType(type); // before minutes of drawing
   const dtype = options.dtype ?? 'f32';
   const random = mulberry32(options.seed ?? 1);
   const { hiddenSize: D, intermediateSize: F, vocabSize: V } = shape;
@@ -96,7 +97,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.exit(2);
   }
   const types = flag('types', 'F32,BF16,Q8_0').split(',').filter((t) => t !== '') as GgmlTypeName[];
-  for (const t of types) if (!GGUF_TYPES.includes(t)) throw new Error(`unknown GGUF type ${t} (expected ${GGUF_TYPES.join(', ')})`);
   await writeRandomLlama(dir, { ...VICUNA_7B, numLayers: Number(flag('layers', '4')) }, { seed: Number(flag('seed', '1')), dtype: flag('dtype', 'f32') as 'f32' | 'bf16', ggufTypes: types });
   console.log(`wrote ${dir}`);
 }
