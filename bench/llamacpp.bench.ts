@@ -7,6 +7,7 @@
 // (LLaVA-1.5 and LLaVA-NeXT prompts), decode of 32 tokens after a 611-token
 // prefix; F32, BF16 and 8-bit (llama.cpp Q8_0; we have no int8 path yet).
 // Writes bench/results/llamacpp.json.
+// Also: the decode GEMV against the packed GEMM on the Linear shapes (same process).
 // Usage: node --import tsx bench/llamacpp.bench.ts [--quick] [--layers N] [--reps N] [--variants F32,BF16,Q8_0] [--prefills 611,2915]
 // (--quick: 2 layers, 1 rep, prefill 611 only; the default: 4 layers, 3 reps, both prefills)
 import { existsSync } from 'node:fs';
@@ -15,7 +16,9 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { info, setBackend, setNumThreads } from '../lib/index.ts';
+import { info, ops, setBackend, setNumThreads, tensor, zeros } from '../lib/index.ts';
+import { mulberry32 } from '../lib/random.ts';
+import { runTable, type Row } from './harness.ts';
 import { argmax } from '../lib/model/runtime/decode.ts';
 import { lmHead } from '../lib/model/llama.ts';
 import { kernels } from '../lib/model/kernels.ts';
@@ -33,7 +36,7 @@ const flag = (name: string, fallback: string) => {
 const quick = args.includes('--quick');
 const numLayers = Number(flag('layers', quick ? '2' : '4'));
 const reps = Number(flag('reps', quick ? '1' : '3'));
-const variants = flag('variants', 'F32,BF16,Q8_0').split(',') as GgmlTypeName[];
+const variants = flag('variants', 'F32,BF16,Q8_0').split(',').filter((v) => v !== '') as GgmlTypeName[]; // '' : only memcpy and the GEMV table
 const THREADS = 2;
 // --quick leaves out the 2915-token prefill: our attention materialises its S x S scores, so it alone takes minutes.
 const PREFILLS = flag('prefills', quick ? '611' : '611,2915').split(',').map(Number);
@@ -61,7 +64,7 @@ if (!variants.every((v) => existsSync(join(dir, `model-${v}.gguf`)))) {
   await writeRandomLlama(dir, { ...VICUNA_7B, numLayers }, { seed: 1, dtype: 'bf16', ggufTypes: variants });
   console.log(`... in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
-const V = VICUNA_7B.vocabSize;
+const { vocabSize: V, hiddenSize: D, intermediateSize: F } = VICUNA_7B;
 const promptOf = (n: number) => Int32Array.from({ length: n }, (_, p) => 3 + ((p * 7919 + 17) % (V - 3)));
 
 // ---- memory bandwidth: a large copy on one thread ---------------------------------------------------
@@ -91,10 +94,33 @@ const copyGBs = { 1: await copyBandwidth(1), [THREADS]: await copyBandwidth(THRE
 const copyLine = Object.entries(copyGBs).map(([t, gbs]) => `${t} thread${t === '1' ? '' : 's'} ${gbs.toFixed(1)} GB/s copied (${(2 * gbs).toFixed(1)} GB/s read + write)`).join(', ');
 console.log(`memcpy of 1 GiB: ${copyLine}`);
 
+// ---- the decode GEMV against the packed GEMM, same process --------------------------------------
+// One activation row times a Linear weight: linear (weights [N,K]) takes the GEMV; matmul with the
+// same weights stored [K,N] takes the packed GEMM, which reads the same bytes (the path decode took before).
+{
+  const r = mulberry32(3);
+  const gemvRows: Row[] = [];
+  for (const [name, N, K] of [['q/k/v/o proj', D, D], ['gate/up proj', F, D], ['down proj', D, F]] as const) {
+    const x = tensor(Float32Array.from({ length: K }, () => 2 * r() - 1), [1, K]);
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const values = Float32Array.from({ length: N * K }, () => (2 * r() - 1) / Math.sqrt(K));
+      const transposed = new Float32Array(N * K);
+      for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) transposed[k * N + n] = values[n * K + k]!;
+      const w = tensor(values, [N, K], dtype), wT = tensor(transposed, [K, N], dtype);
+      const out = zeros([1, N]);
+      gemvRows.push({
+        op: `linear, 1 row, ${name} (${dtype} weights)`, shape: `1x${N}x${K}`, work: { bytes: w.bytes },
+        run: () => ops.linearSync(x, w, null, { out }),
+        baseline: { name: 'packed GEMM (same weights stored [K,N])', run: () => ops.matmulSync(x, wT, { out }) },
+      });
+    }
+  }
+  await runTable(`Decode GEMV vs the packed GEMM (${THREADS} threads, ${cpu}; weight bytes / time)`, gemvRows);
+}
+
 interface ResultRow { variant: string; phase: 'prefill' | 'decode'; tokens: number; gripMs: number | null; llamacppMs: number }
 const rows: ResultRow[] = [];
 // Decode reads every matrix once per token (layers + LM head; the embedding row is negligible).
-const { hiddenSize: D, intermediateSize: F } = VICUNA_7B;
 const matrixValues = numLayers * (4 * D * D + 3 * D * F) + V * D;
 const BYTES_PER_VALUE: Record<GgmlTypeName, number> = { F32: 4, F16: 2, BF16: 2, Q8_0: 34 / 32 };
 
@@ -182,6 +208,7 @@ for (const r of rows) {
 }
 console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(', ')} (1, 5, 15 min) on ${cpus().length} cores: other processes share them, so read the ratios, not the times`);
 console.log(`memcpy of 1 GiB: ${copyLine}`);
+if (rows.length === 0) process.exit(0); // nothing timed against llama.cpp: keep the last results
 await mkdir(join(here, 'results'), { recursive: true });
 const out = join(here, 'results', 'llamacpp.json');
 await writeFile(out, `${JSON.stringify({ cpu, threads: THREADS, layers: numLayers, reps, quick, memcpyGBs: copyGBs, loadAverage: loadavg()[0], rows }, null, 2)}\n`);
