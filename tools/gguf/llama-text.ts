@@ -90,10 +90,11 @@ export async function loadLlamaText(dir: string, options: LoadLlamaTextOptions =
   return { config, weights };
 }
 
-/** One prompt's prefill and greedy decode on the CPU, with the runtime's ops (async: each op off the event loop). */
+/** One prompt's prefill and greedy decode on the CPU (the yardstick's side), with the runtime's ops (async: each op off the event loop). */
 export class LlamaTextRunner {
   private readonly k: Kernels;
-  constructor(readonly model: LlamaText, readonly backend: ResolvedBackend = 'cpu', mode: 'async' | 'sync' = 'async') {
+  private readonly backend: ResolvedBackend = 'cpu';
+  constructor(readonly model: LlamaText, mode: 'async' | 'sync' = 'async') {
     this.k = kernels(mode);
   }
 
