@@ -85,8 +85,13 @@ export class Tensor {
   /** The values as float32 (f16/bf16 widened), copied from the device if needed. */
   toFloat32(): Float32Array {
     const data = this.toHost().host;
-    if (this.dtype === 'f16') return Float32Array.from(data as Uint16Array, f16ToF32);
-    if (this.dtype === 'bf16') return Float32Array.from(data as Uint16Array, bf16ToF32);
+    // Plain loops: TypedArray.from with a map function is slow and memory hungry at 100M elements.
+    if (this.dtype === 'f16' || this.dtype === 'bf16') {
+      const bits = data as Uint16Array, widen = this.dtype === 'f16' ? f16ToF32 : bf16ToF32;
+      const out = new Float32Array(bits.length);
+      for (let i = 0; i < bits.length; i++) out[i] = widen(bits[i]!);
+      return out;
+    }
     if (this.dtype === 'i32') return Float32Array.from(data as Int32Array);
     return Float32Array.from(data as Float32Array);
   }
@@ -155,7 +160,11 @@ export function tensor(data: HostData | ArrayLike<number>, shape: readonly numbe
   if (type === 'f32') storage = data instanceof Float32Array ? data : Float32Array.from(data);
   else if (type === 'i32') storage = data instanceof Int32Array ? data : Int32Array.from(data);
   else if (data instanceof Uint16Array) storage = data;
-  else storage = Uint16Array.from(data, type === 'f16' ? f32ToF16 : f32ToBf16);
+  else {
+    const round = type === 'f16' ? f32ToF16 : f32ToBf16;
+    storage = new Uint16Array(size);
+    for (let i = 0; i < size; i++) storage[i] = round(data[i]!);
+  }
   return new Tensor(type, shape, storage, 'cpu');
 }
 

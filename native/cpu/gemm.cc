@@ -27,6 +27,7 @@
 #include "../core/portable.h"
 #include "../core/threadpool.h"
 #include "gemm_kernels.h"
+#include "gemv.h"
 
 namespace grip {
 namespace cpu {
@@ -111,11 +112,16 @@ const Kernel kScalar = {"scalar", SMR, SNR, 256, 120, 2048, &scalar_pack_a, &sca
 // ---- selection ---------------------------------------------------------------------
 std::atomic<int> g_override{-1};  // -1 automatic, 0 scalar, 1 avx2, 2 avx512
 
-const Kernel* select_kernel() {
+int simd_level() {
   const CpuFeatures& f = cpu_features();
   int level = f.avx512 ? 2 : f.avx2_fma ? 1 : 0;
   const int o = g_override.load(std::memory_order_relaxed);
   if (o >= 0 && o < level) level = o;
+  return level;
+}
+
+const Kernel* select_kernel() {
+  const int level = simd_level();
   if (level >= 2 && kernel_avx512()) return kernel_avx512();
   if (level >= 1 && kernel_avx2()) return kernel_avx2();
   return &kScalar;
@@ -166,6 +172,8 @@ void set_simd_override(const char* level) {
 
 const char* active_kernel_name() { return select_kernel()->name; }
 
+int active_simd_level() { return simd_level(); }
+
 }  // namespace gemm_detail
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -180,6 +188,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
         for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += bias[j];
     return;
   }
+  // A few rows against [N,K] weights (decode): stream the weights once instead of packing them.
+  if (gemv_applies(trans_a, trans_b, M, alpha, beta)) return gemv(M, N, K, A, lda, B, b_dtype, ldb, C, ldc, bias);
   const Kernel& kn = *select_kernel();
   const int64_t MR = kn.mr, NR = kn.nr;
   const int dtype = (int)b_dtype;

@@ -1,0 +1,60 @@
+// gemv.cc — the decode GEMV driver and its scalar kernel. The output rows
+// are split among the threads in contiguous ranges (grip::parallel_for),
+// each weight row is streamed once per call for all M activation rows.
+// SIMD kernels: gemv_avx512.cc (16 lanes), gemv_avx2.cc (8 lanes), chosen
+// with the GEMM's level (cpu_features() capped by GRIP_SIMD and the test
+// hook set_simd_override).
+#include "gemv.h"
+
+#include "../core/portable.h"
+#include "../core/threadpool.h"
+#include "gemm_kernels.h"
+#include "gemv_kernels.h"
+
+namespace grip {
+namespace cpu {
+namespace gemv_detail {
+namespace {
+
+// Scalar: 4 partial sums per row (k mod 4), added in a fixed order at the end.
+void scalar_rows(int64_t M, int64_t K, const float* x, int64_t ldx, const void* w, int64_t ldw, int dtype,
+                 int64_t n0, int64_t n1, float* y, int64_t ldy, const float* bias) {
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * ldx;
+      float s[4] = {0.f, 0.f, 0.f, 0.f};
+      for (int64_t k = 0; k < K; ++k) s[k & 3] += xm[k] * load_float(w, dtype, n * ldw + k);
+      const float sum = (s[0] + s[1]) + (s[2] + s[3]);
+      y[m * ldy + n] = bias ? sum + bias[n] : sum;
+    }
+  }
+}
+
+}  // namespace
+
+RowsFn rows_scalar() { return &scalar_rows; }
+
+}  // namespace gemv_detail
+
+bool gemv_applies(bool trans_a, bool trans_b, int64_t M, float alpha, float beta) {
+  return !trans_a && trans_b && M >= 1 && M <= gemv_detail::kMaxRows && alpha == 1.f && beta == 0.f;
+}
+
+void gemv(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const void* W, grip_dtype w_dtype,
+          int64_t ldw, float* C, int64_t ldc, const float* bias) {
+  using namespace gemv_detail;
+  const int level = gemm_detail::active_simd_level();
+  RowsFn rows = level >= 2 && rows_avx512() ? rows_avx512()
+                : level >= 1 && rows_avx2() ? rows_avx2()
+                                            : rows_scalar();
+  const int dtype = (int)w_dtype;
+  auto body = [&](int64_t n0, int64_t n1) { rows(M, K, A, lda, W, ldw, dtype, n0, n1, C, ldc, bias); };
+  // At least ~256 KiB of weights per chunk: below that a thread hop costs more than it saves.
+  const int64_t row_bytes = K * (dtype == 0 ? 4 : 2);  // bytes read per output
+  const int64_t grain = row_bytes > 0 ? (262144 + row_bytes - 1) / row_bytes : N;
+  if (num_threads() > 1 && N > grain) parallel_for(N, grain, body);
+  else body(0, N);
+}
+
+}  // namespace cpu
+}  // namespace grip

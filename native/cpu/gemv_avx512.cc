@@ -1,0 +1,123 @@
+// gemv_avx512.cc — AVX-512 rows of the decode GEMV (see gemv_kernels.h).
+// Two weight rows at a time, 16 lanes along k: each of the M x 2 dot
+// products keeps two accumulators (k mod 32 in [0,16) and [16,32)), so 4 to
+// 16 independent FMA chains hide the FMA latency while the weights stream
+// from memory once. f16 weights widen with vcvtph2ps, bf16 with a shift.
+// The k tail (K mod 16) uses masked loads; lane sums are reduced in a
+// fixed order, so a result never depends on which thread computed it.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "gemv_kernels.h"
+
+namespace grip {
+namespace cpu {
+namespace gemv_detail {
+namespace {
+
+template <int DT>
+__attribute__((always_inline)) inline __m512 load_w(const void* w, int64_t i, __mmask16 mask) {
+  if constexpr (DT == 0) {
+    return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(w) + i);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(w) + i);
+    if constexpr (DT == 1) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <int DT>
+__attribute__((always_inline)) inline __m512 load_w(const void* w, int64_t i) {
+  if constexpr (DT == 0) {
+    return _mm512_loadu_ps(static_cast<const float*>(w) + i);
+  } else {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i));
+    if constexpr (DT == 1) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+// R weight rows (n, n+1, ..) against MM activation rows.
+template <int DT, int MM, int R>
+__attribute__((always_inline)) inline void block(int64_t K, const float* x, int64_t ldx, const void* w, int64_t ldw,
+                                                 int64_t n, float* y, int64_t ldy, const float* bias) {
+  __m512 acc[MM][R][2];
+#pragma GCC unroll 4
+  for (int m = 0; m < MM; ++m)
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) acc[m][r][0] = acc[m][r][1] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512 w0[R], w1[R];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      w0[r] = load_w<DT>(w, (n + r) * ldw + k);
+      w1[r] = load_w<DT>(w, (n + r) * ldw + k + 16);
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < MM; ++m) {
+      const __m512 x0 = _mm512_loadu_ps(x + m * ldx + k), x1 = _mm512_loadu_ps(x + m * ldx + k + 16);
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r) {
+        acc[m][r][0] = _mm512_fmadd_ps(w0[r], x0, acc[m][r][0]);
+        acc[m][r][1] = _mm512_fmadd_ps(w1[r], x1, acc[m][r][1]);
+      }
+    }
+  }
+  // Tail: up to 31 values, as one full or masked 16 into accumulator 0 and the rest masked into 1.
+  for (int half = 0; k < K; ++half, k += 16) {
+    const int64_t left = K - k;
+    const __mmask16 mask = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = load_w<DT>(w, (n + r) * ldw + k, mask);
+#pragma GCC unroll 4
+      for (int m = 0; m < MM; ++m) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mask, x + m * ldx + k);
+        acc[m][r][half] = _mm512_fmadd_ps(wv, xv, acc[m][r][half]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < MM; ++m)
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][r][0], acc[m][r][1]));
+      y[m * ldy + n + r] = bias ? s + bias[n + r] : s;
+    }
+}
+
+template <int DT, int MM>
+void rows_t(int64_t K, const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t n0, int64_t n1, float* y,
+            int64_t ldy, const float* bias) {
+  int64_t n = n0;
+  for (; n + 2 <= n1; n += 2) block<DT, MM, 2>(K, x, ldx, w, ldw, n, y, ldy, bias);
+  if (n < n1) block<DT, MM, 1>(K, x, ldx, w, ldw, n, y, ldy, bias);
+}
+
+template <int DT>
+void rows_dt(int64_t M, int64_t K, const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t n0, int64_t n1,
+             float* y, int64_t ldy, const float* bias) {
+  switch (M) {
+    case 1: rows_t<DT, 1>(K, x, ldx, w, ldw, n0, n1, y, ldy, bias); break;
+    case 2: rows_t<DT, 2>(K, x, ldx, w, ldw, n0, n1, y, ldy, bias); break;
+    case 3: rows_t<DT, 3>(K, x, ldx, w, ldw, n0, n1, y, ldy, bias); break;
+    default: rows_t<DT, 4>(K, x, ldx, w, ldw, n0, n1, y, ldy, bias); break;
+  }
+}
+
+void rows(int64_t M, int64_t K, const float* x, int64_t ldx, const void* w, int64_t ldw, int dtype, int64_t n0,
+          int64_t n1, float* y, int64_t ldy, const float* bias) {
+  if (dtype == 0) rows_dt<0>(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias);
+  else if (dtype == 1) rows_dt<1>(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias);
+  else rows_dt<2>(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias);
+}
+
+}  // namespace
+
+RowsFn rows_avx512() { return &rows; }
+
+}  // namespace gemv_detail
+}  // namespace cpu
+}  // namespace grip

@@ -1,0 +1,28 @@
+// gemv_kernels.h — internal interface between the GEMV driver (gemv.cc,
+// baseline x86-64) and its per-ISA row kernels (gemv_avx2.cc,
+// gemv_avx512.cc). Plain function pointers only, as in gemm_kernels.h.
+#pragma once
+#include <cstdint>
+
+namespace grip {
+namespace cpu {
+namespace gemv_detail {
+
+// The most activation rows a GEMV call takes; more go to the packed GEMM.
+constexpr int64_t kMaxRows = 4;
+
+// y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) for m < M <= kMaxRows and
+// n in [n0, n1). x [M, K] f32 (row stride ldx), w [N, K] of dtype 0 f32,
+// 1 f16, 2 bf16 (row stride ldw), y [M, N] (row stride ldy).
+// Each y[m, n] is summed in one fixed order (independent of n0, n1 and of
+// the thread that runs it), so results do not depend on the thread count.
+using RowsFn = void (*)(int64_t M, int64_t K, const float* x, int64_t ldx, const void* w, int64_t ldw, int dtype,
+                        int64_t n0, int64_t n1, float* y, int64_t ldy, const float* bias);
+
+RowsFn rows_scalar();
+RowsFn rows_avx2();    // nullptr when not compiled in
+RowsFn rows_avx512();  // nullptr when not compiled in
+
+}  // namespace gemv_detail
+}  // namespace cpu
+}  // namespace grip
