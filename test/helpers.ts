@@ -186,3 +186,14 @@ export async function expectError(fn: () => unknown, code: string, message: stri
   else assert.match(error.message, message);
   assert.is(error.code, code, `code (message: ${error.message})`);
 }
+
+/** max |a - b| / max |b|: the relative error the conformance tests bound (1e-4 against the float64 references). */
+export function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.is(actual.length, expected.length, 'lengths differ');
+  let diff = 0, scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  return diff / scale;
+}

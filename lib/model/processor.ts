@@ -189,6 +189,14 @@ export function clipProcessorOf(processor: object, what: string): ProcessorConfi
   return processor as ProcessorConfig;
 }
 
+/** The original image's [height, width] that must come with preprocessed pixelValues (families whose token count follows the image). */
+export function checkImageSize(size: unknown, what: string): [number, number] {
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v >= 1)) {
+    return check.fail('ERR_GRIP_RANGE', 'the original image\'s [height, width] (positive integers) with pixelValues', `${what}.imageSize`, jsonText(size ?? null));
+  }
+  return [size[0], size[1]];
+}
+
 /** Reads and resolves `<dir>/preprocessor_config.json`. */
 export async function loadProcessorConfig(dir: string): Promise<ProcessorConfig> {
   const path = join(dir, PROCESSOR_CONFIG_FILE);

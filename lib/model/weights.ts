@@ -72,17 +72,22 @@ export function visionLayersNeeded(config: LlavaConfig): number {
   return f < 0 ? config.vision.numLayers + 1 + f : f;
 }
 
+/** A tensor of the checkpoint with its shape checked (ERR_GRIP_FORMAT naming it): the one read every family's weights go through. */
+export async function readTensor(checkpoint: Checkpoint, name: string, shape: readonly number[], where: string, signal: AbortSignal | undefined): Promise<Tensor> {
+  if (!checkpoint.has(name)) throw new GripError('ERR_GRIP_FORMAT', `expected tensor "${name}" in ${where} but received none`);
+  const info = checkpoint.info(name);
+  if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+    throw new GripError('ERR_GRIP_FORMAT', `expected shape [${shape.join(', ')}] for tensor "${name}" in ${where} but received [${info.shape.join(', ')}]`);
+  }
+  signal?.throwIfAborted();
+  return checkpoint.read(name, { signal });
+}
+
 export async function loadWeights(checkpoint: Checkpoint, config: LlavaConfig, where: string, options: { dtype: WeightDType; device: Device; signal?: AbortSignal | undefined }): Promise<LlavaWeights> {
   const names = resolveTensorNames(checkpoint.names);
   const { vision: vc, text: tc } = config;
   const read = async (name: string, shape: readonly number[], kind: 'matrix' | 'vector', device = options.device): Promise<Tensor> => {
-    if (!checkpoint.has(name)) throw new GripError('ERR_GRIP_FORMAT', `expected tensor "${name}" in ${where} but received none`);
-    const info = checkpoint.info(name);
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-      throw new GripError('ERR_GRIP_FORMAT', `expected shape [${shape.join(', ')}] for tensor "${name}" in ${where} but received [${info.shape.join(', ')}]`);
-    }
-    options.signal?.throwIfAborted();
-    let t = await checkpoint.read(name, { signal: options.signal });
+    let t = await readTensor(checkpoint, name, shape, where, options.signal);
     if (kind === 'vector') t = asF32(t);
     else if (options.dtype !== 'auto' && t.dtype !== options.dtype) t = convert(t, options.dtype);
     return device === 'cuda' ? t.toDevice() : t;

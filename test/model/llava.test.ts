@@ -13,6 +13,7 @@ import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { FastVPruner } from '../../lib/prune/heuristics/fastv.ts';
 import { RandomPruner } from '../../lib/prune/heuristics/random.ts';
 import { FixedPruner, type PruneContext, type Pruner, type PrunePoint } from '../../lib/prune/pruner.ts';
+import { relErr } from '../helpers.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const dir = join(fixtures, 'tiny-llava');
@@ -33,16 +34,6 @@ const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Ref
 const caseNamed = (name: string) => ref.cases.find((c) => c.name === name)!;
 const pixels = (name: string): Tensor => tensor(Float32Array.from(ref.images[name]!.data), ref.images[name]!.shape);
 
-/** max |a - b| / max |b|: the relative error the issue bounds by 1e-4. */
-function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.is(actual.length, expected.length, 'lengths differ');
-  let diff = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return diff / scale;
-}
 
 function pointOf(c: Case): PrunePoint {
   return c.prune!.point === 'pre_llm' ? 'pre-llm' : { layer: c.prune!.layer! };

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { tensor, type Tensor } from '../../lib/index.ts';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { FixedPruner, type PrunePoint } from '../../lib/prune/pruner.ts';
-import { expectError } from '../helpers.ts';
+import { expectError, relErr } from '../helpers.ts';
 
 const test = suite('llava_next_model');
 const DIR = fileURLToPath(new URL('../fixtures/tiny-llava-next/', import.meta.url));
@@ -29,16 +29,6 @@ const REF = JSON.parse(readFileSync(DIR + 'reference.json', 'utf8')).model as {
 const pixelValues: Tensor = tensor(Float32Array.from(REF.pixel_values.data), REF.pixel_values.shape);
 const source = { inputIds: REF.input_ids, pixelValues, imageSize: REF.image_size };
 
-/** max |a - b| / max |b|: the relative error the issue bounds by 1e-4. */
-function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.is(actual.length, expected.length, 'lengths differ');
-  let diff = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return diff / scale;
-}
 
 function pruneOptions(c: Case) {
   if (!c.prune) return {};

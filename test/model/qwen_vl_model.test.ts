@@ -9,21 +9,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { FixedPruner, type PrunePoint } from '../../lib/prune/pruner.ts';
-import { expectError } from '../helpers.ts';
+import { expectError, relErr } from '../helpers.ts';
 
 const test = suite('qwen_vl_model');
 interface Case { name: string; prune: null | { point: 'pre_llm' | 'in_llm'; layer?: number; keep: number[]; cache?: 'keep' | 'compact' }; last_logits: number[]; generated_ids: number[] }
 const dirOf = (name: string) => fileURLToPath(new URL(`../fixtures/${name}/`, import.meta.url));
 
-function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.is(actual.length, expected.length, 'lengths differ');
-  let diff = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return diff / scale;
-}
 
 function pruneOptions(c: Case) {
   if (!c.prune) return {};

@@ -11,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FixedPruner, PyramidDropPruner, makePruner, pyramidLambda, tensor, type PruneContext, type Pruner, type Tensor } from '../../lib/index.ts';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
-import { expectError } from '../helpers.ts';
+import { expectError, relErr } from '../helpers.ts';
 
 const test = suite('pyramiddrop');
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tiny-llava');
@@ -23,15 +23,6 @@ const pixels = (): Tensor => tensor(Float32Array.from(base.images.img0!.data), b
 let model: VLM;
 test.before(async () => { model = await loadVLM(dir, { backend: 'cpu' }); });
 
-function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.is(actual.length, expected.length, 'lengths differ');
-  let diff = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return diff / scale;
-}
 
 /** Keeps the given original indices at each stage (each a subset of the one before); records what it saw. */
 function stagedFixed(stages: { layer: number; keep: number[] }[], seen: PruneContext[] = []): Pruner {

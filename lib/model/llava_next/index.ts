@@ -12,7 +12,7 @@ import { Tensor } from '../../tensor.js';
 import { check } from '../../validate.js';
 import type { Family, FamilyLoadOptions, FamilyModel, ImagePixels, VisualLayout, VisualRegion } from '../family.js';
 import { disposeLlavaWeights } from '../llava/index.js';
-import { PROCESSOR_CONFIG_FILE, readRgb } from '../processor.js';
+import { checkImageSize, PROCESSOR_CONFIG_FILE, readRgb } from '../processor.js';
 import { readJsonFile, jsonText } from '../../json.js';
 import { Checkpoint } from '../safetensors.js';
 import { TextTokenizer } from '../tokenizer.js';
@@ -88,10 +88,7 @@ export const llavaNext: Family = {
       layout: { numImageTokens: maxN, grid: { rows: 1, cols: maxN } },
       async pixels(source, what, signal): Promise<ImagePixels> {
         if (source.pixelValues !== undefined) {
-          const size = source.imageSize;
-          if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v >= 1)) {
-            return check.fail('ERR_GRIP_RANGE', 'the original image\'s [height, width] (positive integers) with pixelValues', `${what}.imageSize`, jsonText(size ?? null));
-          }
+          const size = checkImageSize(source.imageSize, what);
           const geometry = geometryOf(size);
           check.tensor(source.pixelValues, `${what}.pixelValues`, '[T,C,H,W]', ['f32'], [1 + geometry.tiles.length, vc.numChannels, S, S]);
           return { values: source.pixelValues.toHost().host as Float32Array, layout: layoutOf(geometry), imageSize: [size[0], size[1]] };

@@ -10,7 +10,7 @@ import { Tensor } from '../../tensor.js';
 import { check } from '../../validate.js';
 import type { Family, FamilyLoadOptions, FamilyModel, ImagePixels, VisualLayout } from '../family.js';
 import { disposeText, type MRope } from '../llama.js';
-import { PROCESSOR_CONFIG_FILE, readRgb } from '../processor.js';
+import { checkImageSize, PROCESSOR_CONFIG_FILE, readRgb } from '../processor.js';
 import type { Row } from '../runtime/types.js';
 import { jsonText, readJsonFile } from '../../json.js';
 import { Checkpoint } from '../safetensors.js';
@@ -80,10 +80,7 @@ export const qwenVL: Family = {
       layout: { numImageTokens: maxN, grid: { rows: 1, cols: maxN } },
       async pixels(source, what, signal): Promise<ImagePixels> {
         if (source.pixelValues !== undefined) {
-          const size = source.imageSize;
-          if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isInteger(v) && v >= 1)) {
-            return check.fail('ERR_GRIP_RANGE', 'the original image\'s [height, width] (positive integers) with pixelValues', `${what}.imageSize`, jsonText(size ?? null));
-          }
+          const size = checkImageSize(source.imageSize, what);
           const { gridThw } = qwenVLGeometry(size, processor);
           check.tensor(source.pixelValues, `${what}.pixelValues`, '[patches, 3*T*P*P]', ['f32'], [gridThw[0] * gridThw[1] * gridThw[2], patchRow]);
           return { values: source.pixelValues.toHost().host as Float32Array, layout: qwenLayout(gridThw, M), imageSize: [size[0], size[1]] };

@@ -5,19 +5,13 @@
 import { GripError } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
 import type { Checkpoint } from '../safetensors.js';
-import type { Linear, TextLayerWeights, TextWeights } from '../weights.js';
+import { readTensor, type Linear, type TextLayerWeights, type TextWeights } from '../weights.js';
 import type { QwenVLConfig } from './config.js';
 
 export async function loadQwenText(checkpoint: Checkpoint, config: QwenVLConfig, where: string, options: { device: 'cpu' | 'cuda'; signal?: AbortSignal | undefined }): Promise<TextWeights> {
   const tc = config.text;
   const read = async (name: string, shape: readonly number[], kind: 'matrix' | 'vector'): Promise<Tensor> => {
-    if (!checkpoint.has(name)) throw new GripError('ERR_GRIP_FORMAT', `expected tensor "${name}" in ${where} but received none`);
-    const info = checkpoint.info(name);
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-      throw new GripError('ERR_GRIP_FORMAT', `expected shape [${shape.join(', ')}] for tensor "${name}" in ${where} but received [${info.shape.join(', ')}]`);
-    }
-    options.signal?.throwIfAborted();
-    let t = await checkpoint.read(name, { signal: options.signal });
+    let t = await readTensor(checkpoint, name, shape, where, options.signal);
     if (kind === 'vector' && t.dtype !== 'f32') t = new Tensor('f32', t.shape, t.toFloat32(), 'cpu');
     return options.device === 'cuda' ? t.toDevice() : t;
   };
