@@ -206,7 +206,7 @@ const SPECS: OpSpec[] = [
     invoke: call('linear'),
     expect([x, w, bias], out) {
       const K = dims(x).at(-1)!, M = vals(x).length / K, N = dims(w)[0]!;
-      return [one('out', out, refT.linear(vals(x), vals(w), bias === null ? null : vals(bias), M, N, K), 2e-6 * Math.max(1, Math.sqrt(K)))];
+      return [one('out', out, refT.linear(vals(x), vals(w), bias == null ? null : vals(bias), M, N, K), 2e-6 * Math.max(1, Math.sqrt(K)))];
     },
   },
   {
@@ -254,7 +254,9 @@ const SPECS: OpSpec[] = [
     },
     expect([c, src, start, count], before) {
       const [B, Hkv, Tmax, Dh] = dims(c), [, T] = dims(src);
-      return [one('cache', c, refT.cacheWrite(before as Float64Array, vals(src), Array.from(start as number[]), Array.from(count as number[]), B!, Hkv!, Tmax!, T!, Dh!), 0)];
+      const want = refT.cacheWrite(before as Float64Array, vals(src), Array.from(start as number[]), Array.from(count as number[]), B!, Hkv!, Tmax!, T!, Dh!);
+      // An f16/bf16 cache stores the f32 source rounded to nearest even: compare with the rounded reference.
+      return [one('cache', c, valuesOf(tensor(Float32Array.from(want), [want.length], (c as Tensor).dtype)), 0)];
     },
   },
   {
@@ -371,7 +373,8 @@ function withData(t: Tensor, values: ArrayLike<number>, shape: readonly number[]
   return tensor(dtype === 'i32' ? Int32Array.from(values, (v) => Math.trunc(v) | 0) : Float32Array.from(values), [...shape], dtype);
 }
 const SPECIAL = [NaN, Infinity, -Infinity, -0, 3.4e38, 1e-45];
-const NUMBERS = [-1, 0, 1.5, NaN, Infinity, -Infinity, 2 ** 31, 1e9, -0];
+// 65537, not 1e9: a valid but huge size (samples = 1e9) is a real 8 GB request, not a defect.
+const NUMBERS = [-1, 0, 1.5, NaN, Infinity, -Infinity, 2 ** 31, 65537, -0];
 const WRONG_TYPES: unknown[] = ['x', null, undefined, true, {}, [], 7, Symbol('s'), () => 0, 10n];
 
 /** Applies one mutation to args in place; returns its description, and whether the result may still be compared with the reference. */
@@ -443,9 +446,17 @@ function callRng(seed: number, index: number): Rand {
   return rng(h ^ (h >>> 15));
 }
 
-function describeArgs(args: unknown[]): string {
-  return args.map((a) => (a instanceof Tensor ? `${a.dtype}[${a.shape}]${a.device === 'cuda' ? '@cuda' : ''}` : a !== null && typeof a === 'object' && !Array.isArray(a) ? `{${Object.entries(a).map(([k, v]) => `${k}:${v instanceof Tensor ? `${v.dtype}[${v.shape}]` : Array.isArray(v) ? `[${v}]` : String(v)}`).join(',')}}` : Array.isArray(a) ? `[${a}]` : String(a))).join(', ');
+/** A short, replayable description of a value (tensors by dtype and shape). */
+function text(a: unknown, depth = 0): string {
+  if (a instanceof Tensor) return `${a.dtype}[${a.shape}]${a.device === 'cuda' ? '@cuda' : ''}`;
+  if (typeof a === 'symbol') return 'Symbol';
+  if (typeof a === 'bigint') return `${a}n`;
+  if (typeof a === 'function') return 'function';
+  if (Array.isArray(a)) return `[${a.map((v) => text(v, depth + 1)).join(',')}]`;
+  if (a !== null && typeof a === 'object') return depth > 1 ? '{...}' : `{${Object.entries(a).map(([k, v]) => `${k}:${text(v, depth + 1)}`).join(',')}}`;
+  return Object.is(a, -0) ? '-0' : String(a);
 }
+const describeArgs = (args: unknown[]) => args.map((a) => text(a)).join(', ');
 
 export interface FuzzOptions { seed: number; calls: number; only?: string | undefined; firstCall?: number; trace?: (line: string) => void }
 export const OP_NAMES: readonly string[] = SPECS.map((s) => s.name);
