@@ -248,6 +248,15 @@ function keepRatioTensor(keepRatio: Tensor | number | ArrayLike<number>, B: numb
     if (keepRatio.device === 'cpu') checkRatios(keepRatio.host as Float32Array);
     return keepRatio;
   }
+  // Anything else reached Float32Array.from and threw a TypeError (fuzz finding).
+  if (typeof keepRatio !== 'number' && !isArrayLike(keepRatio)) {
+    check.fail('ERR_GRIP_RANGE', 'a number in (0, 1], an array of B numbers or a Tensor [B]', 'keepRatio', describe(keepRatio));
+  }
+  if (typeof keepRatio !== 'number') {
+    for (let b = 0; b < keepRatio.length; b++) {
+      if (typeof keepRatio[b] !== 'number') check.fail('ERR_GRIP_RANGE', 'values in (0, 1]', 'keepRatio', `${describe(keepRatio[b])} at [${b}]`);
+    }
+  }
   const values = typeof keepRatio === 'number' ? new Float32Array(B).fill(keepRatio) : Float32Array.from(keepRatio as ArrayLike<number>);
   if (typeof keepRatio !== 'number' && values.length !== B) {
     check.fail('ERR_GRIP_SHAPE', `${B} values [B]`, 'keepRatio', String(values.length));
@@ -616,7 +625,8 @@ function attentionPlan(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptio
   check.tensor(k, 'k', '[B,Hkv,Tk,Dh]', F32, [B, undefined, undefined, Dh]);
   const [, Hkv, Tk] = k.shape as [number, number, number, number];
   check.tensor(v, 'v', '[B,Hkv,Tk,Dh]', F32, [...k.shape]);
-  if (Hkv === 0 ? Hq !== 0 : Hq % Hkv !== 0) check.fail('ERR_GRIP_SHAPE', `a multiple of Hkv = ${Hkv} query heads [B,Tq,Hq,Dh]`, 'q', `[${q.shape.join(', ')}]`);
+  // Hq = 0 < Hkv would make the native head group Hq / Hkv zero (a division by it: fuzz finding).
+  if (Hkv === 0 ? Hq !== 0 : Hq % Hkv !== 0 || Hq === 0) check.fail('ERR_GRIP_SHAPE', `a positive multiple of Hkv = ${Hkv} query heads [B,Tq,Hq,Dh]`, 'q', `[${q.shape.join(', ')}]`);
   const causal = options?.causal ?? true;
   if (typeof causal !== 'boolean') check.fail('ERR_GRIP_RANGE', 'a boolean', 'options.causal', describe(causal));
   const scale = options?.scale ?? 1 / Math.sqrt(Dh);

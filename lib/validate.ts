@@ -65,6 +65,11 @@ export const check: Check = {
     if (value.data instanceof Object && 'handle' in value.data && value.data.handle === null) {
       fail('ERR_GRIP_DEVICE', 'a live device buffer', what, 'a disposed one');
     }
+    // A Tensor built over a too-short view: the addon would refuse it too, but
+    // some of its entry points read further arguments after a failed parse (fuzz finding).
+    if (ArrayBuffer.isView(value.data) && value.data.byteLength < value.bytes) {
+      fail('ERR_GRIP_SHAPE', `at least ${value.bytes} bytes`, `data of ${what}`, String(value.data.byteLength));
+    }
   },
 
   /** An AbortSignal or undefined. */

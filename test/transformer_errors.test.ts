@@ -71,7 +71,7 @@ test('attention: shapes, heads, lengths, probRows, scale', async () => {
   const q = zeros([2, 3, 4, 8]), k = zeros([2, 2, 5, 8]), v = zeros([2, 2, 5, 8]);
   await expectError(() => ops.attentionSync(q, zeros([2, 2, 5, 6]), v), 'ERR_GRIP_SHAPE', 'expected [2, 2, 5, 8] [B,Hkv,Tk,Dh] for k but received [2, 2, 5, 6]');
   await expectError(() => ops.attentionSync(q, k, zeros([2, 2, 4, 8])), 'ERR_GRIP_SHAPE', 'expected [2, 2, 5, 8] [B,Hkv,Tk,Dh] for v but received [2, 2, 4, 8]');
-  await expectError(() => ops.attentionSync(zeros([2, 3, 3, 8]), k, v), 'ERR_GRIP_SHAPE', 'expected a multiple of Hkv = 2 query heads [B,Tq,Hq,Dh] for q but received [2, 3, 3, 8]');
+  await expectError(() => ops.attentionSync(zeros([2, 3, 3, 8]), k, v), 'ERR_GRIP_SHAPE', 'expected a positive multiple of Hkv = 2 query heads [B,Tq,Hq,Dh] for q but received [2, 3, 3, 8]');
   await expectError(() => ops.attentionSync(q, zeros([2, 2, 5, 8], 'f16'), v), 'ERR_GRIP_DTYPE', 'expected f32 for dtype of k but received f16');
   await expectError(() => ops.attentionSync(q, k, v, { kvLen: [5, 6] }), 'ERR_GRIP_RANGE', 'expected values in [0, 5] for kvLen but received 6 at [1]');
   await expectError(() => ops.attentionSync(q, k, v, { kvLen: [5] }), 'ERR_GRIP_SHAPE', 'expected 2 values [B] for kvLen but received 1');
