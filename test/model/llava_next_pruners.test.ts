@@ -10,8 +10,9 @@ import * as assert from 'uvu/assert';
 import { tensor } from '../../lib/index.ts';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
 import { GripPruner } from '../../lib/prune/grip.ts';
-import { makePruner, PRUNER_NAMES } from '../../lib/prune/registry.ts';
+import { makePruner } from '../../lib/prune/registry.ts';
 import { numKeepFor, type Pruner } from '../../lib/prune/pruner.ts';
+import { keepCountTests, prunersAt } from './pruner_cases.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
 import { layoutOf } from '../../lib/model/llava_next/index.ts';
 import { anyresGeometry } from '../../lib/model/llava_next/processor.ts';
@@ -32,30 +33,8 @@ let model: VLM;
 test.before(async () => { model = await loadVLM(DIR, { backend: 'cpu' }); });
 test.after(() => model.dispose());
 
-/** Every pruner by name (fastv only in the LLM), and GRIP with a fresh scorer of the model's hidden size. */
-function pruners(layer: number | undefined): Array<[string, () => Pruner]> {
-  // The staged pyramiddrop has its own test below: it chooses its count per stage.
-  const named = PRUNER_NAMES.filter((n) => (layer !== undefined || n !== 'fastv') && !n.startsWith('pyramiddrop'))
-    .map((n): [string, () => Pruner] => [n, () => makePruner(n, layer === undefined ? {} : { layer })]);
-  return [...named, ['grip', () => GripPruner.init(model, { point: layer === undefined ? 'pre-llm' : { layer }, seed: 3 })]];
-}
-
-for (const layer of [undefined, 2]) {
-  const where = layer === undefined ? 'pre-LLM' : `layer ${layer}`;
-  for (const [name, make] of pruners(layer)) {
-    test(`${name} at ${where}: keeps ceil(0.25 N) of the 214 tokens, each at its original position`, async () => {
-      const pruner = make();
-      const k = numKeepFor(0.25, N);
-      const out = await model.logits({ ...wide, pruner, keepRatio: 0.25, positions: 'all' });
-      const kept = Array.from(out.kept);
-      assert.is(kept.length, k);
-      assert.ok(kept.every((v, i) => v >= 0 && v < N && (i === 0 || v > kept[i - 1]!)), `ascending in [0, ${N}): ${kept.join(',')}`);
-      const expected = [...Array.from({ length: NB }, (_, i) => i), ...kept.map((v) => NB + v), ...Array.from({ length: NA }, (_, j) => NB + N + j)];
-      assert.equal(Array.from(out.positionIds), expected);
-      assert.ok(Array.from(out.logits.host as Float32Array).every(Number.isFinite), 'finite logits');
-    });
-  }
-}
+const pruners = (layer: number | undefined) => prunersAt(() => model, layer);
+keepCountTests(test, { model: () => model, request: wide, N, NB, NA });
 
 test('a ragged batch (214 and 136 visual tokens) gives each row what it gets alone, for every point', async () => {
   // a fresh pruner for the batch and one for the rows alone: random draws in call order

@@ -10,11 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadVLM, type VLM } from '../../lib/model/vlm.ts';
-import { GripPruner } from '../../lib/prune/grip.ts';
 import { uniformGridIndices } from '../../lib/prune/heuristics/uniform.ts';
-import { numKeepFor, type Pruner } from '../../lib/prune/pruner.ts';
-import { makePruner, PRUNER_NAMES } from '../../lib/prune/registry.ts';
+import { numKeepFor } from '../../lib/prune/pruner.ts';
+import { makePruner } from '../../lib/prune/registry.ts';
 import { expectError } from '../helpers.ts';
+import { keepCountTests } from './pruner_cases.ts';
 
 const test = suite('qwen_vl_pruners');
 const DIR = fileURLToPath(new URL('../fixtures/tiny-qwen2_5-vl/', import.meta.url));
@@ -29,27 +29,7 @@ let model: VLM;
 test.before(async () => { model = await loadVLM(DIR, { backend: 'cpu' }); });
 test.after(() => model.dispose());
 
-function pruners(layer: number | undefined): Array<[string, () => Pruner]> {
-  const named = PRUNER_NAMES.filter((n) => (layer !== undefined || n !== 'fastv') && n !== 'cls' && n !== 'visionzip' && !n.startsWith('pyramiddrop'))
-    .map((n): [string, () => Pruner] => [n, () => makePruner(n, layer === undefined ? {} : { layer })]);
-  return [...named, ['grip', () => GripPruner.init(model, { point: layer === undefined ? 'pre-llm' : { layer }, seed: 3 })]];
-}
-
-for (const layer of [undefined, 2]) {
-  const where = layer === undefined ? 'pre-LLM' : `layer ${layer}`;
-  for (const [name, make] of pruners(layer)) {
-    test(`${name} at ${where}: keeps ceil(0.25 N) of the 20 tokens, each at its original position`, async () => {
-      const k = numKeepFor(0.25, N);
-      const out = await model.logits({ ...source, pruner: make(), keepRatio: 0.25, positions: 'all' });
-      const kept = Array.from(out.kept);
-      assert.is(kept.length, k);
-      assert.ok(kept.every((v, i) => v >= 0 && v < N && (i === 0 || v > kept[i - 1]!)), `ascending in [0, ${N}): ${kept.join(',')}`);
-      const expected = [...Array.from({ length: NB }, (_, i) => i), ...kept.map((v) => NB + v), ...Array.from({ length: NA }, (_, j) => NB + N + j)];
-      assert.equal(Array.from(out.positionIds), expected);
-      assert.ok(Array.from(out.logits.host as Float32Array).every(Number.isFinite), 'finite logits');
-    });
-  }
-}
+keepCountTests(test, { model: () => model, request: source, N, NB, NA, refused: ['cls', 'visionzip'] });
 
 test('uniform keeps a lattice of the merged 4x5 grid (the layout the pruners see)', async () => {
   assert.equal(model.grid, { rows: 1, cols: model.numImageTokens }, 'the largest layout (ragged family)');
