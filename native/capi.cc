@@ -308,6 +308,7 @@ extern "C" {
 const char* grip_last_error(void) { return g_last_error.c_str(); }
 const char* grip_version(void) { return "0.1.0"; }
 const char* grip_simd(void) { return simd_level(); }
+const char* grip_q8_0_kernel(void) { return grip::cpu::q8_0_kernel_name(); }
 int grip_num_threads(void) { return num_threads(); }
 
 grip_status grip_set_num_threads(int n) {

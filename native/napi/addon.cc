@@ -579,6 +579,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", grip_version());
   o.Set("simd", grip_simd());
+  o.Set("q8Kernel", grip_q8_0_kernel());
   o.Set("threads", grip_num_threads());
   o.Set("cudaCompiled", Napi::Boolean::New(env, grip_cuda_compiled() != 0));
   o.Set("cudaDevices", grip_cuda_device_count());

@@ -110,6 +110,7 @@ typedef struct grip_adamw_options {
 GRIP_API const char* grip_last_error(void);
 GRIP_API const char* grip_version(void);       /* "0.1.0" */
 GRIP_API const char* grip_simd(void);          /* "avx512_bf16" | "avx512" | "avx2" | "scalar" */
+GRIP_API const char* grip_q8_0_kernel(void);   /* q8_0 linear: "avx512_vnni" | "avx_vnni" | "avx2" | "scalar" */
 GRIP_API int grip_num_threads(void);
 GRIP_API grip_status grip_set_num_threads(int n); /* 1..256; 0 = number of cores */
 GRIP_API int grip_cuda_compiled(void);            /* 1 when built with CUDA */
