@@ -5,7 +5,8 @@
 // checks that both compute the same function (exit 1 if not), then times,
 // 2 threads each, alternating runs, medians: prefill of 611 and 2915 tokens
 // (LLaVA-1.5 and LLaVA-NeXT prompts), decode of 32 tokens after a 611-token
-// prefix; F32, BF16 and 8-bit (llama.cpp Q8_0; we have no int8 path yet).
+// prefix; F32, BF16 and 8-bit (llama.cpp Q8_0 against ours with loadVLM's
+// weights 'int8', the same q8_0 bytes and 8-bit activations).
 // Writes bench/results/llamacpp.json.
 // Also: the decode GEMV against the packed GEMM on the Linear shapes (same process).
 // Usage: node --import tsx bench/llamacpp.bench.ts [--quick] [--layers N] [--reps N] [--variants F32,BF16,Q8_0] [--prefills 611,2915]
@@ -42,7 +43,9 @@ const THREADS = 2;
 const PREFILLS = flag('prefills', quick ? '611' : '611,2915').split(',').map(Number);
 const DECODE_PREFIX = 611, DECODE_TOKENS = 32;
 /** Same-function check: relative L2 gap of the centred logits (see test/gguf.test.ts for why these bounds). */
-const TOLERANCE: Partial<Record<GgmlTypeName, number>> = { F32: 1e-3, BF16: 1e-2 };
+// Q8_0: both round the activations to 8 bits, but the f32 parts differ by ~5e-4 (llama.cpp's own), enough to flip
+// many roundings, so the two 8-bit noises are nearly independent (1.5e-2 to 2e-2 on the test model).
+const TOLERANCE: Partial<Record<GgmlTypeName, number>> = { F32: 1e-3, BF16: 1e-2, Q8_0: 3e-2 };
 
 setBackend('cpu');
 setNumThreads(THREADS);
@@ -125,7 +128,8 @@ const matrixValues = numLayers * (4 * D * D + 3 * D * F) + V * D;
 const BYTES_PER_VALUE: Record<GgmlTypeName, number> = { F32: 4, F16: 2, BF16: 2, Q8_0: 34 / 32 };
 
 for (const variant of variants) {
-  const ours = variant === 'Q8_0' ? null : new LlamaTextRunner(await loadLlamaText(dir, { dtype: variant === 'F32' ? 'f32' : 'bf16' }));
+  // Q8_0: the stored matrices quantised at load (each widened to f32 first, one at a time), as loadVLM weights 'int8'.
+  const ours: LlamaTextRunner | null = new LlamaTextRunner(await loadLlamaText(dir, variant === 'Q8_0' ? { dtype: 'auto', weights: 'int8' } : { dtype: variant === 'F32' ? 'f32' : 'bf16' }));
   const cpp = await LlamaCppRunner.open(join(dir, `model-${variant}.gguf`), { threads: THREADS, contextSize: 3072 });
   console.log(`\n## ${variant} (load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores; llama.cpp batch ${cpp.context.batchSize}, flash attention ${String(cpp.context.flashAttention)}, KV cache f16; ours KV f32)`);
 
@@ -143,7 +147,7 @@ for (const variant of variants) {
       console.error(`\nFAIL: our runtime and llama.cpp do not compute the same function for ${variant}; the timings would compare different things.`);
       process.exit(1);
     }
-  } else console.log('same function: not checked (ours has no 8-bit path; the Q8_0 writer is checked in test/gguf.test.ts)');
+  }
 
   const o = { backend: 'cpu' as const, k: kernels('async'), signal: undefined };
   const oursPrefill = async (ids: Int32Array) => {

@@ -20,6 +20,8 @@ export interface Info {
   cuda: { compiled: boolean; devices: number };
   /** The widest SIMD level the CPU kernels use: 'avx512_bf16' | 'avx512' | 'avx2' | 'scalar'. */
   simd: string;
+  /** The kernel of q8_0 weights (8-bit Linear): 'avx512_vnni' | 'avx_vnni' | 'avx2' | 'scalar'. */
+  int8Kernel: string;
   threads: number;
 }
 
@@ -41,6 +43,7 @@ export function info(): Info {
     backend: cudaAvailable() ? 'cuda' : 'cpu',
     cuda: { compiled: i.cudaCompiled, devices: i.cudaDevices },
     simd: i.simd,
+    int8Kernel: i.q8Kernel,
     threads: i.threads,
   };
 }

@@ -18,6 +18,7 @@ export interface NativeTensor {
 export interface NativeInfo {
   version: string;
   simd: string;
+  q8Kernel: string;
   threads: number;
   cudaCompiled: boolean;
   cudaDevices: number;
@@ -58,6 +59,7 @@ export interface NativeAddon {
     out: NativeTensor): Promise<void> | undefined;
   linear(mode: number, x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null,
     out: NativeTensor): Promise<void> | undefined;
+  quantizeQ8_0(mode: number, x: NativeTensor, out: NativeTensor): Promise<void> | undefined;
   layerNorm(mode: number, x: NativeTensor, weight: NativeTensor, bias: NativeTensor, eps: number,
     out: NativeTensor): Promise<void> | undefined;
   rmsNorm(mode: number, x: NativeTensor, weight: NativeTensor, eps: number,

@@ -221,6 +221,7 @@ function execute(plan: Plan, options: OpOptions | undefined, async: boolean): Te
 // ---- argument helpers -------------------------------------------------------------
 
 const FLOATS: readonly DType[] = ['f32', 'f16', 'bf16'];
+const WEIGHTS: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0'];
 const F32: readonly DType[] = ['f32'];
 const I32: readonly DType[] = ['i32'];
 
@@ -548,12 +549,20 @@ function hostInts(values: unknown, what: string, n: number, lo: number, hi: (i: 
   return out;
 }
 
+/** A q8_0 matrix [N,K]: whole blocks of 32 along its rows, on the CPU backend (the same checks as the C ABI's). */
+function checkQ8_0(t: Tensor, what: string, options: OpOptions | undefined, onDevice: boolean): void {
+  const K = t.shape[1]!;
+  if (K % 32 !== 0) check.fail('ERR_GRIP_SHAPE', 'a row length K that is a multiple of 32 (q8_0 blocks)', what, `K = ${K}`);
+  if (resolveBackend(options?.backend, onDevice) !== 'cpu') check.fail('ERR_GRIP_UNSUPPORTED', 'a cpu tensor (q8_0 has CPU kernels only)', `device of ${what}`, 'cuda');
+}
+
 function linearPlan(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, options?: OutOptions): Plan {
   checkOptions(options);
   anyRank(x, 'x', '[..., K]', F32, 1);
   const K = x.shape[x.shape.length - 1]!;
-  check.tensor(weight, 'weight', '[N,K]', FLOATS, [undefined, K]);
+  check.tensor(weight, 'weight', '[N,K]', WEIGHTS, [undefined, K]);
   const N = weight.shape[0]!;
+  if (weight.dtype === 'q8_0') checkQ8_0(weight, 'weight', options, x.device === 'cuda' || weight.device === 'cuda');
   const hasBias = bias !== null && bias !== undefined;
   if (hasBias) check.tensor(bias, 'bias', '[N]', F32, [N]);
   const shape = [...x.shape.slice(0, -1), N];
@@ -562,6 +571,20 @@ function linearPlan(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, 
     inouts: [],
     outputs: [{ shape, dtype: 'f32', given: givenOut(options, shape, 'f32', x.device) }],
     call: (mode, [xn, wn, bn], _io, [out]) => native().linear(mode, xn!, wn!, hasBias ? bn! : null, out!),
+  };
+}
+
+function quantizePlan(x: Tensor, options?: OutOptions): Plan {
+  checkOptions(options);
+  check.tensor(x, 'x', '[N,K]', F32);
+  const shape = [...x.shape];
+  const probe = new Tensor('q8_0', shape, new Uint8Array(0), x.device);
+  checkQ8_0(probe, 'x', options, x.device === 'cuda');
+  return {
+    inputs: [['x', x]],
+    inouts: [],
+    outputs: [{ shape, dtype: 'q8_0', given: givenOut(options, shape, 'q8_0', 'cpu') }],
+    call: (mode, [xn], _io, [out]) => native().quantizeQ8_0(mode, xn!, out!),
   };
 }
 
@@ -834,12 +857,24 @@ export const ops = {
 
   // ---- transformer ops (f32 activations; "[..., D]" = any rank >= 1, last dim D) ----
 
-  /** out[..., N] = x[..., K] · weight[N,K]ᵀ + bias[N]; weight f32, f16 or bf16; bias f32 or null. */
+  /**
+   * out[..., N] = x[..., K] · weight[N,K]ᵀ + bias[N]; weight f32, f16, bf16 or
+   * q8_0 (CPU; each row of x quantised per block of 32 too, int8 dots times
+   * both scales, as llama.cpp's Q8_0 x Q8_0); bias f32 or null.
+   */
   async linear(x: Tensor, weight: Tensor, bias: Tensor | null, options?: OutOptions): Promise<Tensor> {
     return (await execute(linearPlan(x, weight, bias, options), options, true))[0]!;
   },
   linearSync(x: Tensor, weight: Tensor, bias: Tensor | null, options?: OutOptions): Tensor {
     return execute(linearPlan(x, weight, bias, options), options, false)[0]!;
+  },
+
+  /** x f32 [N,K] (K % 32 == 0) as q8_0 blocks (ggml's quantize_row_q8_0_ref: d = max|x|/127 as f16, q = round half away from zero of x/d). CPU. */
+  async quantizeQ8_0(x: Tensor, options?: OutOptions): Promise<Tensor> {
+    return (await execute(quantizePlan(x, options), options, true))[0]!;
+  },
+  quantizeQ8_0Sync(x: Tensor, options?: OutOptions): Tensor {
+    return execute(quantizePlan(x, options), options, false)[0]!;
   },
 
   /** LayerNorm over the last dim (biased variance, as torch): (x - mean) / sqrt(var + eps) * weight + bias. */

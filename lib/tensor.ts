@@ -5,13 +5,28 @@
 import { GripError } from './errors.js';
 import { native } from './native.js';
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
+/**
+ * Element types. 'q8_0' is the 8-bit weight format of Linear layers only
+ * (ggml's Q8_0, CPU only): a [N, K] tensor (K % 32 == 0) stores per row K/32
+ * blocks of 34 bytes, {f16 d little-endian, int8 q[32]}, standing for d * q
+ * (native/cpu/q8_0.h). It is made by ops.quantizeQ8_0, never by zeros/tensor.
+ */
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8_0';
+/** The element types zeros() and tensor() build. */
 export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i32'];
 export type Device = 'cpu' | 'cuda';
-/** Host storage: f32 in Float32Array, f16/bf16 bit patterns in Uint16Array, i32 in Int32Array. */
-export type HostData = Float32Array | Uint16Array | Int32Array;
+/** Host storage: f32 in Float32Array, f16/bf16 bit patterns in Uint16Array, i32 in Int32Array, q8_0 blocks in Uint8Array. */
+export type HostData = Float32Array | Uint16Array | Int32Array | Uint8Array;
 
-export const DTYPE_BYTES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
+/** Bytes per element (q8_0: 34 bytes per 32 values). */
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4, q8_0: 34 / 32 };
+export const Q8_0_BLOCK = 32;
+export const Q8_0_BLOCK_BYTES = 34;
+
+/** Bytes that `size` values of `dtype` take (q8_0: size a multiple of 32). */
+export function storageBytes(dtype: DType, size: number): number {
+  return dtype === 'q8_0' ? (size / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES : size * DTYPE_BYTES[dtype];
+}
 
 /** Device memory owned by JS. */
 export class DeviceBuffer {
@@ -47,7 +62,7 @@ export class Tensor {
   }
 
   get bytes(): number {
-    return this.size * DTYPE_BYTES[this.dtype];
+    return storageBytes(this.dtype, this.size);
   }
 
   /** Host data; throws for a device tensor (use toHost() first). */
@@ -93,6 +108,7 @@ export class Tensor {
       return out;
     }
     if (this.dtype === 'i32') return Float32Array.from(data as Int32Array);
+    if (this.dtype === 'q8_0') return dequantizeQ8_0(data as Uint8Array);
     return Float32Array.from(data as Float32Array);
   }
 }
@@ -106,6 +122,7 @@ export function numel(shape: readonly number[]): number {
 export function allocHost(dtype: DType, size: number): HostData {
   if (dtype === 'f32') return new Float32Array(size);
   if (dtype === 'i32') return new Int32Array(size);
+  if (dtype === 'q8_0') return new Uint8Array(storageBytes(dtype, size));
   return new Uint16Array(size);
 }
 
@@ -177,6 +194,19 @@ export function describe(value: unknown): string {
   if (typeof value === 'object') return 'an object';
   if (typeof value === 'string') return `the string "${value}"`;
   return `${typeof value} ${String(value)}`;
+}
+
+/** The f32 values q8_0 blocks stand for (d · q, d widened from f16), as llama.cpp dequantizes them. */
+export function dequantizeQ8_0(data: Uint8Array): Float32Array {
+  if (data.length % Q8_0_BLOCK_BYTES !== 0) throw new GripError('ERR_GRIP_SHAPE', `expected a multiple of 34 bytes for Q8_0 data but received ${data.length}`);
+  const out = new Float32Array((data.length / Q8_0_BLOCK_BYTES) * Q8_0_BLOCK);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const q = new Int8Array(data.buffer, data.byteOffset, data.byteLength);
+  for (let at = 0, i = 0; at < data.length; at += Q8_0_BLOCK_BYTES) {
+    const d = f16ToF32(view.getUint16(at, true));
+    for (let j = 0; j < Q8_0_BLOCK; j++) out[i++] = Math.fround(d * q[at + 2 + j]!);
+  }
+  return out;
 }
 
 // ---- f16 / bf16 conversion (round to nearest even) ----------------------------

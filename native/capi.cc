@@ -13,6 +13,7 @@
 #include "core/backend.h"
 #include "core/cpu_features.h"
 #include "core/threadpool.h"
+#include "cpu/q8_0.h"
 #include "grip/grip.h"
 
 #if defined(GRIP_WITH_CUDA)
@@ -54,6 +55,7 @@ const char* DTypeName(int dtype) {
     case GRIP_F16: return "f16";
     case GRIP_BF16: return "bf16";
     case GRIP_I32: return "i32";
+    case GRIP_Q8_0: return "q8_0";
     default: return "an unknown dtype";
   }
 }
@@ -79,12 +81,14 @@ int64_t NumElements(const grip_tensor& t) {
   return n;
 }
 
-enum DTypeSet { kF32Only, kFloatAny, kI32Only };
+enum DTypeSet { kF32Only, kFloatAny, kI32Only, kWeightAny, kQ8Only };
 
 const char* DTypeSetName(DTypeSet set) {
   switch (set) {
     case kF32Only: return "f32";
     case kFloatAny: return "f32, f16 or bf16";
+    case kWeightAny: return "f32, f16, bf16 or q8_0";
+    case kQ8Only: return "q8_0";
     default: return "i32";
   }
 }
@@ -93,6 +97,8 @@ bool InSet(grip_dtype dtype, DTypeSet set) {
   switch (set) {
     case kF32Only: return dtype == GRIP_F32;
     case kFloatAny: return dtype == GRIP_F32 || dtype == GRIP_F16 || dtype == GRIP_BF16;
+    case kWeightAny: return dtype == GRIP_F32 || dtype == GRIP_F16 || dtype == GRIP_BF16 || dtype == GRIP_Q8_0;
+    case kQ8Only: return dtype == GRIP_Q8_0;
     default: return dtype == GRIP_I32;
   }
 }
@@ -281,6 +287,17 @@ Status CheckLogits(Checker& c, const grip_tensor* logits) {
   return c.Tensor(logits, "logits", 2, nullptr, kF32Only, "[B,N]");
 }
 
+// A q8_0 matrix [N,K]: whole blocks of 32 along each row, in host memory (no CUDA kernels).
+Status CheckQ8_0(const grip_tensor& t, const char* name) {
+  if (t.shape[1] % 32 != 0)
+    return Error(GRIP_ERR_SHAPE, "a row length K that is a multiple of 32 (q8_0 blocks)", name,
+                 "K = " + std::to_string(t.shape[1]));
+  if (t.device != GRIP_DEVICE_CPU)
+    return Error(GRIP_ERR_UNSUPPORTED, "a cpu tensor (q8_0 has CPU kernels only)", std::string("device of ") + name,
+                 DeviceName(t.device));
+  return Status::Ok();
+}
+
 }  // namespace
 }  // namespace grip
 
@@ -291,6 +308,7 @@ extern "C" {
 const char* grip_last_error(void) { return g_last_error.c_str(); }
 const char* grip_version(void) { return "0.1.0"; }
 const char* grip_simd(void) { return simd_level(); }
+const char* grip_q8_0_kernel(void) { return grip::cpu::q8_0_kernel_name(); }
 int grip_num_threads(void) { return num_threads(); }
 
 grip_status grip_set_num_threads(int n) {
@@ -302,6 +320,12 @@ grip_status grip_set_num_threads(int n) {
 
 size_t grip_dtype_size(grip_dtype dtype) {
   return (dtype == GRIP_F16 || dtype == GRIP_BF16) ? 2 : (dtype == GRIP_F32 || dtype == GRIP_I32) ? 4 : 0;
+}
+
+size_t grip_storage_bytes(grip_dtype dtype, int64_t count) {
+  if (count < 0) return 0;
+  if (dtype == GRIP_Q8_0) return count % 32 == 0 ? (size_t)(count / 32 * 34) : 0;
+  return (size_t)count * grip_dtype_size(dtype);
 }
 
 #if defined(GRIP_WITH_CUDA)
@@ -597,8 +621,9 @@ grip_status grip_linear(const grip_tensor* x, const grip_tensor* weight, const g
     int64_t M = 0, K = 0;
     GRIP_RETURN_IF_ERROR(CheckRows(c, x, "x", kF32Only, "[..., K]", &M, &K));
     const int64_t w[2] = {-1, K};
-    GRIP_RETURN_IF_ERROR(c.Tensor(weight, "weight", 2, w, kFloatAny, "[N,K]"));
+    GRIP_RETURN_IF_ERROR(c.Tensor(weight, "weight", 2, w, kWeightAny, "[N,K]"));
     const int64_t N = weight->shape[0];
+    if (weight->dtype == GRIP_Q8_0) GRIP_RETURN_IF_ERROR(CheckQ8_0(*weight, "weight"));
     if (bias != nullptr) {
       const int64_t bn[1] = {N};
       GRIP_RETURN_IF_ERROR(c.Tensor(bias, "bias", 1, bn, kF32Only, "[N]"));
@@ -611,6 +636,18 @@ grip_status grip_linear(const grip_tensor* x, const grip_tensor* weight, const g
                     bias ? static_cast<const float*>(bias->data) : nullptr, M, N, K,
                     static_cast<float*>(out->data)};
     return GRIP_DISPATCH(c.device, linear, args);
+  });
+}
+
+grip_status grip_quantize_q8_0(const grip_tensor* x, grip_tensor* out) {
+  return Guard([&]() -> Status {
+    Checker c;
+    GRIP_RETURN_IF_ERROR(c.Tensor(x, "x", 2, nullptr, kF32Only, "[N,K]"));
+    GRIP_RETURN_IF_ERROR(c.Tensor(out, "out", 2, x->shape, kQ8Only, "[N,K]"));
+    GRIP_RETURN_IF_ERROR(CheckQ8_0(*out, "out"));
+    grip::cpu::quantize_q8_0(static_cast<const float*>(x->data), x->shape[0], x->shape[1], x->shape[1],
+                             static_cast<uint8_t*>(out->data));
+    return Status::Ok();
   });
 }
 

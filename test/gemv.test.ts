@@ -2,7 +2,8 @@
 // activation rows) against a plain float64 product, for f32/f16/bf16
 // weights, k lengths around the kernels' 8/16/32-lane steps and tails, with
 // a bias, and bit for bit the same on 1 and 2 threads and as each row alone.
-// The native check test/native/gemv_check.cc runs it at every SIMD level.
+// The native check test/native/gemv_check.cc runs it at every SIMD level
+// (q8_0 weights: test/q8_0.test.ts and test/native/q8_0_check.cc).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { info, ops, setNumThreads, tensor, type Tensor } from '../lib/index.ts';

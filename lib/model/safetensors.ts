@@ -47,7 +47,7 @@ const DTYPE_BITS: ReadonlyMap<string, number> = new Map([
 ]);
 /** File dtypes that load into a Tensor (f16/bf16 as raw bits in a Uint16Array). */
 const LOADABLE: ReadonlyMap<string, DType> = new Map([['F32', 'f32'], ['F16', 'f16'], ['BF16', 'bf16'], ['I32', 'i32']]);
-const STORED: Readonly<Record<DType, string>> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32' };
+const STORED: Readonly<Record<Exclude<DType, 'q8_0'>, string>> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32' };
 
 const quote = (text: string) => JSON.stringify(text);
 
@@ -473,6 +473,8 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
     const value = tensors[name];
     if (name === '__metadata__') check.fail('ERR_GRIP_RANGE', 'a tensor name other than "__metadata__"', 'tensors', quote(name));
     if (!(value instanceof Tensor)) check.fail('ERR_GRIP_SHAPE', 'a Tensor', `tensors[${quote(name)}]`, describe(value));
+    // safetensors has no block-quantised dtype.
+    if (value.dtype === 'q8_0') check.fail('ERR_GRIP_DTYPE', 'f32, f16, bf16 or i32', `dtype of tensors[${quote(name)}]`, value.dtype);
     const data = value.toHost().host;
     if (data.byteLength !== value.bytes) {
       check.fail('ERR_GRIP_SHAPE', `${value.bytes} bytes (${value.dtype} [${value.shape.join(', ')}])`, `the data of tensors[${quote(name)}]`, String(data.byteLength));

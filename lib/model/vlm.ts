@@ -13,6 +13,7 @@ import type { FamilyConfig, FamilyModel } from './family.js';
 import { familyOf } from './families.js';
 import { kernels } from './kernels.js';
 import { lmHead } from './llama.js';
+import { quantizeDecoder } from './weights.js';
 import type { ProcessorConfig } from './processor.js';
 import type { QwenVLProcessorConfig } from './qwen_vl/processor.js';
 import type { TextTokenizer } from './tokenizer.js';
@@ -317,9 +318,17 @@ export async function loadVLM(dir: string, options: LoadVLMOptions = {}): Promis
   if (options.threads !== undefined) setNumThreads(options.threads);
   const opMode = options.opMode ?? 'auto';
   check.oneOf(opMode, 'options.opMode', ['auto', 'async', 'sync']);
-  const backend = resolveBackend(requested, false);
+  const weights = options.weights ?? 'float';
+  check.oneOf(weights, 'options.weights', ['float', 'int8']);
+  if (weights === 'int8') {
+    // q8_0 has CPU kernels only; the 8-bit values come from the loaded floats, so no second rounding to f16/bf16 first.
+    if (requested === 'cuda') check.fail('ERR_GRIP_UNSUPPORTED', "'cpu' or 'auto' (q8_0 weights have CPU kernels only) with options.weights 'int8'", 'options.backend', "'cuda'");
+    if (dtype !== 'auto' && dtype !== 'f32') check.fail('ERR_GRIP_RANGE', "'auto' or 'f32' with options.weights 'int8'", 'options.dtype', `'${dtype}'`);
+  }
+  const backend = weights === 'int8' ? 'cpu' : resolveBackend(requested, false);
   const family = await familyOf(dir);
   const model = await family.load(dir, { dtype, device: deviceOf(backend), signal: options.signal });
+  if (weights === 'int8') await quantizeDecoder(model.text.weights, options.signal);
   const small = Math.max(model.text.config.hiddenSize, model.config.vision.hiddenSize) <= 512;
   const mode = opMode === 'auto' ? (backend !== 'cuda' && small ? 'sync' : 'async') : opMode;
   return new VLM(model, backend, mode);

@@ -3,13 +3,14 @@
 // Matrices stay in their stored dtype (f32/f16/bf16; the GEMM widens on the
 // fly); vectors (norms, biases, embeddings added elementwise) become f32.
 import { GripError } from '../errors.js';
+import { ops } from '../ops.js';
 import { Tensor, tensor, type Device } from '../tensor.js';
 import type { LlavaConfig } from './config.js';
 import { resolveTensorNames } from './config.js';
 import type { Checkpoint } from './safetensors.js';
 
 export interface Linear {
-  /** [out, in], f32|f16|bf16. */
+  /** [out, in], f32|f16|bf16, or q8_0 (the decoder's, with weights 'int8'). */
   weight: Tensor;
   /** [out] f32, or null. */
   bias: Tensor | null;
@@ -65,6 +66,34 @@ export interface LlavaWeights {
 }
 
 export type WeightDType = 'auto' | 'f32' | 'f16' | 'bf16';
+/** How the decoder's Linear weights are stored: as dtype says ('float'), or 8-bit ('int8', q8_0). */
+export type WeightFormat = 'float' | 'int8';
+
+const DECODER_LINEARS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+
+/**
+ * weights 'int8': the decoder's Linear weights and the LM head become q8_0
+ * (ggml's Q8_0, native/cpu/q8_0.h: blocks of 32 along each row with an f16
+ * scale, quantised in native code as quantize_row_q8_0_ref does), in place.
+ * Embeddings, norms and biases stay f32/as loaded; a tied LM head gets its
+ * own q8_0 copy (the embedding rows are gathered in float). Every
+ * in-features count must be a multiple of 32: a layer that is not is
+ * refused (ERR_GRIP_SHAPE), not silently kept in float. CPU only.
+ */
+export async function quantizeDecoder(w: TextWeights, signal?: AbortSignal): Promise<void> {
+  const q8 = async (t: Tensor, what: string): Promise<Tensor> => {
+    const K = t.shape[1]!;
+    if (K % 32 !== 0) {
+      throw new GripError('ERR_GRIP_SHAPE', `expected in-features that are a multiple of 32 (q8_0 blocks) for the decoder's ${what} weight [${t.shape.join(', ')}] with weights 'int8' but received ${K}`);
+    }
+    signal?.throwIfAborted();
+    return ops.quantizeQ8_0(asF32(t), { backend: 'cpu' });
+  };
+  for (const [i, layer] of w.layers.entries()) {
+    for (const name of DECODER_LINEARS) layer[name].weight = await q8(layer[name].weight, `layers.${i}.${name}`);
+  }
+  w.lmHead = await q8(w.lmHead, 'lm_head');
+}
 
 /** How many vision layers run to produce hidden_states[visionFeatureLayer]. */
 export function visionLayersNeeded(config: LlavaConfig): number {
@@ -165,7 +194,7 @@ export async function loadWeights(checkpoint: Checkpoint, config: LlavaConfig, w
   return { vision, projector, text };
 }
 
-function asF32(t: Tensor): Tensor {
+export function asF32(t: Tensor): Tensor {
   return t.dtype === 'f32' ? t : new Tensor('f32', t.shape, t.toFloat32(), 'cpu');
 }
 

@@ -103,7 +103,7 @@ struct AdamWArgs {
 struct LinearArgs {
   const float* x;       // [M,K]
   const void* weight;   // [N,K] of w_dtype
-  grip_dtype w_dtype;   // f32|f16|bf16
+  grip_dtype w_dtype;   // f32|f16|bf16|q8_0 (q8_0: CPU only, see cpu/q8_0.h)
   const float* bias;    // [N] or nullptr
   int64_t M, N, K;
   float* out;           // [M,N]

@@ -5,8 +5,10 @@
 // (libgcc checks XGETBV's XCR0 bits before setting them), so a kernel that
 // does not enable AVX-512 state never gets the AVX-512 paths.
 //
-// GRIP_SIMD=scalar|avx2|avx512|avx512_bf16 caps the level (never raises it
-// above what the CPU has), so tests can cover every path on one machine.
+// GRIP_SIMD=scalar|avx2|avx_vnni|avx512|avx512_bf16 caps the level (never
+// raises it above what the CPU has), so tests can cover every path on one
+// machine. The VNNI flags only pick the q8_0 kernels (cpu/q8_0*.cc): avx2
+// drops both, avx_vnni keeps AVX-VNNI only, avx512 keeps AVX512_VNNI.
 #include "cpu_features.h"
 
 #include <cstdlib>
@@ -22,12 +24,16 @@ CpuFeatures detect() {
   r.avx512 = r.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   r.avx512_bf16 = r.avx512 && __builtin_cpu_supports("avx512bf16");
+  r.avx_vnni = r.avx2_fma && __builtin_cpu_supports("avxvnni");
+  r.avx512_vnni = r.avx512 && __builtin_cpu_supports("avx512vnni");
 #endif
   if (const char* e = std::getenv("GRIP_SIMD")) {
     if (!std::strcmp(e, "scalar") || !std::strcmp(e, "none")) {
-      r.avx2_fma = r.avx512 = r.avx512_bf16 = false;
+      r.avx2_fma = r.avx512 = r.avx512_bf16 = r.avx_vnni = r.avx512_vnni = false;
     } else if (!std::strcmp(e, "avx2")) {
-      r.avx512 = r.avx512_bf16 = false;
+      r.avx512 = r.avx512_bf16 = r.avx_vnni = r.avx512_vnni = false;
+    } else if (!std::strcmp(e, "avx_vnni")) {
+      r.avx512 = r.avx512_bf16 = r.avx512_vnni = false;
     } else if (!std::strcmp(e, "avx512")) {
       r.avx512_bf16 = false;
     }  // "avx512_bf16", "native", "" or anything else: no cap

@@ -8,6 +8,8 @@ struct CpuFeatures {
   bool avx2_fma = false;     // AVX2 + FMA3
   bool avx512 = false;       // AVX-512 F, BW, DQ, VL
   bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps)
+  bool avx_vnni = false;     // AVX-VNNI (vpdpbusd on ymm, VEX): the int8 dot of q8_0 weights
+  bool avx512_vnni = false;  // AVX512_VNNI (+VL: vpdpbusd on ymm, EVEX)
 };
 
 const CpuFeatures& cpu_features();

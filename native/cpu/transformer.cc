@@ -18,6 +18,7 @@
 #include "../core/portable.h"
 #include "../core/threadpool.h"
 #include "gemm.h"
+#include "q8_0.h"
 
 namespace grip {
 namespace cpu {
@@ -45,6 +46,10 @@ constexpr int64_t kFlatGrain = 1 << 15;
 
 Status linear(const LinearArgs& a) {
   // Shapes: x [M,K], weight [N,K] (trans_b), bias [N] added in the GEMM's store.
+  if (a.w_dtype == GRIP_Q8_0) {
+    linear_q8_0(a.M, a.N, a.K, a.x, a.K, static_cast<const uint8_t*>(a.weight), a.out, a.N, a.bias);
+    return Status::Ok();
+  }
   gemm(false, true, a.M, a.N, a.K, 1.f, a.x, a.K, a.weight, a.w_dtype, a.K, 0.f, a.out, a.N,
        a.bias);
   return Status::Ok();

@@ -109,8 +109,9 @@ struct Parser {
     else if (dtype == "f16") t.dtype = GRIP_F16;
     else if (dtype == "bf16") t.dtype = GRIP_BF16;
     else if (dtype == "i32") t.dtype = GRIP_I32;
+    else if (dtype == "q8_0") t.dtype = GRIP_Q8_0;
     else {
-      Fail("ERR_GRIP_DTYPE", "expected f32, f16, bf16 or i32 for dtype of " + std::string(name) +
+      Fail("ERR_GRIP_DTYPE", "expected f32, f16, bf16, i32 or q8_0 for dtype of " + std::string(name) +
                                  " but received " + dtype);
       return t;
     }
@@ -132,7 +133,7 @@ struct Parser {
       t.shape[i] = shape.Get(i).ToNumber().Int64Value();
       count *= (size_t)(t.shape[i] < 0 ? 0 : t.shape[i]);
     }
-    const size_t bytes = count * grip_dtype_size(t.dtype);
+    const size_t bytes = grip_storage_bytes(t.dtype, (int64_t)count);
     Napi::Value data = obj.Get("data");
     const std::string device = ShortString(obj.Get("device"));
     if (device == "cuda") {
@@ -437,6 +438,16 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   });
 }
 
+// quantizeQ8_0(mode, x, out)
+Napi::Value QuantizeQ8_0(const Napi::CallbackInfo& info) {
+  const int mode = Mode(info), backend = mode & 3;
+  Parser p{info.Env()};
+  grip_tensor x = p.Tensor(info[1], "x", backend);
+  grip_tensor out = p.Tensor(info[2], "out", backend);
+  if (p.failed) return info.Env().Undefined();
+  return Run(info, mode, [=]() mutable { return grip_quantize_q8_0(&x, &out); });
+}
+
 // layerNorm(mode, x, weight, bias, eps, out)
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   const int mode = Mode(info), backend = mode & 3;
@@ -568,6 +579,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", grip_version());
   o.Set("simd", grip_simd());
+  o.Set("q8Kernel", grip_q8_0_kernel());
   o.Set("threads", grip_num_threads());
   o.Set("cudaCompiled", Napi::Boolean::New(env, grip_cuda_compiled() != 0));
   o.Set("cudaDevices", grip_cuda_device_count());
@@ -652,6 +664,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("linear", Napi::Function::New(env, Linear));
+  exports.Set("quantizeQ8_0", Napi::Function::New(env, QuantizeQ8_0));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   exports.Set("rope", Napi::Function::New(env, Rope));

@@ -6,7 +6,8 @@
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GripError } from '../../lib/errors.ts';
-import { f32ToBf16, f32ToF16, f16ToF32 } from '../../lib/tensor.ts';
+import { ops } from '../../lib/ops.ts';
+import { dequantizeQ8_0 as dequantizeBlocks, f32ToBf16, f32ToF16, tensor } from '../../lib/tensor.ts';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -58,7 +59,8 @@ export function tensorBytes(type: GgmlTypeName, n: number): number {
 /**
  * Encodes f32 values as `type`. f16/bf16 round to nearest even. Q8_0 as
  * ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127, q =
- * round(x / d) (half away from zero), d stored as f16. `values.length` must
+ * round(x / d) (half away from zero), d stored as f16 (ops.quantizeQ8_0,
+ * the quantiser of loadVLM weights 'int8', so both emit the same bytes). `values.length` must
  * be a multiple of 32 for Q8_0 (blocks run along rows, so the row length must).
  */
 export function encodeTensor(values: Float32Array, type: GgmlTypeName): Uint8Array {
@@ -71,36 +73,14 @@ export function encodeTensor(values: Float32Array, type: GgmlTypeName): Uint8Arr
     const round = type === 'F16' ? f32ToF16 : f32ToBf16;
     for (let i = 0; i < n; i++) half[i] = round(values[i]!);
   } else {
-    const view = new DataView(out.buffer);
-    const q = new Int8Array(out.buffer);
-    for (let block = 0, at = 0; block < n; block += 32, at += 34) {
-      let amax = 0;
-      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(values[block + j]!));
-      const d = amax / 127;
-      const id = d !== 0 ? 1 / d : 0;
-      view.setUint16(at, f32ToF16(d), true);
-      for (let j = 0; j < 32; j++) {
-        // roundf: half away from zero; Math.round rounds half up.
-        const x = Math.fround(values[block + j]! * Math.fround(id));
-        q[at + 2 + j] = Math.sign(x) * Math.round(Math.abs(x));
-      }
-    }
+    // The runtime's quantiser (native/cpu/q8_0.cc), the one loadVLM weights 'int8' uses: blocks are independent, so n/32 rows of 32.
+    out.set(ops.quantizeQ8_0Sync(tensor(values, [n / 32, 32]), { backend: 'cpu' }).host as Uint8Array);
   }
   return out;
 }
 
 /** The f32 values a Q8_0 tensor stands for (d · q, d widened from f16), as llama.cpp dequantizes them. */
-export function dequantizeQ8_0(data: Uint8Array): Float32Array {
-  if (data.length % 34 !== 0) throw new GripError('ERR_GRIP_SHAPE', `expected a multiple of 34 bytes for Q8_0 data but received ${data.length}`);
-  const out = new Float32Array((data.length / 34) * 32);
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const q = new Int8Array(data.buffer, data.byteOffset, data.byteLength);
-  for (let at = 0, i = 0; at < data.length; at += 34) {
-    const d = f16ToF32(view.getUint16(at, true));
-    for (let j = 0; j < 32; j++) out[i++] = d * q[at + 2 + j]!;
-  }
-  return out;
-}
+export const dequantizeQ8_0 = dequantizeBlocks;
 
 /** Little-endian byte builder for the header. */
 class Bytes {

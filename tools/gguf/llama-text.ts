@@ -15,7 +15,7 @@ import { greedyDecode } from '../../lib/model/runtime/decode.ts';
 import { Checkpoint } from '../../lib/model/safetensors.ts';
 import { int32Tensor } from '../../lib/moves.ts';
 import type { Prefilled } from '../../lib/model/runtime/types.ts';
-import type { TextWeights, Linear } from '../../lib/model/weights.ts';
+import { quantizeDecoder, type TextWeights, type Linear } from '../../lib/model/weights.ts';
 import { Tensor, tensor } from '../../lib/tensor.ts';
 
 /**
@@ -39,6 +39,8 @@ export interface LoadLlamaTextOptions {
   dtype?: 'auto' | 'f32' | 'f16' | 'bf16';
   /** Replaces each matrix's f32 values before the dtype conversion (e.g. a quantise-dequantise round trip). */
   mapMatrix?: (name: string, values: Float32Array) => Float32Array;
+  /** 'int8': the decoder's Linear weights and the LM head as q8_0, as loadVLM's option of that name (lib/model/weights.ts quantizeDecoder). */
+  weights?: 'float' | 'int8';
 }
 
 export interface LlamaText {
@@ -87,6 +89,7 @@ export async function loadLlamaText(dir: string, options: LoadLlamaTextOptions =
     lmHead: await read('lm_head.weight', [config.vocabSize, D]),
   };
   for (const f of checkpoint.files) await f.close();
+  if (options.weights === 'int8') await quantizeDecoder(weights);
   return { config, weights };
 }
 

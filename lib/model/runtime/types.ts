@@ -7,13 +7,19 @@ import type { ImageInput } from '../processor.js';
 import type { Tensor } from '../../tensor.js';
 import type { Backend } from '../../backend.js';
 import type { AttentionSource, Pruner, PrunePoint, QueryPooling } from '../../prune/pruner.js';
-import type { WeightDType } from '../weights.js';
+import type { WeightDType, WeightFormat } from '../weights.js';
 
 export interface LoadVLMOptions {
   /** 'auto' (CUDA when visible, else CPU), 'cpu' or 'cuda'. */
   backend?: Backend;
   /** Storage type of the weight matrices: as stored ('auto'), or converted at load. */
   dtype?: WeightDType;
+  /**
+   * 'int8': the decoder's Linear weights and the LM head quantised at load to
+   * 8 bits (llama.cpp's Q8_0: blocks of 32 with an f16 scale; CPU only;
+   * docs/llamacpp.md "8-bit weights"). Default 'float' (as dtype says).
+   */
+  weights?: WeightFormat;
   /** CPU threads for the native ops (default: all cores). */
   threads?: number;
   /**

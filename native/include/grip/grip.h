@@ -48,7 +48,12 @@ typedef enum grip_status {
   GRIP_ERR_INTERNAL = 9     /* out of memory or a bug: please report */
 } grip_status;
 
-typedef enum grip_dtype { GRIP_F32 = 0, GRIP_F16 = 1, GRIP_BF16 = 2, GRIP_I32 = 3 } grip_dtype;
+/* GRIP_Q8_0: 8-bit weights in ggml's Q8_0 layout, for grip_linear's weight
+ * only (CPU). A q8_0 tensor [N,K] (K % 32 == 0) holds N rows of K/32 blocks
+ * of 34 bytes, {f16 d; int8 qs[32]}, standing for d * qs[j]; see
+ * grip_quantize_q8_0. Its grip_dtype_size is 0 (no whole bytes per value):
+ * grip_storage_bytes gives a tensor's size. */
+typedef enum grip_dtype { GRIP_F32 = 0, GRIP_F16 = 1, GRIP_BF16 = 2, GRIP_I32 = 3, GRIP_Q8_0 = 4 } grip_dtype;
 
 typedef enum grip_device {
   GRIP_DEVICE_CPU = 0,  /* host memory, CPU kernels */
@@ -105,11 +110,15 @@ typedef struct grip_adamw_options {
 GRIP_API const char* grip_last_error(void);
 GRIP_API const char* grip_version(void);       /* "0.1.0" */
 GRIP_API const char* grip_simd(void);          /* "avx512_bf16" | "avx512" | "avx2" | "scalar" */
+GRIP_API const char* grip_q8_0_kernel(void);   /* q8_0 linear: "avx512_vnni" | "avx_vnni" | "avx2" | "scalar" */
 GRIP_API int grip_num_threads(void);
 GRIP_API grip_status grip_set_num_threads(int n); /* 1..256; 0 = number of cores */
 GRIP_API int grip_cuda_compiled(void);            /* 1 when built with CUDA */
 GRIP_API int grip_cuda_device_count(void);        /* 0 when no GPU or no CUDA build */
 GRIP_API size_t grip_dtype_size(grip_dtype dtype);
+/* Bytes of `count` values of dtype (count * grip_dtype_size, or count / 32 * 34
+ * for GRIP_Q8_0); 0 for a q8_0 count that is not a multiple of 32. */
+GRIP_API size_t grip_storage_bytes(grip_dtype dtype, int64_t count);
 
 /* Device memory (CUDA builds only; GRIP_ERR_UNSUPPORTED otherwise). */
 GRIP_API grip_status grip_cuda_malloc(size_t bytes, void** out);
@@ -194,9 +203,16 @@ GRIP_API grip_status grip_matmul(const grip_tensor* a, const grip_tensor* b, int
  * of the first input (in place) or a disjoint one. */
 
 /* out[..., N] = x[..., K] · weight[N,K]^T + bias[N]; weight f32|f16|bf16
- * (widened exactly), bias f32 or NULL. */
+ * (widened exactly), bias f32 or NULL. A q8_0 weight (CPU only, K % 32 ==
+ * 0) runs llama.cpp's Q8_0 x Q8_0 arithmetic: each row of x quantised per
+ * block of 32 like the weights, an int32 dot per block times d_w * d_x. */
 GRIP_API grip_status grip_linear(const grip_tensor* x, const grip_tensor* weight,
                                  const grip_tensor* bias, grip_tensor* out);
+
+/* out (q8_0 [N,K]) = x (f32 [N,K], K % 32 == 0) quantised as ggml's
+ * quantize_row_q8_0_ref: per block d = max|x| / 127 stored as f16,
+ * q = roundf(x / d) (half away from zero). CPU only. */
+GRIP_API grip_status grip_quantize_q8_0(const grip_tensor* x, grip_tensor* out);
 
 /* out[..., D] = (x - mean) / sqrt(var + eps) * weight[D] + bias[D] over the
  * last dim, var biased (as torch.nn.LayerNorm). */

@@ -1,0 +1,28 @@
+// q8_0_kernels.h — internal interface between the q8_0 driver (q8_0.cc,
+// baseline x86-64) and its per-ISA row kernels (q8_0_avx2.cc,
+// q8_0_avxvnni.cc, q8_0_avx512vnni.cc, all from q8_0_impl.h). Plain
+// function pointers only, as in gemm_kernels.h.
+#pragma once
+#include <cstdint>
+
+namespace grip {
+namespace cpu {
+namespace q8_0_detail {
+
+// The most activation rows one kernel call takes.
+constexpr int64_t kMaxRows = 4;
+
+// y[m, n] for m < M <= kMaxRows, n in [n0, n1): xq [M, K] int8 (row stride
+// K), xd [M, K/32] the activation blocks' scales (f16-rounded, as f32; row
+// stride K/32), w q8_0 rows (K/32 blocks of 34 bytes each), y row stride ldy.
+using RowsFn = void (*)(int64_t M, int64_t K, const int8_t* xq, const float* xd, const uint8_t* w, int64_t n0,
+                        int64_t n1, float* y, int64_t ldy, const float* bias);
+
+RowsFn rows_scalar();
+RowsFn rows_avx2();         // nullptr when not compiled in
+RowsFn rows_avx_vnni();     // nullptr when not compiled in
+RowsFn rows_avx512_vnni();  // nullptr when not compiled in
+
+}  // namespace q8_0_detail
+}  // namespace cpu
+}  // namespace grip
