@@ -192,9 +192,11 @@ GRIP_CHECK(gemm_matches_reference) {
   grip::set_num_threads(2);  // exercise the threaded paths even on 1 core
   const bool dot16 = bf16_dot_level();
   CHECK_TRUE(dot16 == f.avx512_bf16, "the bf16 dot kernel runs exactly where the CPU has AVX512_BF16");
-  // K odd, K mod 32 != 0, K > KC (odd K blocks: 517 = 2 x 259 -> pairs straddle the block start).
+  // K odd, K mod 32 != 0, K > KC (odd K blocks: 517 = 2 x 259 at KC 256/512, 4101 = 3 x 1367
+  // at the bf16 kernel's KC 2048 -> pairs straddle the block start).
   const Case cases[] = {{1, 1, 1},   {7, 13, 5},   {33, 65, 129}, {200, 300, 517},
-                        {3, 4100, 5}, {7, 1000, 600}, {29, 47, 300}, {15, 33, 1030}};
+                        {3, 4100, 5}, {7, 1000, 600}, {29, 47, 300}, {15, 33, 1030},
+                        {5, 70, 4101}};
   for (const Case& cs : cases) {
     std::vector<float> bias16;
     if (dot16) {
