@@ -11,10 +11,12 @@
 //
 // Micro-kernels (run-time dispatch on cpu_features(), see gemm_kernels.h):
 // AVX-512 14x32 (gemm_avx512.cc), AVX2/FMA 6x16 (gemm_avx2.cc), scalar 6x8
-// here (baseline x86-64; the compiler vectorises it with SSE2).
+// here (baseline x86-64; the compiler vectorises it with SSE2); for bf16 B
+// with the bf16 dot path on (GRIP_BF16_DOT=1), AVX512_BF16 14x32 on bf16
+// pairs (gemm_avx512bf16.cc).
 // Sums are f32 FMA chains over k in order within each KC block, so results
 // differ from a double-accumulated reference by O(K * eps) relative to
-// sum |a||b|.
+// sum |a||b| (the bf16 dot path adds A's rounding to bf16, 2^-9 relative).
 #include "gemm.h"
 
 #include <new>
@@ -110,18 +112,28 @@ const Kernel kScalar = {"scalar", SMR, SNR, 256, 120, 2048, &scalar_pack_a, &sca
                         &scalar_macro};
 
 // ---- selection ---------------------------------------------------------------------
-std::atomic<int> g_override{-1};  // -1 automatic, 0 scalar, 1 avx2, 2 avx512
+std::atomic<int> g_override{-1};  // -1 automatic, 0 scalar, 1 avx2, 2 avx512, 3 avx512_bf16
+std::atomic<int> g_bf16_dot{-1};  // -1 GRIP_BF16_DOT, 0 off, 1 on
 
 int simd_level() {
   const CpuFeatures& f = cpu_features();
-  int level = f.avx512 ? 2 : f.avx2_fma ? 1 : 0;
+  int level = f.avx512_bf16 ? 3 : f.avx512 ? 2 : f.avx2_fma ? 1 : 0;
   const int o = g_override.load(std::memory_order_relaxed);
   if (o >= 0 && o < level) level = o;
   return level;
 }
 
-const Kernel* select_kernel() {
+bool bf16_dot_env() {
+  static const bool on = [] {
+    const char* e = std::getenv("GRIP_BF16_DOT");
+    return e && !std::strcmp(e, "1");
+  }();
+  return on;
+}
+
+const Kernel* select_kernel(int dtype) {
   const int level = simd_level();
+  if (dtype == (int)GRIP_BF16 && bf16_dot_active() && kernel_avx512_bf16()) return kernel_avx512_bf16();
   if (level >= 2 && kernel_avx512()) return kernel_avx512();
   if (level >= 1 && kernel_avx2()) return kernel_avx2();
   return &kScalar;
@@ -165,12 +177,20 @@ void set_simd_override(const char* level) {
   if (level && *level) {
     if (!std::strcmp(level, "scalar")) o = 0;
     else if (!std::strcmp(level, "avx2")) o = 1;
-    else if (!std::strcmp(level, "avx512") || !std::strcmp(level, "avx512_bf16")) o = 2;
+    else if (!std::strcmp(level, "avx512")) o = 2;
+    else if (!std::strcmp(level, "avx512_bf16")) o = 3;
   }
   g_override.store(o, std::memory_order_relaxed);
 }
 
-const char* active_kernel_name() { return select_kernel()->name; }
+bool bf16_dot_active() {
+  const int o = g_bf16_dot.load(std::memory_order_relaxed);
+  return simd_level() >= 3 && (o < 0 ? bf16_dot_env() : o == 1);
+}
+
+void set_bf16_dot_override(int on) { g_bf16_dot.store(on < 0 ? -1 : on ? 1 : 0, std::memory_order_relaxed); }
+
+const char* active_kernel_name(int dtype) { return select_kernel(dtype)->name; }
 
 int active_simd_level() { return simd_level(); }
 
@@ -190,7 +210,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   }
   // A few rows against [N,K] weights (decode): stream the weights once instead of packing them.
   if (gemv_applies(trans_a, trans_b, M, alpha, beta)) return gemv(M, N, K, A, lda, B, b_dtype, ldb, C, ldc, bias);
-  const Kernel& kn = *select_kernel();
+  const Kernel& kn = *select_kernel((int)b_dtype);
   const int64_t MR = kn.mr, NR = kn.nr;
   const int dtype = (int)b_dtype;
 

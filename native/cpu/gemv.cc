@@ -3,8 +3,12 @@
 // each weight row is streamed once per call for all M activation rows.
 // SIMD kernels: gemv_avx512.cc (16 lanes), gemv_avx2.cc (8 lanes), chosen
 // with the GEMM's level (cpu_features() capped by GRIP_SIMD and the test
-// hook set_simd_override).
+// hook set_simd_override); for bf16 weights with the bf16 dot path on,
+// gemv_avx512bf16.cc on activations rounded to bf16 here, once per call.
 #include "gemv.h"
+
+#include <cstdlib>
+#include <new>
 
 #include "../core/portable.h"
 #include "../core/threadpool.h"
@@ -43,15 +47,40 @@ bool gemv_applies(bool trans_a, bool trans_b, int64_t M, float alpha, float beta
 void gemv(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const void* W, grip_dtype w_dtype,
           int64_t ldw, float* C, int64_t ldc, const float* bias) {
   using namespace gemv_detail;
+  const int64_t row_bytes = K * (w_dtype == GRIP_F32 ? 4 : 2);  // bytes read per output
+  // At least ~256 KiB of weights per chunk: below that a thread hop costs more than it saves.
+  const int64_t grain = row_bytes > 0 ? (262144 + row_bytes - 1) / row_bytes : N;
+  if (w_dtype == GRIP_BF16 && gemm_detail::bf16_dot_active() && rows_avx512_bf16()) {
+    // The activations as bf16, once per call, zero-padded to whole zmm loads.
+    struct Buf {
+      uint16_t* p = nullptr;
+      size_t cap = 0;
+      ~Buf() { std::free(p); }
+    };
+    thread_local Buf xbuf;
+    const int64_t ldxb = (K + 31) / 32 * 32;
+    const size_t need = (size_t)(M * ldxb) * sizeof(uint16_t);
+    if (need > xbuf.cap) {
+      std::free(xbuf.p);
+      xbuf.p = static_cast<uint16_t*>(std::aligned_alloc(64, (need + 63) / 64 * 64));
+      xbuf.cap = xbuf.p ? need : 0;
+      if (!xbuf.p) throw std::bad_alloc();
+    }
+    uint16_t* xb = xbuf.p;
+    round_bf16_avx512_bf16()(M, K, A, lda, xb, ldxb);
+    const RowsBf16Fn rows = rows_avx512_bf16();
+    const uint16_t* w = static_cast<const uint16_t*>(W);
+    auto body = [&](int64_t n0, int64_t n1) { rows(M, K, xb, ldxb, w, ldw, n0, n1, C, ldc, bias); };
+    if (num_threads() > 1 && N > grain) parallel_for(N, grain, body);
+    else body(0, N);
+    return;
+  }
   const int level = gemm_detail::active_simd_level();
   RowsFn rows = level >= 2 && rows_avx512() ? rows_avx512()
                 : level >= 1 && rows_avx2() ? rows_avx2()
                                             : rows_scalar();
   const int dtype = (int)w_dtype;
   auto body = [&](int64_t n0, int64_t n1) { rows(M, K, A, lda, W, ldw, dtype, n0, n1, C, ldc, bias); };
-  // At least ~256 KiB of weights per chunk: below that a thread hop costs more than it saves.
-  const int64_t row_bytes = K * (dtype == 0 ? 4 : 2);  // bytes read per output
-  const int64_t grain = row_bytes > 0 ? (262144 + row_bytes - 1) / row_bytes : N;
   if (num_threads() > 1 && N > grain) parallel_for(N, grain, body);
   else body(0, N);
 }

@@ -1,6 +1,7 @@
 // gemv_kernels.h — internal interface between the GEMV driver (gemv.cc,
 // baseline x86-64) and its per-ISA row kernels (gemv_avx2.cc,
-// gemv_avx512.cc). Plain function pointers only, as in gemm_kernels.h.
+// gemv_avx512.cc, gemv_avx512bf16.cc). Plain function pointers only, as in
+// gemm_kernels.h.
 #pragma once
 #include <cstdint>
 
@@ -22,6 +23,18 @@ using RowsFn = void (*)(int64_t M, int64_t K, const float* x, int64_t ldx, const
 RowsFn rows_scalar();
 RowsFn rows_avx2();    // nullptr when not compiled in
 RowsFn rows_avx512();  // nullptr when not compiled in
+
+// The bf16 dot path for bf16 weights (gemv_avx512bf16.cc, vdpbf16ps; see
+// bf16_dot_active() in gemm_kernels.h): the driver rounds x to bf16 once
+// per call (round_bf16: xb [M, ldxb] u16, K rounded to nearest even and
+// zero-padded to ldxb, a multiple of 32), then the rows read xb. Each
+// y[m, n] is still summed in one fixed order, independent of M, n0, n1 and
+// of the thread.
+using RoundBf16Fn = void (*)(int64_t M, int64_t K, const float* x, int64_t ldx, uint16_t* xb, int64_t ldxb);
+using RowsBf16Fn = void (*)(int64_t M, int64_t K, const uint16_t* xb, int64_t ldxb, const uint16_t* w, int64_t ldw,
+                            int64_t n0, int64_t n1, float* y, int64_t ldy, const float* bias);
+RoundBf16Fn round_bf16_avx512_bf16();  // nullptr when not compiled in
+RowsBf16Fn rows_avx512_bf16();         // nullptr when not compiled in
 
 }  // namespace gemv_detail
 }  // namespace cpu

@@ -1,6 +1,8 @@
 // gemm_check.cc — grip::cpu::gemm against a double-accumulating reference
 // (every trans_a/trans_b, B f32/f16/bf16, odd sizes, alpha/beta, padded
-// leading dims, each SIMD level the CPU has), plus the thread pool.
+// leading dims, each SIMD level the CPU has), plus the thread pool. The
+// bf16 dot path (avx512_bf16, bf16 B only) is checked against the same
+// reference with A rounded to bf16 first (f32_to_bf16, nearest even).
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -45,7 +47,20 @@ std::vector<std::string> levels() {
   return out;
 }
 
-void run_case(grip_check::Context& grip_check_ctx, const Case& cs, const std::vector<std::string>& lv) {
+// Whether the bf16 dot kernel runs here (CPU with AVX512_BF16, GRIP_SIMD not capping it).
+bool bf16_dot_level() {
+  using namespace grip::cpu::gemm_detail;
+  set_simd_override("avx512_bf16");
+  set_bf16_dot_override(1);
+  const bool on = std::string(active_kernel_name(GRIP_BF16)) == "avx512_bf16";
+  set_bf16_dot_override(-1);
+  set_simd_override(nullptr);
+  return on;
+}
+
+// bias16: empty, or the bias [N] of the bf16 dot level's calls (bf16_dot_level() true).
+void run_case(grip_check::Context& grip_check_ctx, const Case& cs, const std::vector<std::string>& lv,
+              const std::vector<float>& bias16) {
   const int64_t M = cs.M, N = cs.N, K = cs.K;
   Lcg rng{(uint64_t)(M * 1000003 + N * 1009 + K)};
   // Logical op(A) [M,K] and op(B) [K,N] values.
@@ -67,18 +82,27 @@ void run_case(grip_check::Context& grip_check_ctx, const Case& cs, const std::ve
         bv[i] = grip::load_float(bh.data(), dt, (int64_t)i);
       }
     }
-    // Double-accumulated product and sum |a||b| per entry.
-    std::vector<double> P((size_t)(M * N)), S((size_t)(M * N));
+    // Double-accumulated product and sum |a||b| per entry; P16/S16 with a
+    // rounded to bf16 (what the bf16 dot path multiplies).
+    std::vector<double> P((size_t)(M * N)), S((size_t)(M * N)), P16, S16;
+    const bool dot16 = dt == GRIP_BF16 && !bias16.empty();
+    if (dot16) P16.resize((size_t)(M * N)), S16.resize((size_t)(M * N));
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
-        double p = 0, s = 0;
+        double p = 0, s = 0, p16 = 0, s16 = 0;
         for (int64_t k = 0; k < K; ++k) {
           const double t = (double)a[i * K + k] * (double)bv[k * N + j];
           p += t;
           s += std::fabs(t);
+          if (dot16) {
+            const double t16 = (double)grip::bf16_to_f32(grip::f32_to_bf16(a[i * K + k])) * (double)bv[k * N + j];
+            p16 += t16;
+            s16 += std::fabs(t16);
+          }
         }
         P[i * N + j] = p;
         S[i * N + j] = s;
+        if (dot16) P16[i * N + j] = p16, S16[i * N + j] = s16;
       }
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
@@ -101,18 +125,26 @@ void run_case(grip_check::Context& grip_check_ctx, const Case& cs, const std::ve
               else Bs16[at] = bh[k * N + j];
             }
           const void* Bp = dt == GRIP_F32 ? (const void*)Bs32.data() : (const void*)Bs16.data();
-          for (const auto& level : lv) {
+          std::vector<std::string> lvd = lv;
+          if (dot16) lvd.push_back("avx512_bf16");
+          for (const auto& level : lvd) {
+            const bool on16 = level == "avx512_bf16";
             grip::cpu::gemm_detail::set_simd_override(level.c_str());
+            grip::cpu::gemm_detail::set_bf16_dot_override(on16 ? 1 : 0);
             const float abs_[3][2] = {{1.f, 0.f}, {0.75f, -1.5f}, {-2.f, 1.f}};
             for (int ab = 0; ab < 3; ++ab) {
               if (ab > 0 && M * N * K > 2000000 && ab != 1) continue;  // keep big cases quick
               const float alpha = abs_[ab][0], beta = abs_[ab][1];
+              // The bf16 dot level also takes a bias (in its store) on the last alpha/beta pair.
+              const float* bias = on16 && ab == 2 ? bias16.data() : nullptr;
               std::vector<float> C((size_t)(M * ldc), 12345.f);
               for (int64_t i = 0; i < M; ++i)
                 for (int64_t j = 0; j < N; ++j)
                   C[i * ldc + j] = beta == 0.f ? NAN : c0[i * N + j];  // beta 0: C ignored
               grip::cpu::gemm(ta, tb, M, N, K, alpha, As.data(), lda, Bp, (grip_dtype)dt, ldb, beta,
-                              C.data(), ldc);
+                              C.data(), ldc, bias);
+              const std::vector<double>& PR = on16 ? P16 : P;
+              const std::vector<double>& SR = on16 ? S16 : S;
               int bad = 0;
               std::string first;
               for (int64_t i = 0; i < M; ++i) {
@@ -124,9 +156,11 @@ void run_case(grip_check::Context& grip_check_ctx, const Case& cs, const std::ve
                     continue;
                   }
                   const double cold = beta == 0.f ? 0.0 : (double)c0[i * N + j];
-                  const double want = (double)alpha * P[i * N + j] + (double)beta * cold;
+                  const double bj = bias ? (double)bias[j] : 0.0;
+                  const double want = (double)alpha * PR[i * N + j] + (double)beta * cold + bj;
                   const double tol = 1.2e-7 * (2.0 * (double)K + 8.0) *
-                                         (std::fabs(alpha) * S[i * N + j] + std::fabs(beta * cold)) +
+                                         (std::fabs(alpha) * SR[i * N + j] + std::fabs(beta * cold) +
+                                          std::fabs(bj)) +
                                      1e-30;
                   if (!(std::fabs((double)got - want) <= tol) && bad++ == 0)
                     first = "C(" + std::to_string(i) + "," + std::to_string(j) + ") got " +
@@ -142,6 +176,7 @@ void run_case(grip_check::Context& grip_check_ctx, const Case& cs, const std::ve
             }
           }
           grip::cpu::gemm_detail::set_simd_override(nullptr);
+          grip::cpu::gemm_detail::set_bf16_dot_override(-1);
         }
   }
 }
@@ -155,9 +190,22 @@ GRIP_CHECK(gemm_matches_reference) {
              "one gemm kernel per SIMD level the CPU has");
   const int saved = grip::num_threads();
   grip::set_num_threads(2);  // exercise the threaded paths even on 1 core
+  const bool dot16 = bf16_dot_level();
+  CHECK_TRUE(dot16 == f.avx512_bf16, "the bf16 dot kernel runs exactly where the CPU has AVX512_BF16");
+  // K odd, K mod 32 != 0, K > KC (odd K blocks: 517 = 2 x 259 at KC 256/512, 4101 = 3 x 1367
+  // at the bf16 kernel's KC 2048 -> pairs straddle the block start).
   const Case cases[] = {{1, 1, 1},   {7, 13, 5},   {33, 65, 129}, {200, 300, 517},
-                        {3, 4100, 5}, {7, 1000, 600}, {29, 47, 300}};
-  for (const Case& cs : cases) run_case(grip_check_ctx, cs, lv);
+                        {3, 4100, 5}, {7, 1000, 600}, {29, 47, 300}, {15, 33, 1030},
+                        {5, 70, 4101}};
+  for (const Case& cs : cases) {
+    std::vector<float> bias16;
+    if (dot16) {
+      Lcg rng{(uint64_t)(cs.N * 77 + 1)};
+      bias16.resize((size_t)cs.N);
+      for (auto& x : bias16) x = rng.next();
+    }
+    run_case(grip_check_ctx, cs, lv, bias16);
+  }
   grip::set_num_threads(saved);
 }
 
