@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { GripError } from '../lib/errors.ts';
 import { jsonText } from '../lib/json.ts';
 import { TextTokenizer } from '../lib/model/tokenizer.ts';
+import { fuzzParsers } from './fuzz/parsers.fuzz.ts';
 
 const test = suite('parser findings');
 
@@ -24,6 +25,12 @@ test('a token id of 2^31 is ERR_GRIP_FORMAT at once (took 282 s in @huggingface/
   json.model.vocab.black = 21;
   json.added_tokens[0].id = -1;
   assert.throws(() => TextTokenizer.fromJSON(json, {}, 'tokenizer.json'), (e: GripError) => e.message === 'expected a token id in [0, 16777215] for added_tokens[0].id in tokenizer.json but received -1');
+});
+
+test('a tokenizer.json whose token is a nested list: decode is ERR_GRIP_FORMAT (a TypeError from the library before; seed 1, tokenizer input 134)', async () => {
+  const { report, findings } = await fuzzParsers({ seed: 1, inputs: 1, only: 'tokenizer', firstInput: 134, kept: () => undefined });
+  assert.equal(findings, []);
+  assert.equal(report.tokenizer!.errors, { ERR_GRIP_FORMAT: 1 });
 });
 
 test.run();

@@ -223,7 +223,12 @@ export class TextTokenizer {
       }
     });
     if (list.length === 0) return '';
-    return this.tokenizer.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    try {
+      return this.tokenizer.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    } catch (error) {
+      // A tokenizer.json the library accepts but cannot decode with (a token that is not a string: a parser-fuzzer finding).
+      throw new GripError('ERR_GRIP_FORMAT', `expected a tokenizer.json that @huggingface/tokenizers can decode with for ${this.where} but received one it fails on (${errorText(error)})`);
+    }
   }
 
   /** The id of a token string (a vocabulary entry such as "▁Hello", or an added token such as "<image>"). */
