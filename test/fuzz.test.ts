@@ -5,7 +5,7 @@ import { fuzzOps } from './fuzz/ops.fuzz.ts';
 import { fuzzParsers } from './fuzz/parsers.fuzz.ts';
 
 const test = suite('fuzz');
-const CALLS = 20000, INPUTS = 2000;
+const CALLS = 20000, INPUTS = 5000;
 
 test(`${CALLS} op-fuzzer calls (seed 1): no findings`, async () => {
   const { findings } = await fuzzOps({ seed: 1, calls: CALLS });
