@@ -12,10 +12,22 @@ import { describe } from './tensor.js';
 export const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** A JSON value as it appears in a message: lists as "[a, b]", long text cut. */
-export function jsonText(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (typeof v === 'number' ? String(v) : jsonText(v))).join(', ')}]`;
-  const text = JSON.stringify(value) ?? String(value);
+/**
+ * A JSON value as it appears in a message: lists as "[a, b]", long text cut,
+ * lists nested deeper than 3 as "[...]" (a file nesting thousands of lists
+ * overflowed the stack here: a parser-fuzzer finding).
+ */
+export function jsonText(value: unknown, depth = 0): string {
+  if (Array.isArray(value)) {
+    if (depth >= 3) return '[...]';
+    return `[${value.map((v) => (typeof v === 'number' ? String(v) : jsonText(v, depth + 1))).join(', ')}]`;
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = describe(value); // too deep for JSON.stringify
+  }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 

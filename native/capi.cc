@@ -122,6 +122,14 @@ struct Checker {
         return Error(GRIP_ERR_SHAPE, "extents in [0, 2147483647] " + std::string(layout), name,
                      ShapeString(t->shape, ndim));
     }
+    // The byte count of the view must fit in int64 (8 extents of 2^31 - 1 do not),
+    // so that no backend's offset arithmetic wraps around.
+    int64_t bytes = 8;
+    for (int i = 0; i < ndim; ++i) {
+      if (__builtin_mul_overflow(bytes, t->shape[i], &bytes))
+        return Error(GRIP_ERR_SHAPE, "fewer than 2^60 elements " + std::string(layout), name,
+                     ShapeString(t->shape, ndim));
+    }
     if (expected != nullptr) {
       for (int i = 0; i < ndim; ++i) {
         if (expected[i] >= 0 && expected[i] != t->shape[i])
@@ -165,7 +173,11 @@ Status Dispatch(grip_device device, Status (*cpu_op)(const Args&), Status (*cuda
 // The scorer's params: shapes follow from D (x), H (b1) and R (wq).
 Status CheckScorer(Checker& c, const grip_scorer_params* p, int64_t D, int64_t* H, int64_t* R,
                    const char* prefix) {
-  if (p == nullptr) return Error(GRIP_ERR_SHAPE, "scorer params", prefix, "NULL");
+  if (p == nullptr) {
+    std::string what = prefix;  // "params." -> "params"
+    if (!what.empty() && what.back() == '.') what.pop_back();
+    return Error(GRIP_ERR_SHAPE, "scorer params", what, "NULL");
+  }
   const std::string pre = prefix;
   auto name = [&](const char* field) { return pre + field; };
   std::string n;
@@ -745,8 +757,9 @@ grip_status grip_attention(const grip_tensor* q, const grip_tensor* k, const gri
     GRIP_RETURN_IF_ERROR(c.Tensor(k, "k", 4, ks, kF32Only, "[B,Hkv,Tk,Dh]"));
     const int64_t Hkv = k->shape[1], Tk = k->shape[2];
     GRIP_RETURN_IF_ERROR(c.Tensor(v, "v", 4, k->shape, kF32Only, "[B,Hkv,Tk,Dh]"));
-    if (Hkv == 0 ? Hq != 0 : Hq % Hkv != 0)
-      return Error(GRIP_ERR_SHAPE, "a multiple of Hkv = " + std::to_string(Hkv) + " query heads [B,Tq,Hq,Dh]",
+    // Hq = 0 < Hkv would make the head group Hq / Hkv zero, a divisor in the kernels.
+    if (Hkv == 0 ? Hq != 0 : Hq == 0 || Hq % Hkv != 0)
+      return Error(GRIP_ERR_SHAPE, "a positive multiple of Hkv = " + std::to_string(Hkv) + " query heads [B,Tq,Hq,Dh]",
                    "q", ShapeString(q->shape, 4));
     if (!std::isfinite(options->scale))
       return Error(GRIP_ERR_RANGE, "a finite number", "scale", std::to_string(options->scale));

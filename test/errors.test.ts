@@ -4,7 +4,7 @@
 // native/core/errors.h and must read the same on every backend.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GripError, info, ops, setBackend, getBackend, setEmulatorSchedule, setNumThreads, tensor, zeros, type Tensor } from '../lib/index.ts';
+import { GripError, info, ops, setBackend, getBackend, setEmulatorSchedule, setNumThreads, Tensor, tensor, zeros } from '../lib/index.ts';
 import { BACKENDS, on, reportSkips, rng, scorerParams, uniform, type BackendRun } from './helpers.ts';
 
 const test = suite('errors');
@@ -133,6 +133,31 @@ test('keepRatio outside (0, 1] or of the wrong length', async () => {
   await expectError(() => ops.scoreTokensSync(X, Q, tensor([-0.5, 0.5], [2]), sp.params), 'ERR_GRIP_RANGE', 'expected values in (0, 1] for keepRatio but received -0.5 at [0]');
   await expectError(() => ops.scoreTokensSync(X, Q, [0.5, 0.5, 0.5], sp.params), 'ERR_GRIP_SHAPE', 'expected 2 values [B] for keepRatio but received 3');
   await expectError(() => ops.scoreTokensSync(X, Q, tensor([0.5], [1]), sp.params), 'ERR_GRIP_SHAPE', 'expected [2] [B] for keepRatio but received [1]');
+});
+
+// ---- the op fuzzer's findings (fixed in 7b5da9e): each one crashed or threw a TypeError before ----
+
+test('a Tensor over a too-short buffer is ERR_GRIP_SHAPE (aborted node in gumbelTopk before)', async () => {
+  const short = new Tensor('f32', [2, 4], new Float32Array(7), 'cpu');
+  const msg = (what: string) => `expected at least 32 bytes for data of ${what} but received 28`;
+  await expectError(() => ops.gumbelTopkSync(short, 1, { samples: 1, seed: 1 }), 'ERR_GRIP_SHAPE', msg('logits'));
+  await expectError(() => ops.gumbelTopk(short, 1, { samples: 1, seed: 1 }), 'ERR_GRIP_SHAPE', msg('logits'), 'async');
+  await expectError(() => ops.topkSync(short, 1), 'ERR_GRIP_SHAPE', msg('scores'));
+  const shortI32 = new Tensor('i32', [2, 2], new Int32Array(4).subarray(0, 3), 'cpu');
+  await expectError(() => ops.gatherRowsSync(X, shortI32), 'ERR_GRIP_SHAPE', 'expected at least 16 bytes for data of indices but received 12');
+});
+
+test('keepRatio null, undefined, a BigInt or non-number elements is ERR_GRIP_RANGE (a TypeError or a silent coercion before)', async () => {
+  const whole = (v: string) => `expected a number in (0, 1], an array of B numbers or a Tensor [B] for keepRatio but received ${v}`;
+  await expectError(() => ops.scoreTokensSync(X, Q, null as never, sp.params), 'ERR_GRIP_RANGE', whole('null'));
+  await expectError(() => ops.scoreTokensSync(X, Q, undefined as never, sp.params), 'ERR_GRIP_RANGE', whole('undefined'));
+  await expectError(() => ops.scoreTokensSync(X, Q, 1n as never, sp.params), 'ERR_GRIP_RANGE', whole('bigint 1'));
+  await expectError(() => ops.scoreTokensSync(X, Q, 'half' as never, sp.params), 'ERR_GRIP_RANGE', whole('the string "half"'));
+  const element = (v: string) => `expected values in (0, 1] for keepRatio but received ${v}`;
+  await expectError(() => ops.scoreTokensSync(X, Q, [0.5, '0.5'] as never, sp.params), 'ERR_GRIP_RANGE', element('the string "0.5" at [1]'));
+  await expectError(() => ops.scoreTokensSync(X, Q, [1n, 0.5] as never, sp.params), 'ERR_GRIP_RANGE', element('bigint 1 at [0]'));
+  await expectError(() => ops.scoreTokensSync(X, Q, [0.5, null] as never, sp.params), 'ERR_GRIP_RANGE', element('null at [1]'));
+  await expectError(() => ops.scoreTokensBackwardSync(X, Q, [undefined, 0.5] as never, sp.params, zeros([2, 3])), 'ERR_GRIP_RANGE', element('undefined at [0]'));
 });
 
 test('PL / compact shape limits: k > N, K > T', async () => {

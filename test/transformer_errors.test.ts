@@ -72,6 +72,11 @@ test('attention: shapes, heads, lengths, probRows, scale', async () => {
   await expectError(() => ops.attentionSync(q, zeros([2, 2, 5, 6]), v), 'ERR_GRIP_SHAPE', 'expected [2, 2, 5, 8] [B,Hkv,Tk,Dh] for k but received [2, 2, 5, 6]');
   await expectError(() => ops.attentionSync(q, k, zeros([2, 2, 4, 8])), 'ERR_GRIP_SHAPE', 'expected [2, 2, 5, 8] [B,Hkv,Tk,Dh] for v but received [2, 2, 4, 8]');
   await expectError(() => ops.attentionSync(zeros([2, 3, 3, 8]), k, v), 'ERR_GRIP_SHAPE', 'expected a positive multiple of Hkv = 2 query heads [B,Tq,Hq,Dh] for q but received [2, 3, 3, 8]');
+  // Hq = 0 < Hkv made the native head group Hq / Hkv zero: SIGFPE before 7b5da9e (a fuzz finding).
+  await expectError(() => ops.attentionSync(zeros([2, 3, 0, 8]), k, v), 'ERR_GRIP_SHAPE', 'expected a positive multiple of Hkv = 2 query heads [B,Tq,Hq,Dh] for q but received [2, 3, 0, 8]');
+  await expectError(() => ops.attention(zeros([2, 3, 0, 8]), k, v), 'ERR_GRIP_SHAPE', 'expected a positive multiple of Hkv = 2 query heads [B,Tq,Hq,Dh] for q but received [2, 3, 0, 8]');
+  await expectError(() => ops.attentionSync(zeros([2, 3, 1, 8]), k, v), 'ERR_GRIP_SHAPE', 'expected a positive multiple of Hkv = 2 query heads [B,Tq,Hq,Dh] for q but received [2, 3, 1, 8]');
+  await expectError(() => ops.attentionSync(zeros([2, 3, 2, 8]), zeros([2, 0, 5, 8]), zeros([2, 0, 5, 8])), 'ERR_GRIP_SHAPE', 'expected a positive multiple of Hkv = 0 query heads [B,Tq,Hq,Dh] for q but received [2, 3, 2, 8]');
   await expectError(() => ops.attentionSync(q, zeros([2, 2, 5, 8], 'f16'), v), 'ERR_GRIP_DTYPE', 'expected f32 for dtype of k but received f16');
   await expectError(() => ops.attentionSync(q, k, v, { kvLen: [5, 6] }), 'ERR_GRIP_RANGE', 'expected values in [0, 5] for kvLen but received 6 at [1]');
   await expectError(() => ops.attentionSync(q, k, v, { kvLen: [5] }), 'ERR_GRIP_SHAPE', 'expected 2 values [B] for kvLen but received 1');

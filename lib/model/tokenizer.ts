@@ -38,6 +38,30 @@ export type PromptTemplate = 'llava-1.5' | 'chat' | 'raw';
 
 export const IMAGE_TOKEN = '<image>';
 
+/** Largest token id accepted: above any real vocabulary (~262k), far below what makes the library slow. */
+export const MAX_TOKEN_ID = 2 ** 24 - 1;
+
+/**
+ * The ids of model.vocab ({token: id}) and added_tokens: integers in
+ * [0, MAX_TOKEN_ID]. @huggingface/tokenizers sizes tables by the largest id,
+ * so one id of 2^31 took minutes (a parser-fuzzer finding).
+ */
+function checkTokenIds(json: Record<string, unknown>, where: string): void {
+  const fail = (what: string, id: unknown): never => {
+    throw new GripError('ERR_GRIP_FORMAT', `expected a token id in [0, ${MAX_TOKEN_ID}] for ${what} in ${where} but received ${jsonText(id)}`);
+  };
+  const ok = (id: unknown) => Number.isInteger(id) && (id as number) >= 0 && (id as number) <= MAX_TOKEN_ID;
+  const model = json.model;
+  if (isRecord(model) && isRecord(model.vocab)) {
+    for (const [token, id] of Object.entries(model.vocab)) if (!ok(id)) fail(`model.vocab[${JSON.stringify(token)}]`, id);
+  }
+  if (Array.isArray(json.added_tokens)) {
+    json.added_tokens.forEach((added: unknown, i) => {
+      if (isRecord(added) && !ok(added.id)) fail(`added_tokens[${i}].id`, added.id);
+    });
+  }
+}
+
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).trim().split('\n')[0];
 
 /** A token given in tokenizer_config.json: "<s>", or an AddedToken object {content: "<s>", ...}. */
@@ -170,6 +194,7 @@ export class TextTokenizer {
     }
     const templateWhere = options.chatTemplateWhere ?? where;
     const chatTemplate = options.chatTemplate ?? configChatTemplate(config, templateWhere);
+    checkTokenIds(tokenizerJson, where);
     let tokenizer: Tokenizer;
     try {
       // A tokenizer.json without added tokens is valid for the Rust library; this one needs the list.
@@ -198,7 +223,12 @@ export class TextTokenizer {
       }
     });
     if (list.length === 0) return '';
-    return this.tokenizer.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    try {
+      return this.tokenizer.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    } catch (error) {
+      // A tokenizer.json the library accepts but cannot decode with (a token that is not a string: a parser-fuzzer finding).
+      throw new GripError('ERR_GRIP_FORMAT', `expected a tokenizer.json that @huggingface/tokenizers can decode with for ${this.where} but received one it fails on (${errorText(error)})`);
+    }
   }
 
   /** The id of a token string (a vocabulary entry such as "▁Hello", or an added token such as "<image>"). */

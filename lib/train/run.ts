@@ -89,8 +89,8 @@ interface RunState {
   optimizerStep: number;
 }
 
-/** A run's state.json, every field checked (ERR_GRIP_FORMAT naming the field and the file). */
-async function readRunState(path: string): Promise<RunState> {
+/** A run's state.json, every field checked (ERR_GRIP_FORMAT naming the field and the file). Exported for the parser fuzzer. */
+export async function readRunState(path: string): Promise<RunState> {
   const fields = new JsonFields(await readJsonFile(path, 'state.json'), path);
   return {
     phase: fields.oneOf('phase', RUN_PHASES), warmupStep: fields.integer('warmupStep', 0),

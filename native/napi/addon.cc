@@ -5,6 +5,8 @@
 #include <napi.h>
 
 #include <array>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -82,6 +84,30 @@ std::string ShortString(Napi::Value value) {
   return std::string(buffer, length);
 }
 
+// What a wrong argument was, for messages (no coercion, so nothing can throw).
+std::string Describe(Napi::Value value) {
+  if (value.IsEmpty() || value.IsUndefined()) return "undefined";
+  if (value.IsNull()) return "null";
+  if (value.IsNumber()) {
+    const double d = value.As<Napi::Number>().DoubleValue();
+    if (d > -1e15 && d < 1e15 && d == (double)(int64_t)d) return "number " + std::to_string((int64_t)d);
+    if (std::isnan(d)) return "number NaN";
+    if (std::isinf(d)) return d > 0 ? "number Infinity" : "number -Infinity";
+    char text[32];
+    snprintf(text, sizeof text, "%.17g", d);
+    return std::string("number ") + text;
+  }
+  if (value.IsBoolean()) return value.As<Napi::Boolean>().Value() ? "boolean true" : "boolean false";
+  if (value.IsString()) return "a string";
+  if (value.IsBigInt()) return "a bigint";
+  if (value.IsSymbol()) return "a symbol";
+  if (value.IsFunction()) return "a function";
+  if (value.IsTypedArray()) return "a TypedArray";
+  if (value.IsArray()) return "an array";
+  if (value.IsExternal()) return "an external";
+  return "an object";
+}
+
 // Argument conversion failures are programming errors of lib/ (it validates
 // first), reported as ERR_GRIP_INTERNAL-free TypeErrors would hide them: we
 // report ERR_GRIP_SHAPE / ERR_GRIP_DTYPE with the usual message shape.
@@ -104,7 +130,8 @@ struct Parser {
       return t;
     }
     Napi::Object obj = value.As<Napi::Object>();
-    const std::string dtype = ShortString(obj.Get("dtype"));
+    const std::string dtype = ShortString(Get(obj, "dtype"));
+    if (failed) return t;
     if (dtype == "f32") t.dtype = GRIP_F32;
     else if (dtype == "f16") t.dtype = GRIP_F16;
     else if (dtype == "bf16") t.dtype = GRIP_BF16;
@@ -115,7 +142,8 @@ struct Parser {
                                  " but received " + dtype);
       return t;
     }
-    Napi::Value shape_value = obj.Get("shape");
+    Napi::Value shape_value = Get(obj, "shape");
+    if (failed) return t;
     if (!shape_value.IsArray()) {
       Fail("ERR_GRIP_SHAPE", std::string("expected an array for shape of ") + name +
                                  " but received another value");
@@ -128,17 +156,42 @@ struct Parser {
       return t;
     }
     t.ndim = (int32_t)shape.Length();
+    // Extents are checked here, not only in the C ABI: the byte count below
+    // must not wrap around (a wrapped count would accept a short buffer).
+    // Counted in elements (q8_0 has no whole bytes per value): the bytes follow from grip_storage_bytes.
     size_t count = 1;
+    bool overflow = false;
     for (uint32_t i = 0; i < shape.Length(); ++i) {
-      t.shape[i] = shape.Get(i).ToNumber().Int64Value();
-      count *= (size_t)(t.shape[i] < 0 ? 0 : t.shape[i]);
+      Napi::Value extent = shape.Get(i);
+      if (env.IsExceptionPending()) return Pending(t);
+      const double d = extent.IsNumber() ? extent.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= 2147483647.0 && d == (double)(int64_t)d)) {
+        Fail("ERR_GRIP_SHAPE", "expected extents in [0, 2147483647] for shape of " + std::string(name) +
+                                   " but received " + Describe(extent) + " at [" + std::to_string(i) + "]");
+        return t;
+      }
+      t.shape[i] = (int64_t)d;
+      size_t next = 0;
+      if (__builtin_mul_overflow(count, (size_t)t.shape[i], &next)) overflow = true;
+      count = next;
+    }
+    size_t whole = 0;  // q8_0: 34 bytes per 32 values
+    if (!overflow) overflow = t.dtype == GRIP_Q8_0 ? count / 32 > SIZE_MAX / 34
+                                                   : __builtin_mul_overflow(count, grip_dtype_size(t.dtype), &whole);
+    if (overflow) {
+      Fail("ERR_GRIP_SHAPE", "expected a size that fits in memory for shape of " + std::string(name) +
+                                 " but received more than 2^64 bytes");
+      return t;
     }
     const size_t bytes = grip_storage_bytes(t.dtype, (int64_t)count);
-    Napi::Value data = obj.Get("data");
-    const std::string device = ShortString(obj.Get("device"));
+    Napi::Value data = Get(obj, "data");
+    if (failed) return t;
+    const std::string device = ShortString(Get(obj, "device"));
+    if (failed) return t;
     if (device == "cuda") {
       t.device = GRIP_DEVICE_CUDA;
-      Napi::Value handle = data.IsObject() ? data.As<Napi::Object>().Get("handle") : data;
+      Napi::Value handle = data.IsObject() ? Get(data.As<Napi::Object>(), "handle") : data;
+      if (failed) return t;
       if (!handle.IsExternal()) {
         Fail("ERR_GRIP_DEVICE", std::string("expected a device buffer for data of ") + name +
                                     " but received another value");
@@ -184,7 +237,10 @@ struct Parser {
     }
     Napi::Object o = value.As<Napi::Object>();
     const std::string pre = std::string(name) + ".";
-    auto field = [&](const char* key) { return Tensor(o.Get(key), (pre + key).c_str(), backend); };
+    auto field = [&](const char* key) {
+      Napi::Value v = Get(o, key);
+      return failed ? grip_tensor{} : Tensor(v, (pre + key).c_str(), backend);
+    };
     p.ln_weight = field("lnWeight");
     p.ln_bias = field("lnBias");
     p.w1 = field("w1");
@@ -198,9 +254,11 @@ struct Parser {
     return p;
   }
 
+  // An Int32Array of at least min_bytes (another element type would make the
+  // op read past its end: its length counts elements, not int32 values).
   void* HostArray(Napi::Value value, const char* name, size_t min_bytes) {
     if (failed) return nullptr;
-    if (!value.IsTypedArray()) {
+    if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
       Fail("ERR_GRIP_SHAPE", std::string("expected an Int32Array for ") + name +
                                  " but received another value");
       return nullptr;
@@ -213,6 +271,75 @@ struct Parser {
       return nullptr;
     }
     return data;
+  }
+
+  // A property read; a getter that throws leaves its exception pending, and
+  // nothing else may touch N-API then (node-addon-api aborts on a failed
+  // call with an exception pending).
+  Napi::Value Get(Napi::Object obj, const char* key) {
+    if (failed) return env.Undefined();
+    Napi::Value v = obj.Get(key);
+    if (env.IsExceptionPending() || v.IsEmpty()) {
+      failed = true;
+      return env.Undefined();
+    }
+    return v;
+  }
+
+  grip_tensor Pending(grip_tensor t) {
+    failed = true;
+    return t;
+  }
+
+  // A JS number (no coercion: ToNumber on a Symbol or an object with a
+  // throwing valueOf would leave an exception pending).
+  double Number(Napi::Value value, const char* name) {
+    if (failed) return 0;
+    if (!value.IsNumber()) {
+      Fail("ERR_GRIP_RANGE", std::string("expected a number for ") + name + " but received " + Describe(value));
+      return 0;
+    }
+    return value.As<Napi::Number>().DoubleValue();
+  }
+
+  // An integer number in [lo, hi].
+  int64_t Integer(Napi::Value value, const char* name, double lo, double hi) {
+    const double d = Number(value, name);
+    if (failed) return 0;
+    if (!(d >= lo && d <= hi && d == (double)(int64_t)d)) {
+      Fail("ERR_GRIP_RANGE", "expected an integer in [" + std::to_string((int64_t)lo) + ", " +
+                                 std::to_string((int64_t)hi) + "] for " + name + " but received " + Describe(value));
+      return 0;
+    }
+    return (int64_t)d;
+  }
+
+  // A BigInt in [0, 2^64).
+  uint64_t Uint64(Napi::Value value, const char* name) {
+    if (failed) return 0;
+    bool lossless = false;
+    uint64_t result = 0;
+    if (value.IsBigInt()) {
+      int sign = 0;
+      size_t words = 1;
+      napi_get_value_bigint_words(env, value, &sign, &words, &result);
+      lossless = sign == 0 && words <= 1;
+    }
+    if (!lossless) {
+      Fail("ERR_GRIP_RANGE", std::string("expected a BigInt in [0, 2^64) for ") + name + " but received " + Describe(value));
+      return 0;
+    }
+    return result;
+  }
+
+  // The backend mode, info[0]: 0 cpu, 1 cuda, 2 emu, | 4 async.
+  int Mode(Napi::Value value) {
+    const int64_t mode = Integer(value, "mode", 0, 6);
+    if (!failed && (mode & 3) == 3) {
+      Fail("ERR_GRIP_RANGE", "expected 0 (cpu), 1 (cuda) or 2 (emu), | 4 when async, for mode but received " +
+                                 std::to_string(mode));
+    }
+    return (int)mode;
   }
 };
 
@@ -263,8 +390,6 @@ Napi::Value Run(const Napi::CallbackInfo& info, int mode, std::function<grip_sta
   return env.Undefined();
 }
 
-int Mode(const Napi::CallbackInfo& info) { return info[0].ToNumber().Int32Value(); }
-
 // The scorer's inputs, info[1..4]: x, query, keepRatio, params.
 struct ScorerInputs {
   grip_tensor x, query, ratio;
@@ -281,8 +406,8 @@ ScorerInputs ParseScorerInputs(Parser& p, const Napi::CallbackInfo& info, int ba
 }
 
 Napi::Value ScoreTokens(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   ScorerInputs in = ParseScorerInputs(p, info, backend);
   grip_tensor scores = p.Tensor(info[5], "scores", backend);
   if (p.failed) return info.Env().Undefined();
@@ -292,8 +417,8 @@ Napi::Value ScoreTokens(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ScoreTokensBackward(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   ScorerInputs in = ParseScorerInputs(p, info, backend);
   grip_tensor d_scores = p.Tensor(info[5], "dScores", backend);
   grip_scorer_params grads = p.Params(info[6], "grads", backend);
@@ -304,8 +429,8 @@ Napi::Value ScoreTokensBackward(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Topk(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor scores = p.Tensor(info[1], "scores", backend);
   const int32_t* k = static_cast<const int32_t*>(p.HostArray(info[2], "k", 4 * (size_t)(scores.ndim ? scores.shape[0] : 0)));
   grip_tensor indices = p.Tensor(info[3], "indices", backend);
@@ -315,13 +440,12 @@ Napi::Value Topk(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value GumbelTopk(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor logits = p.Tensor(info[1], "logits", backend);
-  const int32_t k = info[2].ToNumber().Int32Value();
-  const int32_t samples = info[3].ToNumber().Int32Value();
-  bool lossless = true;
-  const uint64_t seed = info[4].As<Napi::BigInt>().Uint64Value(&lossless);
+  const int32_t k = (int32_t)p.Integer(info[2], "k", INT32_MIN, INT32_MAX);
+  const int32_t samples = (int32_t)p.Integer(info[3], "samples", INT32_MIN, INT32_MAX);
+  const uint64_t seed = p.Uint64(info[4], "seed");
   grip_tensor indices = p.Tensor(info[5], "indices", backend);
   grip_tensor log_prob = p.Tensor(info[6], "logProb", backend);
   if (p.failed) return info.Env().Undefined();
@@ -333,8 +457,8 @@ Napi::Value GumbelTopk(const Napi::CallbackInfo& info) {
 // Ops whose arguments are only tensors: info[1..N] parsed with these names.
 template <size_t N, typename F>
 Napi::Value TensorOp(const Napi::CallbackInfo& info, const char* const (&names)[N], F op) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   std::array<grip_tensor, N> t{};
   for (size_t i = 0; i < N; ++i) t[i] = p.Tensor(info[(int)i + 1], names[i], backend);
   if (p.failed) return info.Env().Undefined();
@@ -370,8 +494,8 @@ Napi::Value CompactKV(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CompactKVInPlace(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor cache = p.Tensor(info[1], "cache", backend);
   grip_tensor keep = p.Tensor(info[2], "keep", backend);
   int32_t* lengths = static_cast<int32_t*>(
@@ -381,26 +505,26 @@ Napi::Value CompactKVInPlace(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor param = p.Tensor(info[1], "param", backend);
   grip_tensor grad = p.Tensor(info[2], "grad", backend);
   grip_tensor m = p.Tensor(info[3], "m", backend);
   grip_tensor v = p.Tensor(info[4], "v", backend);
   grip_adamw_options o{};
-  o.step = info[5].ToNumber().Int64Value();
-  o.lr = info[6].ToNumber().FloatValue();
-  o.beta1 = info[7].ToNumber().FloatValue();
-  o.beta2 = info[8].ToNumber().FloatValue();
-  o.eps = info[9].ToNumber().FloatValue();
-  o.weight_decay = info[10].ToNumber().FloatValue();
+  o.step = p.Integer(info[5], "step", -9007199254740991.0, 9007199254740991.0);
+  o.lr = (float)p.Number(info[6], "lr");
+  o.beta1 = (float)p.Number(info[7], "beta1");
+  o.beta2 = (float)p.Number(info[8], "beta2");
+  o.eps = (float)p.Number(info[9], "eps");
+  o.weight_decay = (float)p.Number(info[10], "weightDecay");
   if (p.failed) return info.Env().Undefined();
   return Run(info, mode, [=]() mutable { return grip_adamw(&param, &grad, &m, &v, &o); });
 }
 
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor a = p.Tensor(info[1], "a", backend);
   grip_tensor b = p.Tensor(info[2], "b", backend);
   const int trans_b = info[3].ToBoolean().Value() ? 1 : 0;
@@ -414,19 +538,19 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 // An optional tensor argument: null/undefined -> absent (*present false).
 grip_tensor OptionalTensor(Parser& p, Napi::Value value, const char* name, int backend, bool* present) {
   *present = !(value.IsNull() || value.IsUndefined());
-  return *present ? p.Tensor(value, name, backend) : grip_tensor{};
+  return *present && !p.failed ? p.Tensor(value, name, backend) : grip_tensor{};
 }
 
 // An optional Int32Array of at least n values: null/undefined -> nullptr.
 const int32_t* OptionalHostArray(Parser& p, Napi::Value value, const char* name, size_t n) {
-  if (value.IsNull() || value.IsUndefined()) return nullptr;
+  if (p.failed || value.IsNull() || value.IsUndefined()) return nullptr;
   return static_cast<const int32_t*>(p.HostArray(value, name, 4 * n));
 }
 
 // linear(mode, x, weight, bias | null, out)
 Napi::Value Linear(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor x = p.Tensor(info[1], "x", backend);
   grip_tensor weight = p.Tensor(info[2], "weight", backend);
   bool has_bias = false;
@@ -450,12 +574,12 @@ Napi::Value QuantizeQ8_0(const Napi::CallbackInfo& info) {
 
 // layerNorm(mode, x, weight, bias, eps, out)
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor x = p.Tensor(info[1], "x", backend);
   grip_tensor weight = p.Tensor(info[2], "weight", backend);
   grip_tensor bias = p.Tensor(info[3], "bias", backend);
-  const float eps = info[4].ToNumber().FloatValue();
+  const float eps = (float)p.Number(info[4], "eps");
   grip_tensor out = p.Tensor(info[5], "out", backend);
   if (p.failed) return info.Env().Undefined();
   return Run(info, mode, [=]() mutable { return grip_layer_norm(&x, &weight, &bias, eps, &out); });
@@ -463,11 +587,11 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
 
 // rmsNorm(mode, x, weight, eps, out)
 Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor x = p.Tensor(info[1], "x", backend);
   grip_tensor weight = p.Tensor(info[2], "weight", backend);
-  const float eps = info[3].ToNumber().FloatValue();
+  const float eps = (float)p.Number(info[3], "eps");
   grip_tensor out = p.Tensor(info[4], "out", backend);
   if (p.failed) return info.Env().Undefined();
   return Run(info, mode, [=]() mutable { return grip_rms_norm(&x, &weight, eps, &out); });
@@ -475,11 +599,11 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
 
 // rope(mode, x, positions, theta, out)
 Napi::Value Rope(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor x = p.Tensor(info[1], "x", backend);
   grip_tensor positions = p.Tensor(info[2], "positions", backend);
-  const double theta = info[3].ToNumber().DoubleValue();
+  const double theta = p.Number(info[3], "theta");
   grip_tensor out = p.Tensor(info[4], "out", backend);
   if (p.failed) return info.Env().Undefined();
   return Run(info, mode, [=]() mutable { return grip_rope(&x, &positions, theta, &out); });
@@ -487,8 +611,8 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
 
 // cacheWrite(mode, cache, src, start: Int32Array, count: Int32Array)
 Napi::Value CacheWrite(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor cache = p.Tensor(info[1], "cache", backend);
   grip_tensor src = p.Tensor(info[2], "src", backend);
   const size_t B = (size_t)(cache.ndim ? cache.shape[0] : 0);
@@ -500,14 +624,14 @@ Napi::Value CacheWrite(const Napi::CallbackInfo& info) {
 
 // attention(mode, q, k, v, causal, scale, qLen | null, kvLen | null, probRows | null, out, probs | null)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor q = p.Tensor(info[1], "q", backend);
   grip_tensor k = p.Tensor(info[2], "k", backend);
   grip_tensor v = p.Tensor(info[3], "v", backend);
   grip_attention_options o{};
   o.causal = info[4].ToBoolean().Value() ? 1 : 0;
-  o.scale = info[5].ToNumber().FloatValue();
+  o.scale = (float)p.Number(info[5], "scale");
   const size_t B = (size_t)(q.ndim ? q.shape[0] : 0);
   o.q_len = OptionalHostArray(p, info[6], "qLen", B);
   o.kv_len = OptionalHostArray(p, info[7], "kvLen", B);
@@ -526,10 +650,10 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
 
 // gelu(mode, x, kind: 0 erf | 1 tanh | 2 quick, out)
 Napi::Value Gelu(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor x = p.Tensor(info[1], "x", backend);
-  const grip_gelu_kind kind = (grip_gelu_kind)info[2].ToNumber().Int32Value();
+  const grip_gelu_kind kind = (grip_gelu_kind)p.Integer(info[2], "kind", INT32_MIN, INT32_MAX);
   grip_tensor out = p.Tensor(info[3], "out", backend);
   if (p.failed) return info.Env().Undefined();
   return Run(info, mode, [=]() mutable { return grip_gelu(&x, kind, &out); });
@@ -549,8 +673,8 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
 
 // softmax(mode, x, log: boolean, out)
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor x = p.Tensor(info[1], "x", backend);
   const int log = info[2].ToBoolean().Value() ? 1 : 0;
   grip_tensor out = p.Tensor(info[3], "out", backend);
@@ -587,22 +711,29 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
-  const grip_status status = grip_set_num_threads(info[0].ToNumber().Int32Value());
+  Parser p{info.Env()};
+  const int64_t n = p.Integer(info[0], "threads", INT32_MIN, INT32_MAX);
+  if (p.failed) return info.Env().Undefined();
+  const grip_status status = grip_set_num_threads((int)n);
   if (status != GRIP_OK) ThrowGripError(info.Env(), CodeName(status), grip_last_error());
   return info.Env().Undefined();
 }
 
 Napi::Value EmuSetSchedule(const Napi::CallbackInfo& info) {
-  bool lossless = true;
-  const grip_status status = grip_emu_set_schedule(info[0].ToNumber().Int32Value(),
-                                                   info[1].As<Napi::BigInt>().Uint64Value(&lossless));
+  Parser p{info.Env()};
+  const int64_t schedule = p.Integer(info[0], "schedule", INT32_MIN, INT32_MAX);
+  const uint64_t seed = p.Uint64(info[1], "seed");
+  if (p.failed) return info.Env().Undefined();
+  const grip_status status = grip_emu_set_schedule((int)schedule, seed);
   if (status != GRIP_OK) ThrowGripError(info.Env(), CodeName(status), grip_last_error());
   return info.Env().Undefined();
 }
 
 Napi::Value CudaAlloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const double bytes = info[0].ToNumber().DoubleValue();
+  Parser p{env};
+  const double bytes = (double)p.Integer(info[0], "bytes", 0, 9007199254740991.0);
+  if (p.failed) return env.Undefined();
   auto buffer = std::make_unique<DeviceBuffer>();
   const grip_status status = grip_cuda_malloc((size_t)bytes, &buffer->ptr);
   if (status != GRIP_OK) {
@@ -627,6 +758,11 @@ Napi::Value CudaFree(const Napi::CallbackInfo& info) {
 // cudaCopy(handle, typedArray, toDevice: boolean)
 Napi::Value CudaCopy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsExternal() || !info[1].IsTypedArray()) {
+    ThrowGripError(env, "ERR_GRIP_DEVICE", std::string("expected a device buffer and a TypedArray for copy but received ") +
+                                               Describe(info[0]) + " and " + Describe(info[1]));
+    return env.Undefined();
+  }
   DeviceBuffer* b = info[0].As<Napi::External<DeviceBuffer>>().Data();
   Napi::TypedArray array = info[1].As<Napi::TypedArray>();
   void* host = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
