@@ -1,9 +1,11 @@
 // native.ts — loads the addon with node-gyp-build (prebuilds/<platform>-<arch>
-// in the published package, build/Release in a source checkout) and hands it
-// the GripError class. The only file that knows the addon's raw signatures.
+// in the published package, build/Release in a source checkout), or the file
+// the environment variable GRIP_ADDON names (the sanitizer build of
+// `npm run test:asan`), and hands it the GripError class. The only file that
+// knows the addon's raw signatures.
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GripError } from './errors.js';
 
@@ -102,12 +104,23 @@ let addon: NativeAddon | undefined;
 export function native(): NativeAddon {
   if (addon === undefined) {
     const require = createRequire(import.meta.url);
-    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    const root = packageRoot();
-    try {
-      addon = load(root);
-    } catch (cause) {
-      throw new GripError('ERR_GRIP_IO', `expected a built native addon (run \`npm run build:native\`) for grip-vlm in ${root} but received: ${(cause as Error).message}`);
+    const override = process.env.GRIP_ADDON;
+    if (override !== undefined && override !== '') {
+      // A path relative to the working directory, as a shell user means it.
+      const path = resolve(override);
+      try {
+        addon = require(path) as NativeAddon;
+      } catch (cause) {
+        throw new GripError('ERR_GRIP_IO', `expected a loadable native addon for GRIP_ADDON but received ${path}: ${(cause as Error).message}`);
+      }
+    } else {
+      const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+      const root = packageRoot();
+      try {
+        addon = load(root);
+      } catch (cause) {
+        throw new GripError('ERR_GRIP_IO', `expected a built native addon (run \`npm run build:native\`) for grip-vlm in ${root} but received: ${(cause as Error).message}`);
+      }
     }
     addon.init(GripError);
   }

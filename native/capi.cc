@@ -137,13 +137,18 @@ struct Checker {
                        ShapeString(t->shape, ndim));
       }
     }
-    if (!InSet(t->dtype, dtypes))
+    // A C caller may store any int in the enum fields; loading an out-of-range
+    // value as the C++ enum is undefined (UBSan, found by fuzz_capi), so read the int.
+    int raw_dtype, raw_device;
+    std::memcpy(&raw_dtype, &t->dtype, sizeof raw_dtype);
+    std::memcpy(&raw_device, &t->device, sizeof raw_device);
+    if (raw_dtype < GRIP_F32 || raw_dtype > GRIP_I32 || !InSet(t->dtype, dtypes))
       return Error(GRIP_ERR_DTYPE, DTypeSetName(dtypes), std::string("dtype of ") + name,
-                   DTypeName(t->dtype));
-    if (t->device != GRIP_DEVICE_CPU && t->device != GRIP_DEVICE_CUDA &&
-        t->device != GRIP_DEVICE_EMU)
+                   DTypeName(raw_dtype));
+    if (raw_device != GRIP_DEVICE_CPU && raw_device != GRIP_DEVICE_CUDA &&
+        raw_device != GRIP_DEVICE_EMU)
       return Error(GRIP_ERR_DEVICE, "cpu, cuda or emu", std::string("device of ") + name,
-                   DeviceName(t->device));
+                   DeviceName(raw_device));
     if (first_name == nullptr) {
       first_name = name;
       device = t->device;
