@@ -142,7 +142,7 @@ struct Checker {
     int raw_dtype, raw_device;
     std::memcpy(&raw_dtype, &t->dtype, sizeof raw_dtype);
     std::memcpy(&raw_device, &t->device, sizeof raw_device);
-    if (raw_dtype < GRIP_F32 || raw_dtype > GRIP_I32 || !InSet(t->dtype, dtypes))
+    if (raw_dtype < GRIP_F32 || raw_dtype > GRIP_Q8_0 || !InSet(t->dtype, dtypes))
       return Error(GRIP_ERR_DTYPE, DTypeSetName(dtypes), std::string("dtype of ") + name,
                    DTypeName(raw_dtype));
     if (raw_device != GRIP_DEVICE_CPU && raw_device != GRIP_DEVICE_CUDA &&

@@ -70,7 +70,7 @@ test('tensor shapes: non-numbers, negative, fractional, NaN and byte counts that
   // 4 * 65536^4 bytes = 2^66: a size_t product wraps to 0 and used to pass the byte check over an empty buffer.
   expectGripError(() => addon.gelu!(0, scores([65536, 65536, 65536, 65536], 0), 0, scores([1], 1)), 'ERR_GRIP_SHAPE', 'expected a size that fits in memory for shape of x but received more than 2^64 bytes');
   expectGripError(() => addon.topk!(0, scores(Array(9).fill(1)), k, idx, val), 'ERR_GRIP_SHAPE', 'expected at most 8 dimensions for scores but received 9');
-  expectGripError(() => addon.topk!(0, { dtype: 'f64', shape: [2, 4], device: 'cpu', data: new Float64Array(8) }, k, idx, val), 'ERR_GRIP_DTYPE', 'expected f32, f16, bf16 or i32 for dtype of scores but received f64');
+  expectGripError(() => addon.topk!(0, { dtype: 'f64', shape: [2, 4], device: 'cpu', data: new Float64Array(8) }, k, idx, val), 'ERR_GRIP_DTYPE', 'expected f32, f16, bf16, i32 or q8_0 for dtype of scores but received f64');
   expectGripError(() => addon.topk!(0, { dtype: 'f32', shape: [2, 4], device: 'cpu', data: [0, 0] }, k, idx, val), 'ERR_GRIP_SHAPE', 'expected a TypedArray for data of scores but received another value');
   expectGripError(() => addon.topk!(0, { dtype: 'f32', shape: [2, 4], device: 'cuda', data: new Float32Array(8) }, k, idx, val), 'ERR_GRIP_DEVICE', 'expected a device buffer for data of scores but received another value');
 });

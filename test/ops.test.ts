@@ -21,6 +21,8 @@
 //    O(1) values; f32 storage and float accumulation stay well below this.
 //  - ADAMW_TOL 1e-6: one elementwise f32 update of O(1) params (a few ulps).
 //  - topk, Gumbel indices, gather, compact: exact (bit) equality.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ops, tensor, zeros, type DType, type Tensor } from '../lib/index.ts';
@@ -633,6 +635,7 @@ add({
 // ---- registration --------------------------------------------------------------------------
 
 const test = suite('ops');
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 reportSkips('ops.test.ts');
 const CUDA_ONLY = new Set(['staged: host inputs on backend cuda give host outputs equal to cpu, in-place ops write back', 'device tensors: outputs stay on the device; mixing host and device tensors is ERR_GRIP_DEVICE']);
 for (const run of BACKENDS) {
@@ -644,4 +647,17 @@ for (const run of BACKENDS) {
     else test(title, () => c.run(run));
   }
 }
+// libFuzzer finding: an empty cache whose head count is huge (B * Hkv planes
+// of no rows) looped over every plane. In a child process with a time limit,
+// so a regression fails instead of hanging the suite.
+test('compactKVInPlace of an empty cache with 2^31 - 1 KV heads returns at once', () => {
+  const script = `import { ops, tensor } from './lib/index.ts';
+    const cache = tensor(new Float32Array(0), [64, 2147483647, 0, 8]);
+    const lengths = ops.compactKVInPlaceSync(cache, tensor(new Int32Array(0), [64, 0]), { backend: 'cpu' });
+    process.stdout.write(JSON.stringify(Array.from(lengths).slice(0, 3)) + ' ' + lengths.length);`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.is(r.signal, null, `killed by ${r.signal} (timed out)`);
+  assert.is(r.stdout, '[0,0,0] 64', r.stderr);
+});
+
 test.run();

@@ -95,7 +95,10 @@ Status compact_kv_inplace(const CompactKVArgs& a) {
     a.new_lengths[b] = n;
   }
   const size_t row_bytes = (size_t)a.Dh * elem_size(a.dtype);
-  if (row_bytes == 0) return Status::Ok();
+  // Nothing moves without rows or kept tokens; returning here also keeps an
+  // empty cache with a huge extent (B * Hkv planes of no rows) from looping
+  // over every plane (a libFuzzer timeout).
+  if (row_bytes == 0 || K == 0 || T == 0) return Status::Ok();
   char* cache = static_cast<char*>(a.cache);
   // Each (b, h) plane is independent; within a plane, increasing k moves rows
   // only downwards (k <= keep[b,k]), onto rows already read.

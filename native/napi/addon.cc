@@ -564,8 +564,8 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
 
 // quantizeQ8_0(mode, x, out)
 Napi::Value QuantizeQ8_0(const Napi::CallbackInfo& info) {
-  const int mode = Mode(info), backend = mode & 3;
   Parser p{info.Env()};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
   grip_tensor x = p.Tensor(info[1], "x", backend);
   grip_tensor out = p.Tensor(info[2], "out", backend);
   if (p.failed) return info.Env().Undefined();
