@@ -49,19 +49,30 @@ const char* CodeName(grip_status status) {
   }
 }
 
-Napi::Value MakeGripError(Napi::Env env, const char* code, const std::string& message) {
-  EnvData* data = env.GetInstanceData<EnvData>();
+// A GripError(code, message) in plain N-API calls whose failures are
+// returned, not thrown: it also runs when an env is being torn down (a
+// worker terminated with ops in flight), where node-addon-api's throwing
+// wrappers would end the process. nullptr when the env can no longer run JS.
+napi_value NewGripError(napi_env env, const char* code, const std::string& message) {
+  napi_value code_value, message_value, error = nullptr;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) != napi_ok ||
+      napi_create_string_utf8(env, message.data(), message.size(), &message_value) != napi_ok)
+    return nullptr;
+  void* raw = nullptr;
+  EnvData* data = napi_get_instance_data(env, &raw) == napi_ok ? static_cast<EnvData*>(raw) : nullptr;
   if (data != nullptr && !data->grip_error.IsEmpty()) {
-    return data->grip_error.New({Napi::String::New(env, code), Napi::String::New(env, message)});
+    napi_value ctor = nullptr, argv[2] = {code_value, message_value};
+    if (napi_get_reference_value(env, data->grip_error, &ctor) == napi_ok && ctor != nullptr &&
+        napi_new_instance(env, ctor, 2, argv, &error) == napi_ok)
+      return error;
   }
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  return error.Value();
+  return napi_create_error(env, code_value, message_value, &error) == napi_ok ? error : nullptr;
 }
 
 void ThrowGripError(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Value error = MakeGripError(env, code, message);
-  if (!env.IsExceptionPending()) napi_throw(env, error);
+  if (env.IsExceptionPending()) return;
+  napi_value error = NewGripError(env, code, message);
+  if (error != nullptr) napi_throw(env, error);
 }
 
 // A CUDA allocation owned by JS: freed by dispose() or by the GC finalizer.
@@ -243,24 +254,33 @@ struct Parser {
 class OpWorker : public Napi::AsyncWorker {
  public:
   OpWorker(Napi::Env env, const Napi::CallbackInfo& info, std::function<grip_status(std::string*)> op)
-      : Napi::AsyncWorker(env, "grip:op"), deferred_(Napi::Promise::Deferred::New(env)), op_(std::move(op)) {
+      : Napi::AsyncWorker(env, "grip:op"), op_(std::move(op)) {
+    napi_create_promise(env, &deferred_, &promise_);
     Napi::Array keep = Napi::Array::New(env, info.Length());
     for (size_t i = 0; i < info.Length(); ++i) keep.Set((uint32_t)i, info[i]);
     args_ = Napi::Persistent(keep);
     g_pending_ops += 1;
   }
   ~OpWorker() override { g_pending_ops -= 1; }
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  Napi::Promise Promise() { return Napi::Promise(Env(), promise_); }
   void Execute() override { status_ = op_(&message_); }
+  // Settled with plain N-API calls whose failures are ignored: when the env
+  // is being torn down (a terminated worker), nobody waits for the promise.
   void OnOK() override {
-    Napi::Env env = Env();
-    if (status_ == GRIP_OK) deferred_.Resolve(env.Undefined());
-    else deferred_.Reject(MakeGripError(env, CodeName(status_), message_));
+    napi_env env = Env();
+    if (status_ == GRIP_OK) {
+      napi_value undefined;
+      if (napi_get_undefined(env, &undefined) == napi_ok) napi_resolve_deferred(env, deferred_, undefined);
+      return;
+    }
+    napi_value error = NewGripError(env, CodeName(status_), message_);
+    if (error != nullptr) napi_reject_deferred(env, deferred_, error);
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override { napi_reject_deferred(Env(), deferred_, e.Value()); }
 
  private:
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
   std::function<grip_status(std::string*)> op_;
   Napi::Reference<Napi::Array> args_;
   grip_status status_ = GRIP_OK;
