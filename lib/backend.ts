@@ -2,7 +2,7 @@
 // global default (setBackend), else 'auto' = CUDA when the addon was built
 // with it and a device is visible, otherwise the CPU.
 import { GripError } from './errors.js';
-import { native } from './native.js';
+import { native, type NativeMemoryStats } from './native.js';
 import { check } from './validate.js';
 
 /**
@@ -46,6 +46,18 @@ export function info(): Info {
     int8Kernel: i.q8Kernel,
     threads: i.threads,
   };
+}
+
+export type MemoryStats = NativeMemoryStats;
+
+/**
+ * What the addon holds natively now (process-wide, every worker thread
+ * included): live device buffers and pending async ops. Host tensors are
+ * JS ArrayBuffers (process.memoryUsage().arrayBuffers). A soak checks these
+ * return to their baseline.
+ */
+export function memoryStats(): MemoryStats {
+  return native().memoryStats();
 }
 
 /** Sets the default backend of every op call that does not name one. */

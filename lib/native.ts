@@ -26,10 +26,23 @@ export interface NativeInfo {
   cudaDevices: number;
 }
 
+/** What the addon holds natively now, process-wide (memoryStats()). */
+export interface NativeMemoryStats {
+  /** Bytes of live CUDA device buffers (DeviceBuffer), and their number. */
+  deviceBytes: number;
+  deviceBuffers: number;
+  /** Async op calls queued or running (their arguments stay referenced until they settle). */
+  pendingOps: number;
+  /** The process's C heap (glibc mallinfo2, every thread's arena; -1 elsewhere): bytes in use, and free bytes it keeps. */
+  mallocInUseBytes: number;
+  mallocFreeBytes: number;
+}
+
 /** The addon's exports. `mode` = backend code (0 cpu, 1 cuda, 2 emu) | 4 when async. */
 export interface NativeAddon {
   init(errorClass: typeof GripError): void;
   info(): NativeInfo;
+  memoryStats(): NativeMemoryStats;
   setNumThreads(n: number): void;
   emuSetSchedule(schedule: number, seed: bigint): void;
   cudaAlloc(bytes: number): object;

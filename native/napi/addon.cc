@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -15,11 +16,26 @@
 
 #include "grip/grip.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace {
 
-// lib/errors.ts GripError, set by init(). Leaked on purpose: a static
-// reference would be released after the environment is gone, at exit.
-Napi::FunctionReference* g_grip_error = nullptr;
+// Per-environment state (the main thread and each worker_threads Worker
+// load the addon into their own env): lib/errors.ts GripError, set by init().
+// N-API deletes it when its env is torn down, so a worker that exits leaves
+// no reference behind and no env ever builds an error from another's class.
+struct EnvData {
+  Napi::FunctionReference grip_error;
+};
+
+// Process-wide counters of what the addon holds natively (memoryStats()): a
+// soak checks they return to their baseline. Device buffers are process-wide
+// memory, so the counters are too (atomics: envs live on different threads).
+std::atomic<int64_t> g_device_bytes{0};
+std::atomic<int64_t> g_device_buffers{0};
+std::atomic<int64_t> g_pending_ops{0};
 
 const char* CodeName(grip_status status) {
   switch (status) {
@@ -35,26 +51,44 @@ const char* CodeName(grip_status status) {
   }
 }
 
-Napi::Value MakeGripError(Napi::Env env, const char* code, const std::string& message) {
-  if (g_grip_error != nullptr) {
-    return g_grip_error->New({Napi::String::New(env, code), Napi::String::New(env, message)});
+// A GripError(code, message) in plain N-API calls whose failures are
+// returned, not thrown: it also runs when an env is being torn down (a
+// worker terminated with ops in flight), where node-addon-api's throwing
+// wrappers would end the process. nullptr when the env can no longer run JS.
+napi_value NewGripError(napi_env env, const char* code, const std::string& message) {
+  napi_value code_value, message_value, error = nullptr;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) != napi_ok ||
+      napi_create_string_utf8(env, message.data(), message.size(), &message_value) != napi_ok)
+    return nullptr;
+  void* raw = nullptr;
+  EnvData* data = napi_get_instance_data(env, &raw) == napi_ok ? static_cast<EnvData*>(raw) : nullptr;
+  if (data != nullptr && !data->grip_error.IsEmpty()) {
+    napi_value ctor = nullptr, argv[2] = {code_value, message_value};
+    if (napi_get_reference_value(env, data->grip_error, &ctor) == napi_ok && ctor != nullptr &&
+        napi_new_instance(env, ctor, 2, argv, &error) == napi_ok)
+      return error;
   }
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  return error.Value();
+  return napi_create_error(env, code_value, message_value, &error) == napi_ok ? error : nullptr;
 }
 
 void ThrowGripError(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Value error = MakeGripError(env, code, message);
-  if (!env.IsExceptionPending()) napi_throw(env, error);
+  if (env.IsExceptionPending()) return;
+  napi_value error = NewGripError(env, code, message);
+  if (error != nullptr) napi_throw(env, error);
 }
 
 // A CUDA allocation owned by JS: freed by dispose() or by the GC finalizer.
 struct DeviceBuffer {
   void* ptr = nullptr;
   size_t bytes = 0;
-  ~DeviceBuffer() {
-    if (ptr) grip_cuda_free(ptr);
+  ~DeviceBuffer() { Free(); }
+  void Free() {
+    if (ptr == nullptr) return;
+    grip_cuda_free(ptr);
+    g_device_bytes -= (int64_t)bytes;
+    g_device_buffers -= 1;
+    ptr = nullptr;
+    bytes = 0;
   }
 };
 
@@ -348,22 +382,33 @@ struct Parser {
 class OpWorker : public Napi::AsyncWorker {
  public:
   OpWorker(Napi::Env env, const Napi::CallbackInfo& info, std::function<grip_status(std::string*)> op)
-      : Napi::AsyncWorker(env, "grip:op"), deferred_(Napi::Promise::Deferred::New(env)), op_(std::move(op)) {
+      : Napi::AsyncWorker(env, "grip:op"), op_(std::move(op)) {
+    napi_create_promise(env, &deferred_, &promise_);
     Napi::Array keep = Napi::Array::New(env, info.Length());
     for (size_t i = 0; i < info.Length(); ++i) keep.Set((uint32_t)i, info[i]);
     args_ = Napi::Persistent(keep);
+    g_pending_ops += 1;
   }
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  ~OpWorker() override { g_pending_ops -= 1; }
+  Napi::Promise Promise() { return Napi::Promise(Env(), promise_); }
   void Execute() override { status_ = op_(&message_); }
+  // Settled with plain N-API calls whose failures are ignored: when the env
+  // is being torn down (a terminated worker), nobody waits for the promise.
   void OnOK() override {
-    Napi::Env env = Env();
-    if (status_ == GRIP_OK) deferred_.Resolve(env.Undefined());
-    else deferred_.Reject(MakeGripError(env, CodeName(status_), message_));
+    napi_env env = Env();
+    if (status_ == GRIP_OK) {
+      napi_value undefined;
+      if (napi_get_undefined(env, &undefined) == napi_ok) napi_resolve_deferred(env, deferred_, undefined);
+      return;
+    }
+    napi_value error = NewGripError(env, CodeName(status_), message_);
+    if (error != nullptr) napi_reject_deferred(env, deferred_, error);
   }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  void OnError(const Napi::Error& e) override { napi_reject_deferred(Env(), deferred_, e.Value()); }
 
  private:
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
   std::function<grip_status(std::string*)> op_;
   Napi::Reference<Napi::Array> args_;
   grip_status status_ = GRIP_OK;
@@ -692,10 +737,36 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
 // ---- library-level functions ------------------------------------------------
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   if (info[0].IsFunction()) {
-    g_grip_error = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
+    EnvData* data = env.GetInstanceData<EnvData>();
+    if (data == nullptr) {
+      data = new EnvData();
+      env.SetInstanceData(data);  // deleted by N-API when this env is torn down
+    }
+    data->grip_error = Napi::Persistent(info[0].As<Napi::Function>());
   }
-  return info.Env().Undefined();
+  return env.Undefined();
+}
+
+// memoryStats(): what the addon holds natively now, process-wide.
+Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("deviceBytes", Napi::Number::New(env, (double)g_device_bytes.load()));
+  o.Set("deviceBuffers", Napi::Number::New(env, (double)g_device_buffers.load()));
+  o.Set("pendingOps", Napi::Number::New(env, (double)g_pending_ops.load()));
+  // The C heap of the whole process (every library in it, sharp's libvips
+  // too), where glibc can say: bytes in use, and bytes free but kept.
+  double in_use = -1, free_kept = -1;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 mi = mallinfo2();
+  in_use = (double)(mi.uordblks + mi.hblkhd);
+  free_kept = (double)mi.fordblks;
+#endif
+  o.Set("mallocInUseBytes", Napi::Number::New(env, in_use));
+  o.Set("mallocFreeBytes", Napi::Number::New(env, free_kept));
+  return o;
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -737,20 +808,22 @@ Napi::Value CudaAlloc(const Napi::CallbackInfo& info) {
   auto buffer = std::make_unique<DeviceBuffer>();
   const grip_status status = grip_cuda_malloc((size_t)bytes, &buffer->ptr);
   if (status != GRIP_OK) {
+    buffer->ptr = nullptr;  // nothing counted, nothing to free
     ThrowGripError(env, CodeName(status), grip_last_error());
     return env.Undefined();
   }
   buffer->bytes = (size_t)bytes;
+  if (buffer->ptr != nullptr) {  // counted as Free() uncounts it
+    g_device_bytes += (int64_t)bytes;
+    g_device_buffers += 1;
+  }
   return Napi::External<DeviceBuffer>::New(env, buffer.release(),
                                            [](Napi::Env, DeviceBuffer* b) { delete b; });
 }
 
 Napi::Value CudaFree(const Napi::CallbackInfo& info) {
   if (info[0].IsExternal()) {
-    DeviceBuffer* b = info[0].As<Napi::External<DeviceBuffer>>().Data();
-    if (b->ptr) grip_cuda_free(b->ptr);
-    b->ptr = nullptr;
-    b->bytes = 0;
+    info[0].As<Napi::External<DeviceBuffer>>().Data()->Free();
   }
   return info.Env().Undefined();
 }
@@ -783,6 +856,7 @@ Napi::Value CudaCopy(const Napi::CallbackInfo& info) {
 Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("emuSetSchedule", Napi::Function::New(env, EmuSetSchedule));
   exports.Set("cudaAlloc", Napi::Function::New(env, CudaAlloc));

@@ -13,7 +13,7 @@ import * as refT from '../ref/transformer.ts';
 
 type Rand = () => number;
 /** What a valid call compares: the result, the reference values, and a tolerance (0: bit-exact). */
-interface Expectation { what: string; got: ArrayLike<number>; want: ArrayLike<number>; tol: number }
+export interface Expectation { what: string; got: ArrayLike<number>; want: ArrayLike<number>; tol: number }
 interface OpSpec {
   name: string;
   /** Positional arguments of a valid call. */
@@ -457,6 +457,22 @@ function text(a: unknown, depth = 0): string {
   return Object.is(a, -0) ? '-0' : String(a);
 }
 const describeArgs = (args: unknown[]) => args.map((a) => text(a)).join(', ');
+
+/** A valid call of one op (call `index` of `seed`, no mutation): the soak and the concurrency tests run these. */
+export interface ValidCall {
+  op: string;
+  args: unknown[];
+  /** Runs the op (its sync or async form); in-place ops change their arguments. */
+  run(sync: boolean): unknown;
+  /** The result's numbers (the mutated arguments of in-place ops), with the reference each must equal. */
+  expectations(result: unknown): Expectation[];
+}
+export function validCall(op: string, seed: number, index: number): ValidCall {
+  const spec = SPECS.find((s) => s.name === op);
+  if (spec === undefined) throw new Error(`expected one of ${OP_NAMES.join(', ')} for op but received ${op}`);
+  const args = spec.build(callRng(seed, index));
+  return { op, args, run: (sync) => spec.invoke(args, sync), expectations: (result) => spec.expect(args, result) };
+}
 
 export interface FuzzOptions { seed: number; calls: number; only?: string | undefined; firstCall?: number; trace?: (line: string) => void }
 export const OP_NAMES: readonly string[] = SPECS.map((s) => s.name);

@@ -1,0 +1,28 @@
+// main.ts — `npm run soak -- [--ops N] [--generations N] [--requests N] [--json FILE]`:
+// the long memory soak (defaults: 10000 calls of each op, 500 generations,
+// 2000 served requests) on the CPU backend, one line per phase; exits 1 when
+// a native counter does not return to its baseline or RSS grows by 5% or more.
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { info } from '../../lib/index.ts';
+import { embeddedModelDir } from '../../lib/demo.ts';
+import { loadVLM } from '../../lib/model/vlm.ts';
+import { describeReport, soakGenerations, soakOps, soakServe, type PhaseReport } from './soak.ts';
+
+const { values } = parseArgs({ options: { ops: { type: 'string', default: '10000' }, generations: { type: 'string', default: '500' }, requests: { type: 'string', default: '2000' }, json: { type: 'string' } } });
+const MAX_RSS_GROWTH = 0.05;
+console.log(`memory soak · ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${cpus().length} cores · node ${process.version} · addon ${info().simd}, ${info().threads} threads`);
+const reports: PhaseReport[] = [];
+const report = (r: PhaseReport) => { reports.push(r); console.log(describeReport(r)); };
+if (Number(values.ops) > 0) report(await soakOps(Number(values.ops)));
+const model = await loadVLM(embeddedModelDir(), { backend: 'cpu' });
+if (Number(values.generations) > 0) report(await soakGenerations(model, Number(values.generations)));
+if (Number(values.requests) > 0) report(await soakServe(model, Number(values.requests)));
+if (values.json) writeFileSync(values.json, `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model.trim(), node: process.version, reports }, null, 2)}\n`);
+const failures = reports.flatMap((r) => [
+  ...(['deviceBytes', 'deviceBuffers', 'pendingOps'] as const).filter((k) => r.after[k] !== r.before[k]).map((k) => `${r.phase}: ${k} ${r.before[k]} -> ${r.after[k]}`),
+  ...(r.rssGrowth >= MAX_RSS_GROWTH ? [`${r.phase}: RSS grew ${(100 * r.rssGrowth).toFixed(2)}% (limit ${100 * MAX_RSS_GROWTH}%)`] : []),
+]);
+for (const f of failures) console.log(`FAIL ${f}`);
+process.exit(failures.length > 0 ? 1 : 0);
