@@ -14,6 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace grip {
 namespace {
 CpuFeatures detect() {
@@ -24,7 +28,10 @@ CpuFeatures detect() {
   r.avx512 = r.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   r.avx512_bf16 = r.avx512 && __builtin_cpu_supports("avx512bf16");
-  r.avx_vnni = r.avx2_fma && __builtin_cpu_supports("avxvnni");
+  // AVX-VNNI by CPUID (leaf 7, subleaf 1, EAX bit 4): clang 14's
+  // __builtin_cpu_supports does not know "avxvnni" (the libFuzzer build).
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  r.avx_vnni = r.avx2_fma && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)) != 0;
   r.avx512_vnni = r.avx512 && __builtin_cpu_supports("avx512vnni");
 #endif
   if (const char* e = std::getenv("GRIP_SIMD")) {
