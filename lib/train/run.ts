@@ -163,7 +163,7 @@ export async function trainGrip(model: VLM, examples: readonly TrainExample[], g
       resumed = { phase: checkpointPhase, ...(await readMoments(join(dir, 'optimizer.safetensors'))) };
     }
     logLines = await cutLog(logFile, state.logLines);
-    await clearCrashLeftovers(out, state.checkpoint);
+    await repairAfterCrash(out, state.checkpoint);
     if (state.phase === 'done' && r.steps > state.grpoStep) state.phase = 'grpo'; // asked for more GRPO steps
     progress(`resuming ${out}: ${state.phase}, warm-up step ${state.warmupStep}, GRPO step ${state.grpoStep}`, true);
   } else {
@@ -339,15 +339,24 @@ async function cutLog(path: string, lines: number | undefined): Promise<number> 
   return kept.length;
 }
 
-/** Removes what a crash can leave behind: temp files of interrupted writes, checkpoint directories state.json does not name. */
-async function clearCrashLeftovers(out: string, checkpoint: string | undefined): Promise<void> {
+/**
+ * Undoes what a crash can leave behind: temp files of interrupted writes, checkpoint directories
+ * state.json does not name, and a published policy (out/pruner.safetensors + grip.json) cut between its two files.
+ */
+async function repairAfterCrash(out: string, checkpoint: string | undefined): Promise<void> {
   await removeTempFiles(out);
   await removeTempFiles(join(out, 'warmup'));
   const checkpoints = join(out, 'checkpoints');
   for (const name of await readdir(checkpoints).catch(() => [] as string[])) {
     if (name !== checkpoint) await rm(join(checkpoints, name), { recursive: true, force: true });
   }
-  if (checkpoint) await removeTempFiles(join(checkpoints, checkpoint));
+  if (!checkpoint) return;
+  await removeTempFiles(join(checkpoints, checkpoint));
+  for (const file of ['pruner.safetensors', 'grip.json']) {
+    const saved = await readFile(join(checkpoints, checkpoint, file));
+    const published = await readFile(join(out, file)).catch(() => undefined);
+    if (!published?.equals(saved)) await writeFileAtomic(join(out, file), saved);
+  }
 }
 
 /**
