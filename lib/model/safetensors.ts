@@ -12,9 +12,9 @@
 // Data are little-endian, as the format says; on a big-endian host the bytes
 // would need swapping, which is not done (Node runs little-endian everywhere
 // we ship).
-import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { syncDirectory, tempPathFor } from '../files.js';
 import { GripError } from '../errors.js';
 import { ioError, isRecord, jsonText, parseJsonObject, readJsonFile } from '../json.js';
 import { Tensor, allocHost, describe, numel, type DType, type HostData } from '../tensor.js';
@@ -491,8 +491,7 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
   new DataView(head.buffer).setBigUint64(0, BigInt(headerLength), true);
   head.set(json, 8);
 
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const temp = tempPathFor(path);
   let handle: FileHandle | null = null;
   try {
     handle = await open(temp, 'wx');
@@ -511,11 +510,6 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
     await unlink(temp).catch(() => undefined);
     throw ioError(error, 'a writable file', path);
   }
-  // The rename is durable once the directory is synced; not every platform lets a directory be opened.
-  try {
-    const dirHandle = await open(dir, 'r');
-    await dirHandle.sync().finally(() => dirHandle.close());
-  } catch {
-    // best effort
-  }
+  // The rename is durable once the directory is synced.
+  await syncDirectory(dirname(path));
 }

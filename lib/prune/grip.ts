@@ -8,10 +8,11 @@
 // and each pick pays λ times its largest cosine to the tokens kept before it
 // (sequential.ts).
 // On disk: pruner.safetensors (the scorer's parameters) + grip.json (settings).
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedBackend } from '../backend.js';
 import { GripError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { JsonFields, readJsonFile } from '../json.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import { ops, SCORER_PARAM_NAMES, scorerShapes, type ScorerParamName, type ScorerParams } from '../ops.js';
@@ -147,16 +148,13 @@ export class GripPruner implements Pruner {
     }
   }
 
-  /** Writes pruner.safetensors and grip.json into `dir` (each atomically: temp file, then rename). */
+  /** Writes pruner.safetensors and grip.json into `dir` (each atomically and durably: temp file, fsync, rename). */
   async save(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     const tensors: Record<string, Tensor> = {};
     for (const name of SCORER_PARAM_NAMES) tensors[name] = this.params[name].toHost();
     await writeSafetensors(join(dir, 'pruner.safetensors'), tensors, { format: GRIP_FORMAT });
-    const path = join(dir, 'grip.json');
-    const temp = `${path}.${process.pid}.tmp`;
-    await writeFile(temp, `${JSON.stringify(this.settings, null, 2)}\n`);
-    await rename(temp, path);
+    await writeFileAtomic(join(dir, 'grip.json'), `${JSON.stringify(this.settings, null, 2)}\n`);
   }
 
   /** A deep copy (for a frozen reference policy). */

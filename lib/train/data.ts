@@ -2,7 +2,7 @@
 // answer), keep-ratio sampling, and a small seeded RNG.
 import type { ImageInput } from '../model/processor.js';
 import type { Tensor } from '../tensor.js';
-import { mulberry32 } from '../random.js';
+import { mulberry32, type SeededRandom } from '../random.js';
 import { check } from '../validate.js';
 
 export interface TrainExample {
@@ -20,7 +20,7 @@ export interface TrainExample {
 export type Budgets = { range: readonly [number, number] } | { list: readonly number[] };
 
 export class BudgetSampler {
-  private readonly random: () => number;
+  private readonly random: SeededRandom;
   private readonly values: readonly number[];
   private readonly isRange: boolean;
 
@@ -32,6 +32,14 @@ export class BudgetSampler {
     if (!ok) check.fail('ERR_GRIP_RANGE', '{ range: [low, high] } or { list: [...] } of keep ratios in (0, 1]', 'budgets', JSON.stringify(budgets));
     this.values = values!;
     this.random = mulberry32(seed ^ 0x85ebca6b);
+  }
+
+  /** Where the draws stand (a uint32): a checkpoint saves it, a resume sets it. */
+  get state(): number {
+    return this.random.state;
+  }
+  set state(value: number) {
+    this.random.state = value;
   }
 
   next(): number {

@@ -18,7 +18,7 @@ import { keepLogProb, sampleKeep } from '../prune/sequential.js';
 import { cosineSimilarities } from '../prune/similarity.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { check } from '../validate.js';
-import { mulberry32 } from '../random.js';
+import { mulberry32, type SeededRandom } from '../random.js';
 import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
 import { REWARD_NAMES, TRAIN_DEFAULTS, type RewardName } from './defaults.js';
 import { ScorerOptimizer, accumulate } from './optimizer.js';
@@ -70,7 +70,7 @@ export class GRPOTrainer {
   readonly optimizer: ScorerOptimizer;
   step = 0;
   private readonly budgets: BudgetSampler;
-  private readonly random: () => number;
+  private readonly random: SeededRandom;
   private readonly prepared = new Map<number, PreparedPrompt>();
   private readonly similarities = new Map<number, Float32Array>();
 
@@ -100,6 +100,15 @@ export class GRPOTrainer {
     this.budgets = new BudgetSampler(o.budgets, o.seed);
     this.random = mulberry32(o.seed ^ 0x27d4eb2f);
     this.optimizer = new ScorerOptimizer(policy.params, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: TRAIN_DEFAULTS.maxGradNorm });
+  }
+
+  /** Where the trainer's draws stand (prompts and sample seeds, keep ratios): a checkpoint saves it, a resume sets it back. */
+  get randomState(): { prompts: number; budgets: number } {
+    return { prompts: this.random.state, budgets: this.budgets.state };
+  }
+  set randomState(saved: { prompts: number; budgets: number }) {
+    this.random.state = saved.prompts;
+    this.budgets.state = saved.budgets;
   }
 
   /** Runs the remaining steps, yielding stats after each. */

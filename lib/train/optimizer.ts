@@ -12,7 +12,14 @@ export interface AdamWSettings {
   maxGradNorm?: number;
 }
 
-export class ScorerOptimizer {
+/** What of an optimizer a checkpoint keeps: its step count and moments (run.ts writes them to optimizer.safetensors). */
+export interface OptimizerMoments {
+  step: number;
+  readonly m: Record<string, Tensor>;
+  readonly v: Record<string, Tensor>;
+}
+
+export class ScorerOptimizer implements OptimizerMoments {
   step = 0;
   readonly m: Record<string, Tensor> = {};
   readonly v: Record<string, Tensor> = {};
@@ -22,6 +29,15 @@ export class ScorerOptimizer {
       this.m[name] = new Tensor('f32', params[name].shape, new Float32Array(params[name].size), 'cpu');
       this.v[name] = new Tensor('f32', params[name].shape, new Float32Array(params[name].size), 'cpu');
     }
+  }
+
+  /** Takes over `saved`'s step count and moments (copied), so the next step is the one the saved optimizer would take. */
+  restore(saved: OptimizerMoments): void {
+    for (const name of SCORER_PARAM_NAMES) {
+      (this.m[name]!.host as Float32Array).set(saved.m[name]!.toHost().host as Float32Array);
+      (this.v[name]!.host as Float32Array).set(saved.v[name]!.toHost().host as Float32Array);
+    }
+    this.step = saved.step;
   }
 
   /** One step with gradients `grads` (modified: scaled when clipped); returns the gradient norm before clipping. */

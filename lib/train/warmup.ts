@@ -12,7 +12,7 @@ import type { GripPruner } from '../prune/grip.js';
 import { numKeepFor, type AttentionSource } from '../prune/pruner.js';
 import { tensor } from '../tensor.js';
 import { check } from '../validate.js';
-import { accumulate, ScorerOptimizer } from './optimizer.js';
+import { accumulate, ScorerOptimizer, type OptimizerMoments } from './optimizer.js';
 import { mulberry32 } from '../random.js';
 import { BudgetSampler, type Budgets, type TrainExample } from './data.js';
 import { TRAIN_DEFAULTS, WARMUP_LOSSES, type WarmupLoss } from './defaults.js';
@@ -37,6 +37,23 @@ export interface WarmupOptions {
   temperature?: number;
   seed?: number;
   signal?: AbortSignal;
+  /** Where a resumed warm-up stands (see WarmupState); kept current after every step, so a checkpoint can save it. */
+  state?: WarmupState;
+}
+
+/**
+ * A warm-up's resumable state. Given with step 0 and nothing else, the warm-up
+ * starts from the seed; given as a checkpoint saved it, the warm-up goes on
+ * with step state.step + 1 exactly as an uninterrupted one would.
+ */
+export interface WarmupState {
+  /** Steps done (the warm-up runs the steps after it, up to options.steps). */
+  step: number;
+  /** SeededRandom states of the example and pair draws and of the keep-ratio draws (absent: from the seed). */
+  random?: number;
+  budgets?: number;
+  /** The AdamW moments (absent: zeros); set to the warm-up's own optimizer at the start. */
+  optimizer?: OptimizerMoments;
 }
 
 export interface WarmupStepStats {
@@ -73,10 +90,18 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
   const budgets = new BudgetSampler(options.budgets ?? { range: pruner.settings.budgetRange }, seed);
   const random = mulberry32(seed ^ 0x9e3779b9);
   const optimizer = new ScorerOptimizer(pruner.params, { lr: options.lr ?? d.warmupLr, weightDecay: options.weightDecay ?? d.weightDecay, maxGradNorm: d.maxGradNorm });
+  const state = options.state;
+  if (state) {
+    check.integer(state.step, 'options.state.step', 0, 1e9);
+    if (state.random !== undefined) random.state = state.random;
+    if (state.budgets !== undefined) budgets.state = state.budgets;
+    if (state.optimizer) optimizer.restore(state.optimizer);
+    state.optimizer = optimizer;
+  }
   const N = model.numImageTokens;
   const cache = new Map<number, Cached>();
   const signal = options.signal;
-  for (let step = 1; step <= options.steps; step++) {
+  for (let step = (state?.step ?? 0) + 1; step <= options.steps; step++) {
     signal?.throwIfAborted();
     let forwardMs = 0, backwardMs = 0;
     const grads = zeroGrads(pruner.params);
@@ -108,6 +133,7 @@ export async function* warmup(model: VLM, pruner: GripPruner, examples: readonly
     const t3 = performance.now();
     const gradNorm = await optimizer.apply(pruner.params, grads);
     const optimizerMs = performance.now() - t3;
+    if (state) Object.assign(state, { step, random: random.state, budgets: budgets.state });
     yield { step, steps: options.steps, loss: lossSum / batch, gradNorm, overlap: overlapSum / batch, ms: { forward: forwardMs, backward: backwardMs, optimizer: optimizerMs } };
   }
 }

@@ -86,6 +86,8 @@ const stateFaults: { fault: string; text: string; message: (path: string) => str
   { fault: 'a negative warm-up step', text: '{"phase":"grpo","warmupStep":-1,"grpoStep":0,"optimizerStep":0}', message: (p) => `expected warmupStep an integer >= 0 for ${p} but received -1` },
   { fault: 'a fractional GRPO step', text: '{"phase":"grpo","warmupStep":2,"grpoStep":2.5,"optimizerStep":4}', message: (p) => `expected grpoStep an integer >= 0 for ${p} but received 2.5` },
   { fault: 'no optimizer step', text: '{"phase":"grpo","warmupStep":2,"grpoStep":2}', message: (p) => `expected optimizerStep an integer >= 0 for ${p} but received nothing` },
+  { fault: 'a checkpoint outside checkpoints/', text: '{"phase":"grpo","warmupStep":2,"grpoStep":2,"optimizerStep":2,"checkpoint":"../grpo-2","logLines":4}', message: (p) => `expected checkpoint a checkpoint name "warmup-N" or "grpo-N" for ${p} but received "../grpo-2"` },
+  { fault: 'a checkpoint without its log length', text: '{"phase":"grpo","warmupStep":2,"grpoStep":2,"optimizerStep":2,"checkpoint":"grpo-2"}', message: (p) => `expected logLines an integer >= 0 for ${p} but received nothing` },
 ];
 
 for (const f of stateFaults) {
