@@ -172,6 +172,8 @@ void set_simd_override(const char* level) {
 
 const char* active_kernel_name() { return select_kernel()->name; }
 
+const Kernel& active_kernel() { return *select_kernel(); }
+
 int active_simd_level() { return simd_level(); }
 
 }  // namespace gemm_detail

@@ -39,6 +39,9 @@ const Kernel* kernel_avx512();  // nullptr when not compiled in
 void set_simd_override(const char* level);
 // The kernel name the next gemm call will use.
 const char* active_kernel_name();
+// The kernel the next gemm call will use (attention drives its packing and
+// macro-kernel directly, on K and V packed once per head).
+const Kernel& active_kernel();
 // The SIMD level the next gemm (and gemv) call will use: 0 scalar, 1 avx2, 2 avx512.
 int active_simd_level();
 
