@@ -192,6 +192,8 @@ void set_bf16_dot_override(int on) { g_bf16_dot.store(on < 0 ? -1 : on ? 1 : 0, 
 
 const char* active_kernel_name(int dtype) { return select_kernel(dtype)->name; }
 
+const Kernel& active_kernel() { return *select_kernel((int)GRIP_F32); }
+
 int active_simd_level() { return simd_level(); }
 
 }  // namespace gemm_detail

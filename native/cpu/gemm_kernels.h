@@ -52,6 +52,9 @@ void set_bf16_dot_override(int on);
 void set_simd_override(const char* level);
 // The kernel name the next gemm call with B of this dtype will use.
 const char* active_kernel_name(int dtype = 0);
+// The f32 kernel the next gemm call will use (attention drives its packing and
+// macro-kernel directly, on K and V packed once per head).
+const Kernel& active_kernel();
 // The SIMD level the next gemm (and gemv) call will use: 0 scalar, 1 avx2,
 // 2 avx512, 3 avx512_bf16 (3 matters only to bf16 weights with the bf16 dot path on).
 int active_simd_level();

@@ -28,7 +28,7 @@ const TransformerKernels& transformer_kernels() {
 #define GRIP_KERNEL_SET(ns)                                                                \
   TransformerKernels{&ns::layer_norm_rows, &ns::rms_norm_rows, &ns::gelu_range,            \
                      &ns::silu_mul_range,  &ns::softmax_rows,  &ns::dot,                   \
-                     &ns::axpy,            &ns::softmax_block}
+                     &ns::axpy,            &ns::softmax_block, &ns::softmax_cols}
     const CpuFeatures& f = cpu_features();
     if (f.avx512) return GRIP_KERNEL_SET(avx512);
     if (f.avx2_fma) return GRIP_KERNEL_SET(avx2);

@@ -197,6 +197,42 @@ float softmax_block(float* s, int64_t n, int64_t valid, float* m, float* l) {
   return corr;
 }
 
+void softmax_cols(float* st, int64_t ld, int64_t rows, int64_t kb, int64_t M,
+                  const int32_t* valid, float* m, float* l, float* corr, float* sum) {
+  float* m_new = corr;  // corr holds the new maxima until the end
+  for (int64_t r = 0; r < M; ++r) {
+    m_new[r] = m[r];
+    sum[r] = 0.f;
+  }
+  for (int64_t j = 0; j < rows; ++j) {
+    const float* s = st + j * ld;
+    const int32_t key = (int32_t)j;
+    for (int64_t r = 0; r < M; ++r) {
+      const float x = valid[r] > key ? s[r] : -INFINITY;
+      m_new[r] = x > m_new[r] ? x : m_new[r];
+    }
+  }
+  for (int64_t j = 0; j < rows; ++j) {
+    float* s = st + j * ld;
+    const int32_t key = (int32_t)j;
+    for (int64_t r = 0; r < M; ++r) {
+      // x - m_new is +inf only where no key is attended yet (masked below).
+      const float e = vmath::exp_fast(s[r] - m_new[r]);
+      const float p = valid[r] > key ? e : 0.f;
+      s[r] = p;
+      sum[r] += p;
+    }
+  }
+  for (int64_t j = rows; j < kb; ++j)
+    for (int64_t r = 0; r < M; ++r) st[j * ld + r] = 0.f;
+  for (int64_t r = 0; r < M; ++r) {
+    const float c = m[r] == -INFINITY ? 0.f : vmath::exp_fast(m[r] - m_new[r]);
+    m[r] = m_new[r];
+    l[r] = l[r] * c + sum[r];
+    corr[r] = c;
+  }
+}
+
 }  // namespace GRIP_TRANSFORMER_ISA
 }  // namespace cpu
 }  // namespace grip

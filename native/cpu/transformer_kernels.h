@@ -18,7 +18,9 @@ namespace cpu {
   void softmax_rows(const SoftmaxArgs& a, int64_t r0, int64_t r1);                        \
   float dot(const float* x, const float* y, int64_t n);                                   \
   void axpy(float alpha, const float* x, int64_t n, float* y);                            \
-  float softmax_block(float* s, int64_t n, int64_t valid, float* m, float* l);
+  float softmax_block(float* s, int64_t n, int64_t valid, float* m, float* l);            \
+  void softmax_cols(float* st, int64_t ld, int64_t rows, int64_t kb, int64_t M,            \
+                    const int32_t* valid, float* m, float* l, float* corr, float* sum);
 
 namespace scalar { GRIP_TRANSFORMER_KERNELS }
 namespace avx2 { GRIP_TRANSFORMER_KERNELS }
@@ -39,6 +41,12 @@ struct TransformerKernels {
   // returns the factor exp(m_old - m_new) by which earlier output sums must
   // be scaled (0 when nothing came before).
   decltype(&scalar::softmax_block) softmax_block;
+  // The same for M query columns at once, keys along rows: st[j * ld + r] is
+  // the score of key j for query r, computed for rows j < rows (rows..kb-1 are
+  // written 0); query r attends keys j < valid[r]. Writes p = exp(s - m_new)
+  // (0 where not attended), updates m[r], l[r], and sets corr[r] as
+  // softmax_block returns it; sum[M] is scratch. Vectorised across queries.
+  decltype(&scalar::softmax_cols) softmax_cols;
 };
 const TransformerKernels& transformer_kernels();
 
