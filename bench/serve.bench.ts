@@ -1,6 +1,9 @@
 // serve.bench.ts — a load test of `grip serve` on the embedded model: the
 // server runs in its own process (as in production), this process is the
-// load generator (Node's fetch, which is undici). For 1, 8 and 32 concurrent
+// load generator: undici (devDependency) with a Pool of one keep-alive
+// connection per client, its `request` giving the streamed body chunk by
+// chunk, so time to first token is read per request (autocannon reports
+// latency of whole responses only, not the first SSE delta). For 1, 8 and 32 concurrent
 // clients it sends streamed chat completions, unpruned and with the GRIP
 // pruner at keep 0.25 and 0.11, and reports requests/s, p50/p99 latency,
 // time to first token and the server's CPU time per request, each against
@@ -16,6 +19,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
 import { makeExamples, renderScene } from '../lib/data/shapes/index.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -71,21 +75,27 @@ const bodies = await Promise.all(examples.map(async (ex) => {
   });
 }));
 
+/** The client connections: one keep-alive connection per concurrent client at most. */
+const pool = new Pool(url, { connections: Math.max(...CLIENTS), pipelining: 1 });
+
 /** One streamed request: its latency and time to first token (the first content delta). */
 async function once(body: string): Promise<{ latencyMs: number; ttftMs: number }> {
   const t0 = performance.now();
-  const response = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  if (response.status !== 200) throw new Error(`status ${response.status}: ${await response.text()}`);
+  const response = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}: ${await response.body.text()}`);
   let ttftMs = NaN, text = '';
   const decoder = new TextDecoder();
-  for await (const chunk of response.body!) {
-    text += decoder.decode(chunk, { stream: true });
-    if (Number.isNaN(ttftMs) && text.includes('"content":"') && /"content":"[^"]/.test(text)) ttftMs = performance.now() - t0;
+  for await (const chunk of response.body) {
+    text += decoder.decode(chunk as Uint8Array, { stream: true });
+    if (Number.isNaN(ttftMs) && /"content":"[^"]/.test(text)) ttftMs = performance.now() - t0;
   }
   if (!text.endsWith('data: [DONE]\n\n')) throw new Error(`a stream without [DONE]: ${text.slice(-80)}`);
   const latencyMs = performance.now() - t0;
   return { latencyMs, ttftMs: Number.isNaN(ttftMs) ? latencyMs : ttftMs };
 }
+
+/** A GET through the same pool: the server's /metrics text. */
+const metricsText = async (): Promise<string> => (await pool.request({ path: '/metrics', method: 'GET' })).body.text();
 
 interface Sample {
   latencies: number[];
@@ -146,7 +156,7 @@ for (const clients of CLIENTS) {
 // RSS every 1000 requests, with the V8 heap and the host tensors' memory the
 // server reports: a leak climbs in one of them steadily, a heap settling flattens.
 const memory = async () => {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await metricsText();
   const mib = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)![1]) / 2 ** 20;
   return { rssMiB: rssMiB(), heapMiB: mib('nodejs_heap_used_bytes'), externalMiB: mib('nodejs_external_memory_bytes') };
 };
@@ -163,9 +173,10 @@ const served = rows.reduce((n, r) => n + (r.requests as number), 0) + soakReques
 console.log(`\nserver RSS ${rssBefore.toFixed(1)} MiB after warm-up, ${soakStart.toFixed(1)} MiB before the soak, ${rssAfter.toFixed(1)} MiB after its ${soakRequests} requests: ${(100 * growth).toFixed(1)}% growth over the soak, ${(100 * (rssAfter - rssBefore) / rssBefore).toFixed(1)}% over all ${served} requests since the warm-up · ${cpu}`);
 console.log(`soak every 1000 requests, RSS / V8 heap used / external (MiB): ${trajectory.map((m) => `${m.rssMiB.toFixed(1)} / ${m.heapMiB.toFixed(1)} / ${m.externalMiB.toFixed(1)}`).join(' -> ')}`);
 
-const metrics = await (await fetch(`${url}/metrics`)).text();
+const metrics = await metricsText();
 const steps = Number(/grip_batch_size_count (\d+)/.exec(metrics)?.[1]), stepRows = Number(/grip_batch_size_sum (\d+)/.exec(metrics)?.[1]);
 console.log(`decode steps ${steps}, ${(stepRows / steps).toFixed(2)} rows per step on average (continuous batching, --max-batch ${maxBatch})`);
+await pool.close();
 child.kill('SIGTERM');
 await new Promise((resolve) => child.once('exit', resolve));
 
