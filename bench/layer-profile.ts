@@ -7,9 +7,11 @@
 // same q, k, v with GRIP_ATTENTION_IMPL=reference (main's kernel) for a
 // same-process ratio (issue 19; docs/llamacpp.md, "Where prefill time goes").
 // With --attention-only, just the attention op on random q, k, v [1,T,32,128]
-// (causal prefill), both kernels alternating, --reps rounds (min and median).
-// Usage: node --import tsx bench/layer-profile.ts [--tokens 611,2915] [--dtype f32|bf16] [--reps N] [--attention-old | --attention-only]
-import { info, ops, setBackend, tensor } from '../lib/index.ts';
+// (causal prefill): main's kernel with a fresh output per call (as main's
+// runDecoder ran it), and both kernels on a reused output, --reps rounds (medians).
+// Usage: node --import tsx bench/layer-profile.ts [--tokens 611,2915] [--layers N] [--dtype f32|bf16] [--reps N] [--attention-old | --attention-only]
+import { info, ops, setBackend, tensor, type Tensor } from '../lib/index.ts';
+import type { AttentionOptions } from '../lib/ops.ts';
 import type { TextConfig } from '../lib/model/config.ts';
 import { kernels, type Kernels } from '../lib/model/kernels.ts';
 import { KVCache, runDecoder } from '../lib/model/llama.ts';
@@ -23,6 +25,7 @@ const arg = (name: string, fallback: string) => {
 const tokenList = arg('--tokens', '611,2915').split(',').map(Number);
 const dtype = arg('--dtype', 'f32') as 'f32' | 'bf16';
 const reps = Number(arg('--reps', '1'));
+const numLayers = Number(arg('--layers', '1'));
 const attentionOld = process.argv.includes('--attention-old');
 const attentionOnly = process.argv.includes('--attention-only');
 
@@ -35,21 +38,22 @@ const floats = (n: number, scale = 1) => {
   return out;
 };
 const config: TextConfig = {
-  hiddenSize: D, numLayers: 1, numHeads: H, numKvHeads: H, headDim: Dh, intermediateSize: F,
+  hiddenSize: D, numLayers, numHeads: H, numKvHeads: H, headDim: Dh, intermediateSize: F,
   rmsNormEps: 1e-5, ropeTheta: 10000, vocabSize: 32000, hiddenAct: 'silu', maxPositionEmbeddings: 4096, tieWordEmbeddings: false,
 };
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 
-/** main's kernel (GRIP_ATTENTION_IMPL=reference) against this one on the same inputs, alternating. */
-async function compareAttention(args: unknown[], rounds: number): Promise<Record<string, number[]>> {
-  const [q, k, v, options] = args as [never, never, never, never];
-  const times: Record<string, number[]> = { reference: [], tiled: [] };
+/** Attention runs of (kernel, options) on the same q, k, v, alternating (forwards, then backwards). */
+async function compareAttention(q: Tensor, k: Tensor, v: Tensor, runs: [impl: 'reference' | 'tiled', options: AttentionOptions][], rounds: number): Promise<number[][]> {
+  const times: number[][] = runs.map(() => []);
   for (let r = 0; r < rounds; r++) {
-    for (const impl of r % 2 ? ['tiled', 'reference'] : ['reference', 'tiled']) {
-      process.env.GRIP_ATTENTION_IMPL = impl;
+    const order = runs.map((_, j) => j);
+    if (r % 2) order.reverse();
+    for (const j of order) {
+      process.env.GRIP_ATTENTION_IMPL = runs[j]![0];
       const t0 = performance.now();
-      await ops.attention(q, k, v, options);
-      times[impl]!.push(performance.now() - t0);
+      await ops.attention(q, k, v, runs[j]![1]);
+      times[j]!.push(performance.now() - t0);
     }
   }
   delete process.env.GRIP_ATTENTION_IMPL;
@@ -59,15 +63,17 @@ async function compareAttention(args: unknown[], rounds: number): Promise<Record
 if (attentionOnly) {
   const i = info();
   console.log(`grip-vlm ${i.version} · cpu · simd ${i.simd} · threads ${i.threads} · attention [1,T,${H},${Dh}] causal prefill · ${reps} alternating rounds · node ${process.version}`);
-  console.log('| tokens | main (min / median) | this (min / median) | speed-up (min / median) | GFLOP/s (this, min) |');
-  console.log('|---|---|---|---|---|');
+  console.log('| tokens | main: its kernel, fresh out | main\'s kernel, out reused | this kernel, out reused | kernel speed-up | as runDecoder calls it: speed-up | GFLOP/s (this) |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const T of tokenList) {
     const q = tensor(floats(T * H * Dh), [1, T, H, Dh]), k = tensor(floats(T * H * Dh), [1, H, T, Dh]), v = tensor(floats(T * H * Dh), [1, H, T, Dh]);
-    const t = await compareAttention([q, k, v, {}], Math.max(2, reps));
-    const ref = t.reference!, now = t.tiled!;
+    const out = tensor(new Float32Array(T * H * Dh).fill(0), [1, T, H, Dh]);
+    const t = await compareAttention(q, k, v, [['reference', {}], ['reference', { out }], ['tiled', { out }]], Math.max(2, reps));
+    const [a, b, c] = t.map(median) as [number, number, number];
     const flop = 2 * 2 * H * Dh * (T * (T + 1)) / 2;
-    console.log(`| ${T} | ${Math.min(...ref).toFixed(1)} / ${median(ref).toFixed(1)} ms | ${Math.min(...now).toFixed(1)} / ${median(now).toFixed(1)} ms | ${(Math.min(...ref) / Math.min(...now)).toFixed(2)}x / ${(median(ref) / median(now)).toFixed(2)}x | ${(flop / (Math.min(...now) * 1e6)).toFixed(1)} |`);
+    console.log(`| ${T} | ${a.toFixed(1)} ms | ${b.toFixed(1)} ms | ${c.toFixed(1)} ms | ${(b / c).toFixed(2)}x | ${(a / c).toFixed(2)}x | ${(flop / (c * 1e6)).toFixed(1)} |`);
   }
+  console.log(`medians of ${Math.max(2, reps)} alternating rounds each; "fresh out": a new output tensor per call (main's runDecoder), whose first touch faults its pages in`);
   process.exit(0);
 }
 
@@ -75,7 +81,8 @@ const matrix = (rows: number, cols: number) => ({ weight: tensor(floats(rows * c
 const ones = () => tensor(new Float32Array(D).fill(1), [D]);
 const weights: TextWeights = {
   embed: tensor(new Float32Array(1), [1, 1]), lmHead: tensor(new Float32Array(1), [1, 1]), norm: ones(),
-  layers: [{ inputNorm: ones(), postNorm: ones(), q: matrix(D, D), k: matrix(D, D), v: matrix(D, D), o: matrix(D, D), gate: matrix(F, D), up: matrix(F, D), down: matrix(D, F) }],
+  // One layer's weights shared by every layer (the cost is the same, the memory one layer's).
+  layers: Array(numLayers).fill({ inputNorm: ones(), postNorm: ones(), q: matrix(D, D), k: matrix(D, D), v: matrix(D, D), o: matrix(D, D), gate: matrix(F, D), up: matrix(F, D), down: matrix(D, F) }),
 };
 
 /** The async kernels, each op's wall time added to `spent` under its name; attention's inputs kept in `seen`. */
@@ -99,7 +106,7 @@ function timedKernels(spent: Map<string, number>, calls: Map<string, number>, se
 }
 
 const i = info();
-console.log(`grip-vlm ${i.version} · cpu · simd ${i.simd} · threads ${i.threads} · ${dtype} weights · 1 decoder layer at Vicuna-7B shapes · node ${process.version}`);
+console.log(`grip-vlm ${i.version} · cpu · simd ${i.simd} · threads ${i.threads} · ${dtype} weights · ${numLayers} decoder layer(s) at Vicuna-7B shapes, times per layer · node ${process.version}`);
 console.log('| tokens | op | calls | time | share | GFLOP/s |');
 console.log('|---|---|---|---|---|---|');
 for (const T of tokenList) {
@@ -111,22 +118,23 @@ for (const T of tokenList) {
     const positions = tensor(Int32Array.from({ length: T }, (_, p) => p), [1, T]);
     const cache = new KVCache(1, T, config, 'cpu');
     const t0 = performance.now();
-    await runDecoder(weights, config, x, positions, Int32Array.of(T), cache, { from: 0, to: 1 }, { backend: 'cpu', k: timedKernels(spent, calls, seen) });
+    await runDecoder(weights, config, x, positions, Int32Array.of(T), cache, { from: 0, to: numLayers }, { backend: 'cpu', k: timedKernels(spent, calls, seen) });
     total += performance.now() - t0;
     if (r < reps - 1) cache.dispose();
   }
+  const per = reps * numLayers;
   const flop: Record<string, number> = { linear: 2 * T * (4 * D * D + 3 * D * F), attention: 2 * 2 * H * Dh * (T * (T + 1)) / 2 };
   const sorted = [...spent].sort((a, b) => b[1] - a[1]);
   for (const [name, ms] of sorted) {
-    const rate = flop[name] ? (flop[name]! * reps / (ms * 1e6)).toFixed(1) : '';
-    console.log(`| ${T} | ${name} | ${(calls.get(name) ?? 0) / reps} | ${(ms / reps).toFixed(1)} ms | ${(100 * ms / total).toFixed(1)}% | ${rate} |`);
+    const rate = flop[name] ? (flop[name]! * per / (ms * 1e6)).toFixed(1) : '';
+    console.log(`| ${T} | ${name} | ${(calls.get(name) ?? 0) / per} | ${(ms / per).toFixed(1)} ms | ${(100 * ms / total).toFixed(1)}% | ${rate} |`);
   }
   const opsMs = [...spent.values()].reduce((a, b) => a + b, 0);
-  console.log(`| ${T} | (outside the ops) | | ${((total - opsMs) / reps).toFixed(1)} ms | ${(100 * (total - opsMs) / total).toFixed(1)}% | |`);
-  console.log(`| ${T} | **layer** | | ${(total / reps).toFixed(1)} ms | 100% | ${((flop.linear! + flop.attention!) * reps / (total * 1e6)).toFixed(1)} |`);
+  console.log(`| ${T} | (outside the ops) | | ${((total - opsMs) / per).toFixed(1)} ms | ${(100 * (total - opsMs) / total).toFixed(1)}% | |`);
+  console.log(`| ${T} | **layer** | | ${(total / per).toFixed(1)} ms | 100% | ${((flop.linear! + flop.attention!) * per / (total * 1e6)).toFixed(1)} |`);
   if (attentionOld && seen.attention) {
-    const t = await compareAttention(seen.attention, 3);
-    const ref = median(t.reference!), now = median(t.tiled!);
-    console.log(`attention ${T}: main's kernel ${ref.toFixed(1)} ms, this one ${now.toFixed(1)} ms, speed-up ${(ref / now).toFixed(2)}x (medians of 3, alternating)`);
+    const [q, k, v, options] = seen.attention as [Tensor, Tensor, Tensor, AttentionOptions];
+    const [ref, now] = (await compareAttention(q, k, v, [['reference', options], ['tiled', options]], 3)).map(median) as [number, number];
+    console.log(`attention ${T}: main's kernel ${ref.toFixed(1)} ms, this one ${now.toFixed(1)} ms, speed-up ${(ref / now).toFixed(2)}x (same inputs and output, medians of 3, alternating)`);
   }
 }

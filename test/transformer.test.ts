@@ -22,7 +22,7 @@
 //    f16/bf16 rounding checked against lib's own round-to-nearest-even).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ops, tensor, zeros, type DType, type GeluKind, type Tensor } from '../lib/index.ts';
+import { info, ops, setNumThreads, tensor, zeros, type DType, type GeluKind, type Tensor } from '../lib/index.ts';
 import { BACKENDS, caught, diffText, firstDiff, normErr, on, reportSkips, rng, uniform, valuesOf, type BackendRun } from './helpers.ts';
 import * as ref from './ref/transformer.ts';
 
@@ -270,6 +270,43 @@ add({
     sameBits(bits(a.probs!), bits(s.probs!), 'probs');
   },
 });
+
+// The CPU packs K and V once per run of query tiles of a (b, kv head), the
+// runs' length set by the thread count: long prompts give several tiles per
+// run, each tile stopping at its own last key inside blocks packed for the
+// run's last row. Same bits on 1 and 2 threads, and the exact reference.
+const PACKED_CASES: AttnCase[] = [
+  { name: 'causal, 16 tiles per head', B: 1, Tq: 1500, Tk: 1500, Hq: 2, Hkv: 2, Dh: 24 },
+  { name: 'GQA 4:1 ragged with a prefix', B: 2, Tq: 400, Tk: 700, Hq: 4, Hkv: 1, Dh: 40, qLen: [400, 250], kvLen: [700, 300], probRows: [3, 399] },
+];
+for (const c of PACKED_CASES) {
+  add({
+    name: `attention ${c.name}, runs of tiles sharing packed K/V (B=${c.B} Tq=${c.Tq} Tk=${c.Tk} Hq=${c.Hq} Hkv=${c.Hkv} Dh=${c.Dh}): exact on 1 and 2 threads, same bits`,
+    big: true,
+    run(b) {
+      const q = randomTensor(c.Tq + 11, [c.B, c.Tq, c.Hq, c.Dh], 3);
+      const k = randomTensor(c.Tk + 12, [c.B, c.Hkv, c.Tk, c.Dh], 3);
+      const v = randomTensor(c.Tk + 13, [c.B, c.Hkv, c.Tk, c.Dh]);
+      const qLen = c.qLen ?? new Array(c.B).fill(c.Tq);
+      const kvLen = c.kvLen ?? new Array(c.B).fill(c.Tk);
+      const expected = ref.attention(valuesOf(q), valuesOf(k), valuesOf(v), c, { causal: true, qLen, kvLen, scale: Math.fround(1 / Math.sqrt(c.Dh)), probRows: c.probRows ?? [] });
+      const threads = info().threads;
+      try {
+        const results = [1, 2].map((n) => {
+          setNumThreads(n);
+          return ops.attentionSync(q, k, v, { ...on(b), qLen: c.qLen, kvLen: c.kvLen, probRows: c.probRows });
+        });
+        for (const [n, r] of results.entries()) {
+          within(normErr(valuesOf(r.out), expected.out), ATTN_TOL, `out on ${n + 1} thread(s)`);
+          if (c.probRows) within(normErr(valuesOf(r.probs!), expected.probs), ATTN_TOL, `probs on ${n + 1} thread(s)`);
+        }
+        sameBits(bits(results[1]!.out), bits(results[0]!.out), 'out, 2 threads against 1');
+      } finally {
+        setNumThreads(threads);
+      }
+    },
+  });
+}
 
 // ---- activations, add, softmax, embedding ---------------------------------------------------
 

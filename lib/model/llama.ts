@@ -80,36 +80,50 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
   let probs: Tensor | undefined;
   const mrope = options.mrope ?? cache.mrope;
   const rotate = mrope ? mropeRotation(mrope, positions, [B, T, Hq, Hkv, Dh], config.ropeTheta, options) : null;
-  for (let l = range.from; l < range.to; l++) {
-    await ops.yield();
-    const L = w.layers[l]!;
-    const h = await ops.rmsNorm(x2d, L.inputNorm, config.rmsNormEps, o);
-    const q = view(await ops.linear(h, L.q.weight, L.q.bias, o), [B, T, Hq, Dh]);
-    const k = view(await ops.linear(h, L.k.weight, L.k.bias, o), [B, T, Hkv, Dh]);
-    const v = view(await ops.linear(h, L.v.weight, L.v.bias, o), [B, T, Hkv, Dh]);
-    if (rotate) {
-      await rotate(q, Hq);
-      await rotate(k, Hkv);
-    } else {
-      await ops.rope(q, positions, config.ropeTheta, { ...o, out: q });
-      await ops.rope(k, positions, config.ropeTheta, { ...o, out: k });
+  // Every layer's intermediates go to buffers made once per call: a fresh
+  // output per op and layer costs a first touch of its pages (a page fault
+  // per 4 KiB; 10 ms per 48 MiB here), more than some of the ops themselves.
+  const scratch = new Map<string, Tensor>();
+  const buffer = (name: string, shape: number[]): Tensor => {
+    let t = scratch.get(name);
+    if (!t) scratch.set(name, (t = zerosOn(shape, x.device)));
+    return t;
+  };
+  const BT = B * T, F = config.intermediateSize;
+  try {
+    for (let l = range.from; l < range.to; l++) {
+      await ops.yield();
+      const L = w.layers[l]!;
+      const h = await ops.rmsNorm(x2d, L.inputNorm, config.rmsNormEps, { ...o, out: buffer('norm', [BT, D]) });
+      const q = view(await ops.linear(h, L.q.weight, L.q.bias, { ...o, out: buffer('q', [BT, Hq * Dh]) }), [B, T, Hq, Dh]);
+      const k = view(await ops.linear(h, L.k.weight, L.k.bias, { ...o, out: buffer('k', [BT, Hkv * Dh]) }), [B, T, Hkv, Dh]);
+      const v = view(await ops.linear(h, L.v.weight, L.v.bias, { ...o, out: buffer('v', [BT, Hkv * Dh]) }), [B, T, Hkv, Dh]);
+      if (rotate) {
+        await rotate(q, Hq);
+        await rotate(k, Hkv);
+      } else {
+        await ops.rope(q, positions, config.ropeTheta, { ...o, out: q });
+        await ops.rope(k, positions, config.ropeTheta, { ...o, out: k });
+      }
+      const start = cache.lengths[l]!;
+      await ops.cacheWrite(cache.keys[l]!, k, start, tokens, o);
+      await ops.cacheWrite(cache.values[l]!, v, start, tokens, o);
+      const kvLen = start.map((s, b) => s + tokens[b]!);
+      const probe = options.probe?.layer === l ? options.probe : undefined;
+      const attn = await ops.attention(q, cache.keys[l]!, cache.values[l]!, { ...o, qLen: tokens, kvLen, out: buffer('attention', [B, T, Hq, Dh]), ...(probe ? { probRows: probe.rows } : {}) });
+      cache.lengths[l] = kvLen;
+      if (probe) probs = attn.probs;
+      const attended = await ops.linear(view(attn.out, [BT, Hq * Dh]), L.o.weight, null, { ...o, out: buffer('residual', [BT, D]) });
+      await ops.add(x2d, attended, { ...o, out: x2d });
+      const h2 = await ops.rmsNorm(x2d, L.postNorm, config.rmsNormEps, { ...o, out: buffer('norm', [BT, D]) });
+      const gate = await ops.linear(h2, L.gate.weight, null, { ...o, out: buffer('gate', [BT, F]) });
+      const up = await ops.linear(h2, L.up.weight, null, { ...o, out: buffer('up', [BT, F]) });
+      await ops.siluMul(gate, up, { ...o, out: gate });
+      const down = await ops.linear(gate, L.down.weight, null, { ...o, out: buffer('residual', [BT, D]) });
+      await ops.add(x2d, down, { ...o, out: x2d });
     }
-    const start = cache.lengths[l]!;
-    await ops.cacheWrite(cache.keys[l]!, k, start, tokens, o);
-    await ops.cacheWrite(cache.values[l]!, v, start, tokens, o);
-    const kvLen = start.map((s, b) => s + tokens[b]!);
-    const probe = options.probe?.layer === l ? options.probe : undefined;
-    const attn = await ops.attention(q, cache.keys[l]!, cache.values[l]!, { ...o, qLen: tokens, kvLen, ...(probe ? { probRows: probe.rows } : {}) });
-    cache.lengths[l] = kvLen;
-    if (probe) probs = attn.probs;
-    const attended = await ops.linear(view(attn.out, [B * T, Hq * Dh]), L.o.weight, null, o);
-    await ops.add(x2d, attended, { ...o, out: x2d });
-    const h2 = await ops.rmsNorm(x2d, L.postNorm, config.rmsNormEps, o);
-    const gate = await ops.linear(h2, L.gate.weight, null, o);
-    const up = await ops.linear(h2, L.up.weight, null, o);
-    await ops.siluMul(gate, up, { ...o, out: gate });
-    const down = await ops.linear(gate, L.down.weight, null, o);
-    await ops.add(x2d, down, { ...o, out: x2d });
+  } finally {
+    for (const t of scratch.values()) t.dispose();
   }
   return probs;
 }

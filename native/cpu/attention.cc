@@ -44,6 +44,12 @@ constexpr int64_t kKeyBlock = 128;  // keys per block: S and P tiles of 56 x 128
 // Keys per block on the packed path: a multiple of every kernel's register
 // tile rows (AVX-512 14, AVX2 and scalar 6), so blocks start on K panels.
 constexpr int64_t kPackedKeyBlock = 126;
+// Rows (queries x heads) of a tile on the packed path: 3 AVX-512 column
+// panels of S^T exactly, and 6.9 register tiles of P · V.
+#ifndef GRIP_ATTENTION_TILE
+#define GRIP_ATTENTION_TILE 96
+#endif
+constexpr int64_t kPackedTileRows = GRIP_ATTENTION_TILE;
 constexpr int64_t kRowPathRows = 4; // tiles this small take the row path
 
 // Flush-to-zero and denormals-are-zero for the scope (x86 MXCSR): a peaked
@@ -241,15 +247,15 @@ Status attention(const AttentionArgs& a) {
     const int64_t pad = a.Tq - a.q_len[b];
     if (pad > 0) std::memset(a.out + qrow(a, b, a.q_len[b], 0), 0, sizeof(float) * (size_t)(pad * a.Hq * a.Dh));
   }
-  const int64_t tile = std::max<int64_t>(1, kTileRows / G);
   const char* impl = std::getenv("GRIP_ATTENTION_IMPL");
-  const bool reference = impl && !std::strcmp(impl, "reference");
   const gemm_detail::Kernel& g = gemm_detail::active_kernel();
+  const bool reference = (impl && !std::strcmp(impl, "reference")) || kPackedKeyBlock % g.mr;
+  const int64_t tile = std::max<int64_t>(1, (reference ? kTileRows : kPackedTileRows) / G);
   // A task is a run of tiles of one (b, kv head), packing its keys once:
   // whole heads when there are enough of them to keep every thread busy.
   int64_t tiles = 0;
   for (int64_t b = 0; b < a.B; ++b) tiles += a.Hkv * ((a.q_len[b] + tile - 1) / tile);
-  const int64_t run = reference || kPackedKeyBlock % g.mr ? 1 : std::max<int64_t>(1, tiles / (8 * num_threads()));
+  const int64_t run = reference ? 1 : std::max<int64_t>(1, tiles / (8 * num_threads()));
   std::vector<Task> tasks;
   for (int64_t b = 0; b < a.B; ++b)
     for (int64_t h = 0; h < a.Hkv; ++h)
@@ -263,7 +269,7 @@ Status attention(const AttentionArgs& a) {
       for (int64_t i0 = task.i0; i0 < task.i1; i0 += tile) {
         const Task one{task.b, task.hkv, i0, std::min(task.i1, i0 + tile)};
         if ((one.i1 - one.i0) * G <= kRowPathRows) tile_rows(a, kn, one);
-        else if (reference || kPackedKeyBlock % g.mr) tile_gemm_reference(a, kn, one);
+        else if (reference) tile_gemm_reference(a, kn, one);
         else {
           if (!kv.ka) {
             const int64_t off = (task.b * a.Hkv + task.hkv) * a.Tk * a.Dh;
