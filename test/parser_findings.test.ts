@@ -33,4 +33,12 @@ test('a tokenizer.json whose token is a nested list: decode is ERR_GRIP_FORMAT (
   assert.equal(report.tokenizer!.errors, { ERR_GRIP_FORMAT: 1 });
 });
 
+for (const [input, what] of [[259, 'a post-processor template string replaced by text'], [1535, 'a token nested 50 deep (a pre-tokenizer option of the wrong type)']] as const) {
+  test(`a tokenizer.json the library accepts but cannot encode with is ERR_GRIP_FORMAT: ${what} (a TypeError before; seed 11, tokenizer input ${input})`, async () => {
+    const { report, findings } = await fuzzParsers({ seed: 11, inputs: 1, only: 'tokenizer', firstInput: input, kept: (dir) => rmSync(dir, { recursive: true, force: true }) });
+    assert.equal(findings, []);
+    assert.equal(report.tokenizer!.errors, { ERR_GRIP_FORMAT: 1 });
+  });
+}
+
 test.run();

@@ -210,7 +210,13 @@ export class TextTokenizer {
   encode(text: string, options: EncodeOptions = {}): Int32Array {
     if (typeof text !== 'string') check.fail('ERR_GRIP_RANGE', 'a string', 'text', describe(text));
     const addSpecialTokens = options.addSpecialTokens ?? true;
-    return Int32Array.from(this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids);
+    try {
+      return Int32Array.from(this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids);
+    } catch (error) {
+      // A tokenizer.json the library accepts but cannot encode with (a post-processor template
+      // or a pre-tokenizer option of the wrong type: parser-fuzzer findings, seed 11).
+      throw new GripError('ERR_GRIP_FORMAT', `expected a tokenizer.json that @huggingface/tokenizers can encode with for ${this.where} but received one it fails on (${errorText(error)})`);
+    }
   }
 
   /** The text of token ids; every id must be an integer in [0, vocabSize). */
