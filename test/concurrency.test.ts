@@ -63,6 +63,12 @@ function startWorker(data: Record<string, unknown>): Worker {
   return new Worker(WORKER, { eval: true, workerData: { seed: SEED, ...data } });
 }
 const exited = (w: Worker) => new Promise<number>((resolve, reject) => { w.once('exit', resolve); w.once('error', reject); });
+/** The worker's first message; a worker that errs or exits first rejects (instead of leaving the test to wait on an empty event loop). */
+const firstMessage = <T>(w: Worker, i: number) => new Promise<T>((resolve, reject) => {
+  w.once('message', resolve);
+  w.once('error', (e) => reject(new Error(`worker ${i} failed before posting: ${e.stack ?? e}`)));
+  w.once('exit', (code) => reject(new Error(`worker ${i} exited with code ${code} before posting its results`)));
+});
 
 test('4 worker_threads at once load the addon, run ops and generations, equal the main thread, and exit cleanly', async () => {
   const serialCalls = calls(44), main: number[][][] = [];
@@ -71,13 +77,13 @@ test('4 worker_threads at once load the addon, run ops and generations, equal th
   const mainTokens: number[][] = [];
   for (const r of requests) mainTokens.push(Array.from((await asyncModel.generate(r)).tokenIds));
   const workers = Array.from({ length: 4 }, () => startWorker({ calls: 44, generations: 3 }));
-  const messages = await Promise.all(workers.map((w) => new Promise<{ ops: number[][][]; generations: number[][] }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); })));
-  const codes = await Promise.all(workers.map(exited));
+  const codes: Promise<number>[] = workers.map(exited);
+  const messages = await Promise.all(workers.map((w, i) => firstMessage<{ ops: number[][][]; generations: number[][] }>(w, i)));
   messages.forEach((m, w) => {
     m.ops.forEach((o, i) => assertSameBits(o, main[i]!, `worker ${w}, call ${i} (${serialCalls[i]!.op})`));
     assert.equal(m.generations, mainTokens, `worker ${w}: generations`);
   });
-  assert.equal(codes, [0, 0, 0, 0], 'exit codes');
+  assert.equal(await Promise.all(codes), [0, 0, 0, 0], 'exit codes');
   // After the workers are gone, the main thread's addon (and its GripError) still works.
   const after = validCall('topk', SEED, 2);
   assertSameBits(numbers(after, await after.run(false)), main[2]!, 'main thread after the workers');
@@ -85,7 +91,7 @@ test('4 worker_threads at once load the addon, run ops and generations, equal th
 
 test('workers terminated with async ops in flight unload without a crash, and the main thread goes on', async () => {
   const workers = Array.from({ length: 3 }, () => startWorker({ calls: 0, generations: 0, spin: true }));
-  await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
+  await Promise.all(workers.map((w, i) => firstMessage(w, i)));
   await new Promise((resolve) => setTimeout(resolve, 50));
   const codes = await Promise.all(workers.map((w) => w.terminate()));
   assert.equal(codes, [1, 1, 1], 'terminate() ends each worker (exit code 1)');
