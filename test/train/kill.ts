@@ -35,6 +35,8 @@ export interface Launch {
   lines: number;
   /** Whether train.jsonl ended in a torn line (a kill in the middle of an append). */
   tornLog: boolean;
+  /** What a kill inside a checkpoint write leaves: temp files, a checkpoint directory state.json does not name (the resume removes them). */
+  leftovers: string[];
   ms: number;
 }
 
@@ -64,7 +66,7 @@ export function launch(out: string, args: readonly string[], resume: boolean, ki
       if (poll) clearInterval(poll);
       const ended = signal ?? String(code);
       if (ended !== 'SIGKILL' && ended !== '0') reject(new Error(`grip train ended with ${ended}:\n${stderr.slice(-2000)}`));
-      else resolve({ kill, ended, lines: logLines(out), tornLog: tornLog(out), ms: performance.now() - started });
+      else resolve({ kill, ended, lines: logLines(out), tornLog: tornLog(out), leftovers: leftovers(out), ms: performance.now() - started });
     });
   });
 }
@@ -83,6 +85,16 @@ function tornLog(out: string): boolean {
   const path = join(out, 'train.jsonl');
   const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
   return text !== '' && !text.endsWith('\n');
+}
+
+function leftovers(out: string): string[] {
+  if (!existsSync(out)) return [];
+  const state = existsSync(join(out, 'state.json')) ? JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) : {};
+  const checkpoints = existsSync(join(out, 'checkpoints')) ? readdirSync(join(out, 'checkpoints')) : [];
+  return [
+    ...filesUnder(out).filter((f) => f.endsWith('.tmp')),
+    ...checkpoints.filter((name) => name !== state.checkpoint).map((name) => `checkpoints/${name} (not committed)`),
+  ];
 }
 
 /** What is wrong with the files of a run directory after a kill (empty: nothing is corrupt). A torn last log line is what a kill mid-append leaves; the resume cuts it. */
@@ -161,12 +173,12 @@ export function differences(a: string, b: string): string[] {
   return found;
 }
 
-/** `count` kills drawn from `seed`: every fourth a hook point (checkpoint files, state.json's temp file, the published pruner, a log line), the rest 1-2 steps in plus a delay within a step. */
+/** `count` kills drawn from `seed`: every fourth a hook point (checkpoint files, state.json's temp file, the published pruner, a log line, in turn), the rest 1-2 steps in plus a delay within a step. */
 export function drawKills(count: number, seed: number, stepMs: number): Kill[] {
   const random = mulberry32(seed);
   const hooks = ['checkpoint-files', 'state-temp', 'publish', 'log'];
   return Array.from({ length: count }, (_, i) => (i % 4 === 3
-    ? { hook: `${hooks[Math.floor(random() * hooks.length)]}:${1 + Math.floor(random() * 2)}` }
+    ? { hook: `${hooks[((i + 1) / 4 - 1) % hooks.length]}:${1 + Math.floor(random() * 2)}` }
     : { afterLines: 1 + Math.floor(random() * 2), delayMs: Math.floor(random() * stepMs) }));
 }
 
@@ -201,16 +213,21 @@ async function main(): Promise<void> {
   const kills = Number(values.kills ?? 20), seed = Number(values.seed ?? 1);
   const work = values.out ?? mkdtempSync(join(tmpdir(), 'grip-kill-'));
   // A longer run than the test's, so 20 kills fit before it ends.
-  const args = [...SHORT_RUN.slice(0, SHORT_RUN.indexOf('--warmup-steps')), '--warmup-steps', '16', '--steps', '16', ...SHORT_RUN.slice(SHORT_RUN.indexOf('--steps') + 2)];
+  const args = [...SHORT_RUN.slice(0, SHORT_RUN.indexOf('--warmup-steps')), '--warmup-steps', '24', '--steps', '24', ...SHORT_RUN.slice(SHORT_RUN.indexOf('--steps') + 2)];
   const reference = join(work, 'reference');
   rmSync(reference, { recursive: true, force: true });
   const plain = await launch(reference, args, false, null);
-  const stepMs = plain.ms / 32;
+  const stepMs = plain.ms / 48;
   const plan = drawKills(kills, seed, stepMs);
   const out = join(work, 'killed');
   rmSync(out, { recursive: true, force: true });
   const report = await killedRun(out, args, plan, reference);
-  for (const [i, l] of report.launches.entries()) console.log(`launch ${i + 1}: ${l.kill ? JSON.stringify(l.kill) : 'to the end'} -> ${l.ended} at ${l.lines} log lines (${(l.ms / 1000).toFixed(1)} s)`);
+  for (const [i, l] of report.launches.entries()) {
+    const left = l.leftovers.length > 0 ? `, inside a checkpoint write: left ${l.leftovers.join(', ')}` : '';
+    console.log(`launch ${i + 1}: ${l.kill ? JSON.stringify(l.kill) : 'to the end'} -> ${l.ended} at ${l.lines} log lines${l.tornLog ? ', torn last line' : ''}${left} (${(l.ms / 1000).toFixed(1)} s)`);
+  }
+  const inWrites = report.launches.filter((l) => l.leftovers.length > 0 || l.tornLog).length;
+  console.log(`kills that left a temp file, an uncommitted checkpoint or a torn log line: ${inWrites}`);
   console.log(`uninterrupted run: ${(plain.ms / 1000).toFixed(1)} s`);
   console.log(`kills: ${report.kills}, resumes: ${report.resumes}, corrupt files after a kill: ${report.corrupt.length}, byte-identical to the uninterrupted run: ${report.differences.length === 0 ? 'yes' : 'no'}, time: ${(report.ms / 1000).toFixed(1)} s`);
   for (const line of [...report.corrupt, ...report.differences]) console.log(`  ${line}`);
