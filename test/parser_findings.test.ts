@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GripError } from '../lib/errors.ts';
 import { jsonText } from '../lib/json.ts';
+import { parseGripSettings } from '../lib/prune/grip.ts';
 import { TextTokenizer } from '../lib/model/tokenizer.ts';
 import { fuzzParsers } from './fuzz/parsers.fuzz.ts';
 
@@ -40,5 +41,17 @@ for (const [input, what] of [[259, 'a post-processor template string replaced by
     assert.equal(report.tokenizer!.errors, { ERR_GRIP_FORMAT: 1 });
   });
 }
+
+test('a grip.json whose budgetRange holds a list nested 5000 deep is ERR_GRIP_FORMAT (a RangeError: the range check coerced it to a string; seed 12, grip inputs 6743, 7405)', async () => {
+  const json = JSON.parse(readFileSync('models/shapes-llava-tiny/grip/grip.json', 'utf8'));
+  json.budgetRange = [JSON.parse(`${'['.repeat(5000)}0.1${']'.repeat(5000)}`), 0.5];
+  assert.throws(() => parseGripSettings(json, 'grip.json'), (e: GripError) => e instanceof GripError && e.code === 'ERR_GRIP_FORMAT'
+    && e.message === 'expected budgetRange [low, high] with 0 < low <= high <= 1 for grip.json but received [[[[...]]], 0.5]');
+  for (const input of [6743, 7405]) {
+    const { report, findings } = await fuzzParsers({ seed: 12, inputs: 1, only: 'grip', firstInput: input, kept: (dir) => rmSync(dir, { recursive: true, force: true }) });
+    assert.equal(findings, []);
+    assert.equal(report.grip!.errors, { ERR_GRIP_FORMAT: 1 });
+  }
+});
 
 test.run();

@@ -199,8 +199,11 @@ export class GripPruner implements Pruner {
 }
 
 const RANGE_TEXT = '[low, high] with 0 < low <= high <= 1';
+// Numbers checked first: comparing a nested array would coerce it to a string (a
+// grip.json nesting one 5000 deep overflowed the stack: a parser-fuzzer finding).
 const isRange = (range: unknown): range is [number, number] =>
-  Array.isArray(range) && range.length === 2 && range[0] > 0 && range[0] <= range[1] && range[1] <= 1;
+  Array.isArray(range) && range.length === 2 && typeof range[0] === 'number' && typeof range[1] === 'number' &&
+  range[0] > 0 && range[0] <= range[1] && range[1] <= 1;
 
 function checkRange(range: unknown, what: string): asserts range is [number, number] {
   if (!isRange(range)) check.fail('ERR_GRIP_RANGE', RANGE_TEXT, what, JSON.stringify(range));
