@@ -70,7 +70,7 @@ const U = 2 ** -24;
 const scaledTol = (fixed: number, bound: number, want: ArrayLike<number>) => {
   let maxRef = 1;
   for (let i = 0; i < want.length; i++) if (Number.isFinite(want[i]!)) maxRef = Math.max(maxRef, Math.abs(want[i]!));
-  return Math.max(fixed, (2 * bound) / maxRef);
+  return Number.isFinite(bound) ? Math.max(fixed, (2 * bound) / maxRef) : fixed;
 };
 
 /** Error bounds of native/cpu/adamw.cc's f32 steps (the step factors in double, then rounded to f32) per output. */
@@ -82,8 +82,9 @@ function adamwBounds(p0: ArrayLike<number>, g: ArrayLike<number>, m0: ArrayLike<
     const mi = o.beta1 * m0[i]! + (1 - o.beta1) * g[i]!, vi = o.beta2 * v0[i]! + (1 - o.beta2) * g[i]! ** 2;
     const eM = 4 * U * mTerms, eV = 5 * U * vTerms; // constants rounded to f32, two products, a sum (and g*g)
     const sq = Math.sqrt(Math.abs(vi)) / bc2s, d = sq + o.eps;
-    const relD = d > 0 ? ((vi > 0 ? eV / (2 * Math.abs(vi)) : 0) + 2 * U) * (sq / d) + U : Infinity;
     const s = Math.abs((stepSize * mi) / d);
+    if (!(d > 0) || !Number.isFinite(s)) continue; // ±Inf or NaN on both sides, compared as such (no bound to scale by)
+    const relD = ((vi > 0 ? eV / (2 * Math.abs(vi)) : 0) + 2 * U) * (sq / d) + U;
     const eS = (Math.abs(stepSize) * eM) / d + s * (relD + 3 * U);
     const pi = Math.abs(p0[i]! * decay);
     param = Math.max(param, 2 * U * pi + eS + U * (pi + s));
