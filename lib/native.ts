@@ -35,6 +35,9 @@ export interface NativeMemoryStats {
   pendingOps: number;
   /** The process's C heap (glibc mallinfo2, every thread's arena; -1 elsewhere): bytes in use, and free bytes it keeps. */
   mallocInUseBytes: number;
+  /** Live decoder plans (fused decoder layers) and the bytes of their workspaces. */
+  decoderPlans: number;
+  decoderWorkspaceBytes: number;
   mallocFreeBytes: number;
 }
 
@@ -92,6 +95,22 @@ export interface NativeAddon {
   add(mode: number, a: NativeTensor, b: NativeTensor, out: NativeTensor): Promise<void> | undefined;
   softmax(mode: number, x: NativeTensor, log: boolean, out: NativeTensor): Promise<void> | undefined;
   embedding(mode: number, table: NativeTensor, ids: NativeTensor, out: NativeTensor): Promise<void> | undefined;
+  /** A plan over decoder layers and a KV cache (grip_decoder_layers); it keeps `layers` referenced until freed. */
+  decoderPlan(mode: number, layers: readonly NativeDecoderLayer[], numHeads: number, numKvHeads: number,
+    headDim: number, intermediateSize: number, rmsNormEps: number, ropeTheta: number): object;
+  /** Layers [from, to) of the plan on x [B,T,D]; lengths [(to-from)*B] updated in place. */
+  decoderRun(mode: number, plan: object, x: NativeTensor, positions: NativeTensor, tokens: Int32Array,
+    lengths: Int32Array, from: number, to: number): Promise<void> | undefined;
+  decoderPlanFree(plan: object): void;
+}
+
+/** One decoder layer's weights and KV cache, as decoderPlan takes them. */
+export interface NativeDecoderLayer {
+  inputNorm: NativeTensor; postNorm: NativeTensor;
+  q: NativeTensor; k: NativeTensor; v: NativeTensor; o: NativeTensor;
+  gate: NativeTensor; up: NativeTensor; down: NativeTensor;
+  qBias: NativeTensor | null; kBias: NativeTensor | null; vBias: NativeTensor | null;
+  keys: NativeTensor; values: NativeTensor;
 }
 
 /** The package root: the nearest folder above this file whose package.json is grip-vlm's. */

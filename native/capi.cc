@@ -35,6 +35,12 @@ grip_status Report(const Status& status) {
   return status.code;
 }
 
+}  // namespace
+
+grip_status ReportStatus(const Status& status) { return Report(status); }
+
+namespace {
+
 // Runs a backend op, turning a stray C++ exception into an error code.
 template <typename F>
 grip_status Guard(F&& body) {

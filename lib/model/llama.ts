@@ -9,6 +9,7 @@ import type { TextConfig } from './config.js';
 import { view, zerosOn } from '../moves.js';
 import type { TextWeights } from './weights.js';
 import type { RunOptions } from './vision.js';
+import { DecoderPlan } from './fused_decoder.js';
 
 /** K and V of every layer, [B, Hkv, capacity, Dh] f32, RoPE already applied to K. */
 export class KVCache {
@@ -18,6 +19,8 @@ export class KVCache {
   readonly lengths: Int32Array[] = [];
   /** M-RoPE: the 3D ids of this batch's rows (set by the stage that builds the batch; runDecoder reads it). */
   mrope: MRope | undefined = undefined;
+  /** The fused decoder's native plan over this cache (made at its first fused call, freed by dispose). */
+  plan: DecoderPlan | undefined = undefined;
 
   /** Layers below `firstAllocated` get their tensors from the caller (copies of a shared prefix). */
   constructor(readonly rows: number, readonly capacity: number, config: TextConfig, device: Device, firstAllocated = 0) {
@@ -31,6 +34,8 @@ export class KVCache {
   }
 
   dispose(): void {
+    this.plan?.free();
+    this.plan = undefined;
     for (const t of [...this.keys, ...this.values]) t.dispose();
   }
 }
@@ -70,6 +75,11 @@ export interface AttentionProbeRequest {
  * are x[b, 0..tokens[b]), at positions[b, i] (RoPE), appended to the cache of
  * every layer after its current length. Returns the requested attention
  * probabilities [B, Hq, rows, capacity] of one layer.
+ *
+ * On the CPU (and the emulator) the layers run as one native call per range
+ * (fused_decoder.ts), bit for bit the ops below; the ops run one by one where
+ * the fused call has no twin: CUDA, an attention probe, M-RoPE rows whose
+ * three ids differ (an image's prompt rows), or `decoder: 'ops'`.
  */
 export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined; mrope?: MRope | undefined }): Promise<Tensor | undefined> {
   const [B, T, D] = x.shape as [number, number, number];
@@ -79,7 +89,19 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
   const x2d = view(x, [B * T, D]);
   let probs: Tensor | undefined;
   const mrope = options.mrope ?? cache.mrope;
-  const rotate = mrope ? mropeRotation(mrope, positions, [B, T, Hq, Hkv, Dh], config.ropeTheta, options) : null;
+  const rotation = mrope ? mropeRotation(mrope, positions, [B, T, Hq, Hkv, Dh], config.ropeTheta, options) : null;
+  const ropePositions = rotation === null ? positions : 'plain' in rotation ? rotation.plain : null;
+  const fused = options.decoder !== 'ops' && options.probe === undefined && ropePositions !== null &&
+    (options.backend === 'cpu' || options.backend === 'emu') && x.device === 'cpu';
+  if (fused) {
+    if (!cache.plan?.matches(w, cache, options.backend)) {
+      cache.plan?.free();
+      cache.plan = new DecoderPlan(w, cache, options.backend, config);
+    }
+    await cache.plan.run(x, ropePositions, tokens, cache, range.from, range.to, ops, options.signal);
+    return undefined;
+  }
+  const rotate = rotation === null ? null : 'plain' in rotation ? null : rotation.rotate;
   // Every layer's intermediates go to buffers made once per call: a fresh
   // output per op and layer costs a first touch of its pages (a page fault
   // per 4 KiB; 10 ms per 48 MiB here), more than some of the ops themselves.
@@ -102,8 +124,8 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
         await rotate(q, Hq);
         await rotate(k, Hkv);
       } else {
-        await ops.rope(q, positions, config.ropeTheta, { ...o, out: q });
-        await ops.rope(k, positions, config.ropeTheta, { ...o, out: k });
+        await ops.rope(q, ropePositions!, config.ropeTheta, { ...o, out: q });
+        await ops.rope(k, ropePositions!, config.ropeTheta, { ...o, out: k });
       }
       const start = cache.lengths[l]!;
       await ops.cacheWrite(cache.keys[l]!, k, start, tokens, o);
@@ -132,9 +154,10 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
  * M-RoPE on the existing ops: the rows are stacked three times (one copy per
  * axis), each copy turned by plain RoPE at that axis' ids, and every element
  * then taken from the copy of its pair's axis (a gather of 1-element rows).
- * Where the three ids agree on every row (text, new tokens) it is plain RoPE.
+ * Where the three ids agree on every row (text, new tokens) it is plain RoPE
+ * at those ids (`plain`).
  */
-function mropeRotation(m: MRope, positions: Tensor, dims: [number, number, number, number, number], theta: number, options: RunOptions): ((t: Tensor, heads: number) => Promise<void>) {
+function mropeRotation(m: MRope, positions: Tensor, dims: [number, number, number, number, number], theta: number, options: RunOptions): { plain: Tensor } | { rotate: (t: Tensor, heads: number) => Promise<void> } {
   const [B, T, Hq, Hkv, Dh] = dims;
   const { k: ops } = options;
   const o = { backend: options.backend, signal: options.signal };
@@ -154,10 +177,7 @@ function mropeRotation(m: MRope, positions: Tensor, dims: [number, number, numbe
     const t = new Tensor('i32', shape, values, 'cpu');
     return device === 'cuda' ? t.toDevice() : t;
   };
-  if (flat) {
-    const plain = onDevice(ids.slice(0, B * T), [B, T]);
-    return async (t) => { await ops.rope(t, plain, theta, { ...o, out: t }); };
-  }
+  if (flat) return { plain: onDevice(ids.slice(0, B * T), [B, T]) };
   const BT = B * T, half = Dh / 2;
   const axisOf = new Int32Array(Dh);
   for (let j = 0, a = 0, end = m.section[0]; j < half; j++) {
@@ -172,12 +192,12 @@ function mropeRotation(m: MRope, positions: Tensor, dims: [number, number, numbe
     for (let e = 0; e < n; e++) idx[e] = axisOf[e % Dh]! * n + e;
     pick.set(heads, onDevice(idx, [1, n]));
   }
-  return async (t, heads) => {
+  return { rotate: async (t, heads) => {
     const n = BT * heads * Dh;
     const copies = view(await ops.gatherRows(view(t, [1, BT, heads * Dh]), stack, o), [1, 3 * BT, heads, Dh]);
     await ops.rope(copies, stackedIds, theta, { ...o, out: copies });
     await ops.gatherRows(view(copies, [1, 3 * n, 1]), pick.get(heads)!, { ...o, out: view(t, [1, n, 1]) });
-  };
+  } };
 }
 
 /** logits [R, V] of hidden rows h [R, D]: final RMSNorm, then the LM head. */

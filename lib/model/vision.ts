@@ -14,6 +14,8 @@ export interface RunOptions {
   /** The ops, awaited off the event loop or on it (kernels.ts). */
   k: Kernels;
   signal?: AbortSignal | undefined;
+  /** The decoder's layers as one native call ('fused', default) or one call per op (llama.ts runDecoder). */
+  decoder?: 'fused' | 'ops' | undefined;
 }
 
 type GeluKind = 'erf' | 'tanh' | 'quick';

@@ -51,7 +51,7 @@ export class VLM {
   private readonly model: FamilyModel;
   private readonly rt: Runtime;
 
-  constructor(model: FamilyModel, backend: ResolvedBackend, opMode: 'async' | 'sync' = 'async') {
+  constructor(model: FamilyModel, backend: ResolvedBackend, opMode: 'async' | 'sync' = 'async', decoder: 'fused' | 'ops' = 'fused') {
     this.model = model;
     this.dir = model.dir;
     this.config = model.config;
@@ -60,7 +60,7 @@ export class VLM {
     this.backend = backend;
     this.numImageTokens = model.layout.numImageTokens;
     this.grid = model.layout.grid;
-    this.rt = { text: model.text, layout: model.layout, backend, k: kernels(opMode) };
+    this.rt = { text: model.text, layout: model.layout, backend, k: kernels(opMode), decoder };
   }
 
   /** Greedy decoding with a KV cache for one request. */
@@ -318,6 +318,8 @@ export async function loadVLM(dir: string, options: LoadVLMOptions = {}): Promis
   if (options.threads !== undefined) setNumThreads(options.threads);
   const opMode = options.opMode ?? 'auto';
   check.oneOf(opMode, 'options.opMode', ['auto', 'async', 'sync']);
+  const decoder = options.decoder ?? 'fused';
+  check.oneOf(decoder, 'options.decoder', ['fused', 'ops']);
   const weights = options.weights ?? 'float';
   check.oneOf(weights, 'options.weights', ['float', 'int8']);
   if (weights === 'int8') {
@@ -331,5 +333,5 @@ export async function loadVLM(dir: string, options: LoadVLMOptions = {}): Promis
   if (weights === 'int8') await quantizeDecoder(model.text.weights, options.signal);
   const small = Math.max(model.text.config.hiddenSize, model.config.vision.hiddenSize) <= 512;
   const mode = opMode === 'auto' ? (backend !== 'cuda' && small ? 'sync' : 'async') : opMode;
-  return new VLM(model, backend, mode);
+  return new VLM(model, backend, mode, decoder);
 }

@@ -22,6 +22,9 @@ inline Status Error(grip_status code, const std::string& expected, const std::st
   return Status{code, "expected " + expected + " for " + what + " but received " + received};
 }
 
+// Sets grip_last_error() to the status' message and returns its code (capi.cc).
+grip_status ReportStatus(const Status& status);
+
 }  // namespace grip
 
 #define GRIP_RETURN_IF_ERROR(expr)          \

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -36,6 +37,8 @@ struct EnvData {
 std::atomic<int64_t> g_device_bytes{0};
 std::atomic<int64_t> g_device_buffers{0};
 std::atomic<int64_t> g_pending_ops{0};
+std::atomic<int64_t> g_decoder_plans{0};
+std::atomic<int64_t> g_decoder_workspace_bytes{0};
 
 const char* CodeName(grip_status status) {
   switch (status) {
@@ -756,6 +759,8 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   o.Set("deviceBytes", Napi::Number::New(env, (double)g_device_bytes.load()));
   o.Set("deviceBuffers", Napi::Number::New(env, (double)g_device_buffers.load()));
   o.Set("pendingOps", Napi::Number::New(env, (double)g_pending_ops.load()));
+  o.Set("decoderPlans", Napi::Number::New(env, (double)g_decoder_plans.load()));
+  o.Set("decoderWorkspaceBytes", Napi::Number::New(env, (double)g_decoder_workspace_bytes.load()));
   // The C heap of the whole process (every library in it, sharp's libvips
   // too), where glibc can say: bytes in use, and bytes free but kept.
   double in_use = -1, free_kept = -1;
@@ -853,6 +858,162 @@ Napi::Value CudaCopy(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- decoder plans (grip_decoder_layers) ------------------------------------------
+
+// A decode plan: the grip_tensor views of a model's decoder layers and of one
+// KV cache, parsed once per generation, and the workspace its calls reuse.
+// It keeps the JS tensors alive (a reference to the array they came in), so
+// a call parses only x, positions and two host arrays.
+struct DecoderPlan {
+  napi_env env = nullptr;
+  napi_ref tensors = nullptr;
+  int backend = 0;
+  std::vector<grip_decoder_layer> layers;
+  grip_decoder_options options{};
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  std::atomic<bool> busy{false};
+
+  DecoderPlan() { g_decoder_plans += 1; }
+  ~DecoderPlan() {
+    Release();
+    g_decoder_plans -= 1;
+  }
+  void FreeWorkspace() {
+    std::free(workspace);
+    g_decoder_workspace_bytes -= (int64_t)workspace_bytes;
+    workspace = nullptr;
+    workspace_bytes = 0;
+  }
+  // Frees the workspace and lets the tensors go (JS thread only).
+  void Release() {
+    FreeWorkspace();
+    layers.clear();
+    if (tensors != nullptr) napi_delete_reference(env, tensors);
+    tensors = nullptr;
+  }
+  // A workspace of at least `need` bytes; one much larger (a prefill's, now
+  // decoding) is given back rather than held for the whole generation.
+  bool Reserve(size_t need) {
+    if (need <= workspace_bytes && need * 4 >= workspace_bytes) return true;
+    FreeWorkspace();
+    const size_t bytes = (need + 63) / 64 * 64;
+    workspace = bytes == 0 ? nullptr : std::aligned_alloc(64, bytes);
+    if (workspace == nullptr && bytes != 0) return false;
+    workspace_bytes = bytes;
+    g_decoder_workspace_bytes += (int64_t)bytes;
+    return true;
+  }
+};
+
+const char* const kDecoderTensorNames[] = {"inputNorm", "postNorm", "q", "k", "v", "o", "gate", "up", "down",
+                                           "qBias", "kBias", "vBias", "keys", "values"};
+
+// decoderPlan(mode, layers: { inputNorm, ..., qBias | null, ..., keys, values }[],
+//             numHeads, numKvHeads, headDim, intermediateSize, rmsNormEps, ropeTheta) -> plan
+Napi::Value DecoderPlanNew(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Parser p{env};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
+  if (!p.failed && !info[1].IsArray()) p.Fail("ERR_GRIP_SHAPE", "expected an array of layers for layers but received " + Describe(info[1]));
+  if (!p.failed && backend == 1) p.Fail("ERR_GRIP_UNSUPPORTED", "expected a cpu or emu backend for a decoder plan but received cuda");
+  if (p.failed) return env.Undefined();
+  auto plan = std::make_unique<DecoderPlan>();
+  plan->env = env;
+  plan->backend = backend;
+  Napi::Array list = info[1].As<Napi::Array>();
+  for (uint32_t l = 0; l < list.Length() && !p.failed; ++l) {
+    Napi::Value item = list.Get(l);
+    if (env.IsExceptionPending()) return env.Undefined();
+    if (!item.IsObject()) {
+      p.Fail("ERR_GRIP_SHAPE", "expected a layer object for layers[" + std::to_string(l) + "] but received " + Describe(item));
+      break;
+    }
+    Napi::Object obj = item.As<Napi::Object>();
+    grip_tensor t[14]{};
+    for (int i = 0; i < 14 && !p.failed; ++i) {
+      Napi::Value v = p.Get(obj, kDecoderTensorNames[i]);
+      const std::string name = "layers[" + std::to_string(l) + "]." + kDecoderTensorNames[i];
+      if (i >= 9 && i < 12 && (v.IsNull() || v.IsUndefined())) continue;  // no bias
+      t[i] = p.Tensor(v, name.c_str(), backend);
+    }
+    plan->layers.push_back(grip_decoder_layer{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8],
+                                              t[9], t[10], t[11], t[12], t[13]});
+  }
+  grip_decoder_options& o = plan->options;
+  o.num_heads = (int32_t)p.Integer(info[2], "numHeads", 1, 65536);
+  o.num_kv_heads = (int32_t)p.Integer(info[3], "numKvHeads", 1, 65536);
+  o.head_dim = (int32_t)p.Integer(info[4], "headDim", 1, 65536);
+  o.intermediate_size = (int32_t)p.Integer(info[5], "intermediateSize", 1, 2147483647.0);
+  o.rms_norm_eps = (float)p.Number(info[6], "rmsNormEps");
+  o.rope_theta = p.Number(info[7], "ropeTheta");
+  if (p.failed) return env.Undefined();
+  if (napi_create_reference(env, info[1], 1, &plan->tensors) != napi_ok) {
+    ThrowGripError(env, "ERR_GRIP_INTERNAL", "expected a reference to the layers for decoderPlan but received a failure");
+    return env.Undefined();
+  }
+  return Napi::External<DecoderPlan>::New(env, plan.release(), [](Napi::Env, DecoderPlan* plan) { delete plan; });
+}
+
+DecoderPlan* PlanArg(Parser& p, Napi::Value value) {
+  if (p.failed) return nullptr;
+  DecoderPlan* plan = value.IsExternal() ? value.As<Napi::External<DecoderPlan>>().Data() : nullptr;
+  if (plan == nullptr) p.Fail("ERR_GRIP_RANGE", "expected a decoder plan for plan but received " + Describe(value));
+  else if (plan->tensors == nullptr) p.Fail("ERR_GRIP_RANGE", "expected a live decoder plan for plan but received a freed one");
+  else if (plan->busy.load()) p.Fail("ERR_GRIP_RANGE", "expected a decoder plan not in use for plan but received one with a call in flight");
+  return p.failed ? nullptr : plan;
+}
+
+// decoderRun(mode, plan, x, positions, tokens: Int32Array [B], lengths: Int32Array [(to-from)*B], from, to)
+Napi::Value DecoderRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Parser p{env};
+  const int mode = p.Mode(info[0]), backend = mode & 3;
+  DecoderPlan* plan = PlanArg(p, info[1]);
+  if (plan != nullptr && plan->backend != backend)
+    p.Fail("ERR_GRIP_DEVICE", "expected the backend the plan was made for (" + std::to_string(plan->backend) +
+                                  ") for mode but received " + std::to_string(backend));
+  grip_tensor x = p.Tensor(info[2], "x", backend);
+  grip_tensor positions = p.Tensor(info[3], "positions", backend);
+  const int64_t B = x.ndim == 3 ? x.shape[0] : 0;
+  const int64_t n = plan ? (int64_t)plan->layers.size() : 0;
+  const int64_t from = p.Integer(info[6], "from", 0, (double)n);
+  const int64_t to = p.Integer(info[7], "to", (double)from, (double)n);
+  const int32_t* tokens = static_cast<const int32_t*>(p.HostArray(info[4], "tokens", 4 * (size_t)B));
+  int32_t* lengths = static_cast<int32_t*>(p.HostArray(info[5], "lengths", 4 * (size_t)(B * (to - from))));
+  if (!p.failed && x.ndim != 3) p.Fail("ERR_GRIP_SHAPE", "expected a tensor [B,T,D] for x but received " + std::to_string(x.ndim) + " dimensions");
+  if (p.failed) return env.Undefined();
+  grip_decoder_options o = plan->options;
+  o.tokens = tokens;
+  o.lengths = lengths;
+  const size_t need = grip_decoder_workspace_bytes(x.shape[0] * x.shape[1], x.shape[2], &o);
+  if (!plan->Reserve(need)) {
+    ThrowGripError(env, "ERR_GRIP_INTERNAL", "expected enough memory for a decoder workspace of " + std::to_string(need) +
+                                                 " bytes but received an allocation failure");
+    return env.Undefined();
+  }
+  plan->busy = true;
+  const grip_decoder_layer* layers = plan->layers.data() + from;
+  const int32_t count = (int32_t)(to - from);
+  void* workspace = plan->workspace;
+  const size_t bytes = plan->workspace_bytes;
+  // Cleared by the call itself (on the worker when async): the plan is
+  // referenced by the call's arguments until it settles, so it outlives it.
+  return Run(info, mode, [=]() mutable {
+    const grip_status status = grip_decoder_layers(&x, &positions, layers, count, &o, workspace, bytes);
+    plan->busy = false;
+    return status;
+  });
+}
+
+// decoderPlanFree(plan): frees the workspace and the tensor references now (the GC would, later).
+Napi::Value DecoderPlanFree(const Napi::CallbackInfo& info) {
+  Parser p{info.Env()};
+  DecoderPlan* plan = PlanArg(p, info[0]);
+  if (plan != nullptr) plan->Release();
+  return info.Env().Undefined();
+}
+
 Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("info", Napi::Function::New(env, Info));
@@ -885,6 +1046,9 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("add", Napi::Function::New(env, Add));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("embedding", Napi::Function::New(env, Embedding));
+  exports.Set("decoderPlan", Napi::Function::New(env, DecoderPlanNew));
+  exports.Set("decoderRun", Napi::Function::New(env, DecoderRun));
+  exports.Set("decoderPlanFree", Napi::Function::New(env, DecoderPlanFree));
   return exports;
 }
 

@@ -22,11 +22,12 @@ export interface Runtime {
   readonly layout: VisualLayout;
   readonly backend: ResolvedBackend;
   readonly k: Kernels;
+  readonly decoder: 'fused' | 'ops';
 }
 
 /** The options object the ops take from a runtime and a signal. */
-export function opOptions(rt: Runtime, signal: AbortSignal | undefined): { backend: ResolvedBackend; k: Kernels; signal: AbortSignal | undefined } {
-  return { backend: rt.backend, k: rt.k, signal };
+export function opOptions(rt: Runtime, signal: AbortSignal | undefined): { backend: ResolvedBackend; k: Kernels; signal: AbortSignal | undefined; decoder: 'fused' | 'ops' } {
+  return { backend: rt.backend, k: rt.k, signal, decoder: rt.decoder };
 }
 
 /** The batch's M-RoPE table on its cache; renumbered positions have no 3D ids to map to. */

@@ -29,6 +29,13 @@ export interface LoadVLMOptions {
    * sizes are at most 512 (ops shorter than the hop), else 'async'.
    */
   opMode?: 'auto' | 'async' | 'sync';
+  /**
+   * How the decoder layers run on the CPU: 'fused' (default) as one native
+   * call per layer range (grip_decoder_layers: the same kernels in the same
+   * order, so the same bits, without the cost between ops); 'ops' as one
+   * call per op (to time or debug single ops). CUDA always runs per op.
+   */
+  decoder?: 'fused' | 'ops';
   signal?: AbortSignal;
 }
 

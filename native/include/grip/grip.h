@@ -269,6 +269,47 @@ GRIP_API grip_status grip_softmax(const grip_tensor* x, int log, grip_tensor* ou
 GRIP_API grip_status grip_embedding(const grip_tensor* table, const grip_tensor* ids,
                                     grip_tensor* out);
 
+
+/* ---- decoder layers (one call for a range of Llama / Qwen2 layers) ---------
+ * grip_decoder_layers runs, for each layer, exactly the ops a caller would
+ * call one by one (same kernels, same order, so the same bits):
+ *   h = rms_norm(x, input_norm); q, k, v = linear(h, q|k|v, bias);
+ *   rope(q), rope(k) at positions; cache_write(k_cache, k), (v_cache, v) at
+ *   lengths; a = attention(q, k_cache, v_cache, causal, 1/sqrt(Dh), q_len =
+ *   tokens, kv_len = lengths + tokens); x += linear(a, o);
+ *   h = rms_norm(x, post_norm); x += linear(silu(linear(h, gate)) *
+ *   linear(h, up), down).
+ * One call instead of ~14 per layer is what makes decode's per-token
+ * overhead small: no binding, no thread hop, and the thread pool's workers
+ * still spinning when the next op starts. */
+typedef struct grip_decoder_layer {
+  grip_tensor input_norm, post_norm;   /* [D] f32 */
+  grip_tensor q, k, v, o, gate, up, down; /* Linear weights [N,K] f32|f16|bf16|q8_0 */
+  grip_tensor q_bias, k_bias, v_bias;  /* [N] f32; data NULL when absent (Llama) */
+  grip_tensor k_cache, v_cache;        /* [B,Hkv,Tmax,Dh] f32 */
+} grip_decoder_layer;
+
+typedef struct grip_decoder_options {
+  int32_t num_heads, num_kv_heads, head_dim, intermediate_size;
+  float rms_norm_eps;
+  double rope_theta;
+  const int32_t* tokens; /* [B] host: valid new tokens of each row (<= T) */
+  int32_t* lengths;      /* [num_layers * B] host: cache lengths before; updated to after */
+} grip_decoder_options;
+
+/* Bytes of workspace grip_decoder_layers needs for `rows` = B*T new tokens. */
+GRIP_API size_t grip_decoder_workspace_bytes(int64_t rows, int64_t hidden,
+                                             const grip_decoder_options* options);
+
+/* x [B,T,D] f32 in place, positions [B,T] i32; layers[0..num_layers);
+ * workspace: host (or device) memory on x's device of at least
+ * grip_decoder_workspace_bytes. On failure the layers before the failing op
+ * have run (x and the caches are then partly updated). */
+GRIP_API grip_status grip_decoder_layers(grip_tensor* x, const grip_tensor* positions,
+                                         const grip_decoder_layer* layers, int32_t num_layers,
+                                         const grip_decoder_options* options, void* workspace,
+                                         size_t workspace_bytes);
+
 #ifdef __cplusplus
 }
 #endif
