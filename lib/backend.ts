@@ -60,6 +60,30 @@ export function memoryStats(): MemoryStats {
   return native().memoryStats();
 }
 
+/**
+ * Hands the C heap's free pages back to the system now (glibc
+ * `malloc_trim`; false elsewhere, or when there were none). glibc keeps the
+ * pages that freed buffers leave, so without this RSS stays at the
+ * high-water mark of past bursts. The runtime does it itself, off the event
+ * loop, when a KV cache is freed (at most every RELEASE_INTERVAL_MS), so a
+ * service need not call this.
+ */
+export function releaseMemory(): boolean {
+  lastRelease = performance.now();
+  return native().releaseMemory(false);
+}
+
+/** Minimum time between the runtime's own heap trims (each walks the whole C heap: ~1 ms here, up to 5 ms seen). */
+export const RELEASE_INTERVAL_MS = 250;
+let lastRelease = -Infinity;
+
+/** A heap trim on a libuv worker, unless one ran in the last RELEASE_INTERVAL_MS (never throws). */
+export function releaseMemorySoon(): void {
+  if (performance.now() - lastRelease < RELEASE_INTERVAL_MS) return;
+  lastRelease = performance.now();
+  native().releaseMemory(true).catch(() => {});
+}
+
 /** Sets the default backend of every op call that does not name one. */
 export function setBackend(backend: Backend): void {
   check.oneOf(backend, 'backend', ['auto', 'cpu', 'cuda', 'emu']);

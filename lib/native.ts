@@ -35,6 +35,8 @@ export interface NativeMemoryStats {
   pendingOps: number;
   /** The process's C heap (glibc mallinfo2, every thread's arena; -1 elsewhere): bytes in use, and free bytes it keeps. */
   mallocInUseBytes: number;
+  /** Heap trims made so far (releaseMemory and the runtime's own after a request). */
+  heapTrims: number;
   /** Live decoder plans (fused decoder layers) and the bytes of their workspaces. */
   decoderPlans: number;
   decoderWorkspaceBytes: number;
@@ -46,6 +48,8 @@ export interface NativeAddon {
   init(errorClass: typeof GripError): void;
   info(): NativeInfo;
   memoryStats(): NativeMemoryStats;
+  releaseMemory(async: false): boolean;
+  releaseMemory(async: true): Promise<void>;
   setNumThreads(n: number): void;
   emuSetSchedule(schedule: number, seed: bigint): void;
   cudaAlloc(bytes: number): object;

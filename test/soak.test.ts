@@ -11,6 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { embeddedModelDir } from '../lib/testbed.ts';
 import { loadVLM, type VLM } from '../lib/model/vlm.ts';
+import { memoryStats, releaseMemory, RELEASE_INTERVAL_MS } from '../lib/backend.ts';
 import { describeReport, soakGenerations, soakOps, soakServe, type PhaseReport } from './soak/soak.ts';
 
 const test = suite('soak');
@@ -20,7 +21,7 @@ test.after(() => model.dispose());
 
 function check(r: PhaseReport): void {
   console.log(`  ${describeReport(r)}`);
-  for (const k of ['deviceBuffers', 'deviceBytes', 'pendingOps'] as const) assert.is(r.after[k], r.before[k], `${r.phase}: ${k}`);
+  for (const k of ['deviceBuffers', 'deviceBytes', 'pendingOps', 'decoderPlans', 'decoderWorkspaceBytes'] as const) assert.is(r.after[k], r.before[k], `${r.phase}: ${k}`);
   const grew = (k: 'mallocInUseBytes' | 'heapUsedBytes' | 'arrayBuffersBytes', bound: number) => {
     const g = (r.after[k] - r.before[k]) / r.before[k];
     assert.ok(g < bound, `${r.phase}: ${k} grew ${(100 * g).toFixed(1)}% (${r.before[k]} -> ${r.after[k]}), bound ${100 * bound}%`);
@@ -43,6 +44,21 @@ test('96 streamed requests served by grip serve: native counters back to baselin
   // (15.7 -> 18.1 MiB over 16 + 96 here) and then stays (17.5 -> 17.7 MiB),
   // caches filling (libvips' operation cache under sharp, the HTTP layer), not a leak.
   check(await soakServe(model, 96, 96));
+});
+
+test('the C heap goes back to the system: after a request (at most every 250 ms, off the loop) and on releaseMemory()', async () => {
+  const { makeExamples, renderScene } = await import('../lib/data/shapes/index.ts');
+  const [ex] = makeExamples('test', 1, { questionsPerScene: 1 });
+  const request = { image: await renderScene(ex!.scene), prompt: ex!.question, maxNewTokens: 2 };
+  await new Promise((resolve) => setTimeout(resolve, RELEASE_INTERVAL_MS + 20));
+  const before = memoryStats().heapTrims;
+  await model.generate(request);
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the trim runs on a libuv worker
+  assert.is(memoryStats().heapTrims, before + 1, 'one trim after the request');
+  await model.generate(request);
+  assert.is(memoryStats().heapTrims, before + 1, 'none within the interval');
+  assert.type(releaseMemory(), 'boolean');
+  assert.is(memoryStats().heapTrims, before + 2, 'releaseMemory() trims now');
 });
 
 test.run();

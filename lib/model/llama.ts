@@ -10,6 +10,7 @@ import { view, zerosOn } from '../moves.js';
 import type { TextWeights } from './weights.js';
 import type { RunOptions } from './vision.js';
 import { DecoderPlan } from './fused_decoder.js';
+import { releaseMemorySoon } from '../backend.js';
 
 /** K and V of every layer, [B, Hkv, capacity, Dh] f32, RoPE already applied to K. */
 export class KVCache {
@@ -37,6 +38,8 @@ export class KVCache {
     this.plan?.free();
     this.plan = undefined;
     for (const t of [...this.keys, ...this.values]) t.dispose();
+    // The end of a request: what it freed goes back to the system (rate-limited).
+    releaseMemorySoon();
   }
 }
 

@@ -38,6 +38,7 @@ std::atomic<int64_t> g_device_bytes{0};
 std::atomic<int64_t> g_device_buffers{0};
 std::atomic<int64_t> g_pending_ops{0};
 std::atomic<int64_t> g_decoder_plans{0};
+std::atomic<int64_t> g_heap_trims{0};
 std::atomic<int64_t> g_decoder_workspace_bytes{0};
 
 const char* CodeName(grip_status status) {
@@ -752,6 +753,50 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// releaseMemory(async): hands the C heap's free pages back to the system
+// (glibc malloc_trim: every arena, free chunks inside the heap too). Without
+// it glibc keeps what a generation's buffers freed, and RSS drifts up by the
+// size of past bursts (docs/hardening.md). Sync: true when pages were
+// released. Async (a Promise): on a libuv worker, as the trim walks the
+// whole heap (~1 ms, up to 5 ms seen) and must not hold the event loop.
+bool TrimHeap() {
+  g_heap_trims += 1;
+#if defined(__GLIBC__)
+  return malloc_trim(0) != 0;
+#else
+  return false;
+#endif
+}
+
+// Not an op: not counted in pendingOps, and it holds no JS values.
+class TrimWorker : public Napi::AsyncWorker {
+ public:
+  explicit TrimWorker(Napi::Env env) : Napi::AsyncWorker(env, "grip:trim") {
+    napi_create_promise(env, &deferred_, &promise_);
+  }
+  Napi::Promise Promise() { return Napi::Promise(Env(), promise_); }
+  void Execute() override { TrimHeap(); }
+  void OnOK() override {
+    napi_value undefined;
+    if (napi_get_undefined(Env(), &undefined) == napi_ok) napi_resolve_deferred(Env(), deferred_, undefined);
+  }
+  void OnError(const Napi::Error& e) override { napi_reject_deferred(Env(), deferred_, e.Value()); }
+
+ private:
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
+};
+
+Napi::Value ReleaseMemory(const Napi::CallbackInfo& info) {
+  if (info[0].ToBoolean().Value()) {
+    TrimWorker* worker = new TrimWorker(info.Env());
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+  return Napi::Boolean::New(info.Env(), TrimHeap());
+}
+
 // memoryStats(): what the addon holds natively now, process-wide.
 Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -759,6 +804,7 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   o.Set("deviceBytes", Napi::Number::New(env, (double)g_device_bytes.load()));
   o.Set("deviceBuffers", Napi::Number::New(env, (double)g_device_buffers.load()));
   o.Set("pendingOps", Napi::Number::New(env, (double)g_pending_ops.load()));
+  o.Set("heapTrims", Napi::Number::New(env, (double)g_heap_trims.load()));
   o.Set("decoderPlans", Napi::Number::New(env, (double)g_decoder_plans.load()));
   o.Set("decoderWorkspaceBytes", Napi::Number::New(env, (double)g_decoder_workspace_bytes.load()));
   // The C heap of the whole process (every library in it, sharp's libvips
@@ -1018,6 +1064,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
+  exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("emuSetSchedule", Napi::Function::New(env, EmuSetSchedule));
   exports.Set("cudaAlloc", Napi::Function::New(env, CudaAlloc));

@@ -21,7 +21,7 @@ if (Number(values.generations) > 0) report(await soakGenerations(model, Number(v
 if (Number(values.requests) > 0) report(await soakServe(model, Number(values.requests)));
 if (values.json) writeFileSync(values.json, `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model.trim(), node: process.version, reports }, null, 2)}\n`);
 const failures = reports.flatMap((r) => [
-  ...(['deviceBytes', 'deviceBuffers', 'pendingOps'] as const).filter((k) => r.after[k] !== r.before[k]).map((k) => `${r.phase}: ${k} ${r.before[k]} -> ${r.after[k]}`),
+  ...(['deviceBytes', 'deviceBuffers', 'pendingOps', 'decoderPlans', 'decoderWorkspaceBytes'] as const).filter((k) => r.after[k] !== r.before[k]).map((k) => `${r.phase}: ${k} ${r.before[k]} -> ${r.after[k]}`),
   ...(r.rssGrowth >= MAX_RSS_GROWTH ? [`${r.phase}: RSS grew ${(100 * r.rssGrowth).toFixed(2)}% (limit ${100 * MAX_RSS_GROWTH}%)`] : []),
 ]);
 for (const f of failures) console.log(`FAIL ${f}`);

@@ -134,7 +134,7 @@ export class LlamaTextRunner {
 
   /** greedyDecode from a prefill of `length` tokens (frees the cache). */
   async decode(state: { cache: KVCache; x: Tensor }, length: number, maxNew: number): Promise<Int32Array> {
-    const rt = { text: this.model, layout: { numImageTokens: 0, grid: { rows: 0, cols: 0 } }, backend: this.backend, k: this.k };
+    const rt = { text: this.model, layout: { numImageTokens: 0, grid: { rows: 0, cols: 0 } }, backend: this.backend, k: this.k, decoder: 'fused' as const };
     const prefilled: Prefilled = {
       cache: state.cache, x: state.x, length: Int32Array.of(length), nextPosition: Int32Array.of(length),
       positions: Int32Array.from({ length }, (_, p) => p), kept: [], pruneMs: 0, prefillMs: 0,
