@@ -9,8 +9,9 @@
 // 2 MiB); NC 4096 (the KC x NC packed B block, 4 MiB, lives in L3).
 // Packing B converts f16 (vcvtph2ps) / bf16 (shift) to f32; transposed B is
 // packed 16x16 at a time through an in-register transpose.
-// Only intrinsics and raw pointers here (no shared inline/template code
-// that the linker could pick for the baseline objects).
+// Only intrinsics and raw pointers here, and shared code only with internal
+// linkage (gemm_store_avx512.h): nothing the linker could pick for the
+// baseline objects.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive on _mm512_undefined_*
 #include <immintrin.h>
 
@@ -18,6 +19,7 @@
 #include <utility>
 
 #include "gemm_kernels.h"
+#include "gemm_store_avx512.h"
 
 #ifndef GRIP_GEMM512_MR
 #define GRIP_GEMM512_MR 14
@@ -72,37 +74,7 @@ __attribute__((always_inline)) inline void ukernel(int64_t kc, const float* __re
     a += MR;
     b += NR;
   }
-  const __m512 va = _mm512_set1_ps(alpha);
-  if (bias) {  // the bias joins the store (C = alpha*acc + beta*C + bias)
-    const __m512 bv0 = _mm512_maskz_loadu_ps(m0, bias), bv1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    const __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      __m512 r0 = _mm512_fmadd_ps(va, acc0[i], bv0), r1 = _mm512_fmadd_ps(va, acc1[i], bv1);
-      if (beta != 0.f) {
-        r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c + i * ldc), r0);
-        r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + i * ldc + 16), r1);
-      }
-      _mm512_mask_storeu_ps(c + i * ldc, m0, r0);
-      _mm512_mask_storeu_ps(c + i * ldc + 16, m1, r1);
-    }
-  } else if (beta == 0.f) {
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      _mm512_mask_storeu_ps(c + i * ldc, m0, _mm512_mul_ps(va, acc0[i]));
-      _mm512_mask_storeu_ps(c + i * ldc + 16, m1, _mm512_mul_ps(va, acc1[i]));
-    }
-  } else {
-    const __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      const __m512 c0 = _mm512_maskz_loadu_ps(m0, c + i * ldc);
-      const __m512 c1 = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
-      _mm512_mask_storeu_ps(c + i * ldc, m0, _mm512_fmadd_ps(vb, c0, _mm512_mul_ps(va, acc0[i])));
-      _mm512_mask_storeu_ps(c + i * ldc + 16, m1,
-                            _mm512_fmadd_ps(vb, c1, _mm512_mul_ps(va, acc1[i])));
-    }
-  }
+  store_tile<R>(acc0, acc1, c, ldc, alpha, beta, bias, m0, m1);
 }
 
 template <int R>
@@ -132,9 +104,8 @@ void macro(int64_t mc, int64_t nc, int64_t kc, const float* Ap, const float* Bp,
   static constexpr const UK* kTable = make_table(std::make_integer_sequence<int, MR>());
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int64_t nr = nc - jr < NR ? nc - jr : NR;
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff
-                                  : (nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1));
+    __mmask16 m0, m1;
+    tile_masks(nr, &m0, &m1);
     const float* b = Bp + jr * kc;
     const float* bj = bias ? bias + jr : nullptr;
     for (int64_t ir = 0; ir < mc; ir += MR) {
