@@ -938,8 +938,8 @@ struct DecoderPlan {
     if (tensors != nullptr) napi_delete_reference(env, tensors);
     tensors = nullptr;
   }
-  // A workspace of at least `need` bytes; one much larger (a prefill's, now
-  // decoding) is given back rather than held for the whole generation.
+  // A workspace of at least `need` bytes; one much larger is given back
+  // rather than held for the whole generation.
   bool Reserve(size_t need) {
     if (need <= workspace_bytes && need * 4 >= workspace_bytes) return true;
     FreeWorkspace();
@@ -951,6 +951,10 @@ struct DecoderPlan {
     return true;
   }
 };
+
+// The largest workspace a plan keeps between calls (a decode step at 7B
+// shapes needs well under 1 MiB per row).
+constexpr size_t kKeptWorkspaceBytes = 16u << 20;
 
 const char* const kDecoderTensorNames[] = {"inputNorm", "postNorm", "q", "k", "v", "o", "gate", "up", "down",
                                            "qBias", "kBias", "vBias", "keys", "values"};
@@ -1047,6 +1051,10 @@ Napi::Value DecoderRun(const Napi::CallbackInfo& info) {
   // referenced by the call's arguments until it settles, so it outlives it.
   return Run(info, mode, [=]() mutable {
     const grip_status status = grip_decoder_layers(&x, &positions, layers, count, &o, workspace, bytes);
+    // A prefill-sized workspace is not held between calls (a prepared prompt
+    // keeps its cache, and so its plan, for as long as it lives); a decode
+    // step's is small and reused.
+    if (plan->workspace_bytes > kKeptWorkspaceBytes) plan->FreeWorkspace();
     plan->busy = false;
     return status;
   });

@@ -144,6 +144,21 @@ test('the plan: rebuilt when a cache tensor is replaced, freed with the cache, c
   assert.is(after.decoderWorkspaceBytes, before.decoderWorkspaceBytes, 'workspaces freed with the cache');
 });
 
+test('a prefill-sized workspace (over 16 MiB) is not kept between calls; a decode step\'s is', async () => {
+  const { w, config } = await textOf(join(root, 'models', 'shapes-llava-tiny'), 'f32');
+  const D = config.hiddenSize, L = config.numLayers, T = 3000;
+  const before = native().memoryStats().decoderWorkspaceBytes;
+  const cache = new KVCache(1, T + 1, config, 'cpu');
+  const run = { backend: 'cpu' as const, k: kernels('async') };
+  const x = new Tensor('f32', [1, T, D], new Float32Array(T * D).fill(0.01), 'cpu');
+  await runDecoder(w, config, x, new Tensor('i32', [1, T], Int32Array.from({ length: T }, (_, i) => i), 'cpu'), Int32Array.of(T), cache, { from: 0, to: L }, run);
+  assert.is(native().memoryStats().decoderWorkspaceBytes, before, `${T} rows: given back after the call`);
+  await runDecoder(w, config, new Tensor('f32', [1, 1, D], new Float32Array(D), 'cpu'), new Tensor('i32', [1, 1], Int32Array.of(T), 'cpu'), Int32Array.of(1), cache, { from: 0, to: L }, run);
+  assert.ok(native().memoryStats().decoderWorkspaceBytes > before, 'one row: kept for the next step');
+  cache.dispose();
+  assert.is(native().memoryStats().decoderWorkspaceBytes, before);
+});
+
 test('the plan refuses a second call while one is in flight, and calls after it is freed', async () => {
   const { w, config } = await textOf(join(root, 'models', 'shapes-llava-tiny'), 'f32');
   const D = config.hiddenSize, L = config.numLayers, T = 1024;
