@@ -66,7 +66,7 @@ grip_status grip_decoder_layers(grip_tensor* x, const grip_tensor* positions,
     return grip::ReportStatus(Error(GRIP_ERR_RANGE, "num_layers >= 0 and positive heads, head dim and intermediate size",
                                     "decoder options", "another value"));
   const int64_t B = x->shape[0], T = x->shape[1], D = x->shape[2], BT = B * T;
-  if (B > 0 && (o.tokens == nullptr || o.lengths == nullptr))
+  if (B > 0 && num_layers > 0 && (o.tokens == nullptr || o.lengths == nullptr))
     return grip::ReportStatus(Error(GRIP_ERR_RANGE, "tokens and lengths arrays", "decoder options", "NULL"));
   const size_t need = grip_decoder_workspace_bytes(BT, D, options);
   if (workspace == nullptr || workspace_bytes < need)

@@ -119,6 +119,32 @@ test('library functions: setNumThreads, emuSetSchedule, cudaAlloc, cudaCopy', ()
   addon.cudaFree!(42); // not a handle: nothing to free, no crash
 });
 
+test('decoder plans: bad layers, backends, ranges and handles; a plan is never read as a device buffer or the reverse', () => {
+  const plan = (layers: unknown, heads: unknown = 1, mode = 0) => addon.decoderPlan!(mode, layers, heads, 1, 4, 8, 1e-6, 1e4);
+  expectGripError(() => plan({}), 'ERR_GRIP_SHAPE', 'expected an array of layers for layers but received an object');
+  expectGripError(() => plan([], 1, 1), 'ERR_GRIP_UNSUPPORTED', 'expected a cpu or emu backend for a decoder plan but received cuda');
+  expectGripError(() => plan([1]), 'ERR_GRIP_SHAPE', 'expected a layer object for layers[0] but received number 1');
+  expectGripError(() => plan([{ inputNorm: f32([4]) }]), 'ERR_GRIP_SHAPE', 'expected a Tensor for layers[0].postNorm but received undefined');
+  expectGripError(() => plan([], 0), 'ERR_GRIP_RANGE', 'expected an integer in [1, 65536] for numHeads but received number 0');
+  expectGripError(() => addon.decoderPlan!(0, [], 1, 1, 4, 8, '1e-6', 1e4), 'ERR_GRIP_RANGE', 'expected a number for rmsNormEps but received a string');
+  const handle = plan([]);
+  const x = f32([1, 1, 4]), pos = i32([1, 1]);
+  const run = (mode: number, h: unknown, xt: unknown, tokens: unknown, to: number) => addon.decoderRun!(mode, h, xt, pos, tokens, new Int32Array(0), 0, to);
+  expectGripError(() => run(0, {}, x, Int32Array.of(1), 0), 'ERR_GRIP_RANGE', 'expected a decoder plan for plan but received an object');
+  expectGripError(() => run(2, handle, x, Int32Array.of(1), 0), 'ERR_GRIP_DEVICE', 'expected the backend the plan was made for (0) for mode but received 2');
+  expectGripError(() => run(0, handle, x, Int32Array.of(1), 1), 'ERR_GRIP_RANGE', 'expected an integer in [0, 0] for to but received number 1');
+  expectGripError(() => run(0, handle, x, Float64Array.of(1), 0), 'ERR_GRIP_SHAPE', 'expected an Int32Array for tokens but received another value');
+  expectGripError(() => run(0, handle, f32([1, 4]), Int32Array.of(1), 0), 'ERR_GRIP_SHAPE', 'expected a tensor [B,T,D] for x but received 2 dimensions');
+  run(0, handle, x, Int32Array.of(1), 0); // an empty range: nothing to do
+  // Type tags: a plan where a device buffer is expected, and a device buffer's handle where a plan is.
+  expectGripError(() => addon.cudaCopy!(handle, new Float32Array(4), true), 'ERR_GRIP_DEVICE', 'expected a device buffer and a TypedArray for copy but received an external and a TypedArray');
+  addon.cudaFree!(handle); // not a device buffer: nothing freed
+  expectGripError(() => addon.rmsNorm!(1, { dtype: 'f32', shape: [4], device: 'cuda', data: { handle } }, f32([4]), 1e-6, f32([4])), 'ERR_GRIP_DEVICE', 'expected a device buffer for data of x but received another value');
+  addon.decoderPlanFree!(handle);
+  expectGripError(() => addon.decoderPlanFree!(handle), 'ERR_GRIP_RANGE', 'expected a live decoder plan for plan but received a freed one');
+  expectGripError(() => addon.decoderPlanFree!(42), 'ERR_GRIP_RANGE', 'expected a decoder plan for plan but received number 42');
+});
+
 test('the binding still runs a valid call after all of that', () => {
   const scores: NativeTensor = { dtype: 'f32', shape: [1, 4], device: 'cpu', data: Float32Array.of(0.1, 0.9, 0.3, 0.8) };
   const idx = i32([1, 2]), val = f32([1, 2]);

@@ -96,6 +96,17 @@ struct DeviceBuffer {
   }
 };
 
+// Externals carry a type tag (napi_type_tag_object): a device buffer's handle
+// and a decoder plan are both externals, and one must never be read as the other.
+const napi_type_tag kDeviceBufferTag = {0x6772697064657631ULL, 0x6275666665720001ULL};
+const napi_type_tag kDecoderPlanTag = {0x6772697064656331ULL, 0x706c616e00000001ULL};
+
+bool HasTag(Napi::Value value, const napi_type_tag& tag) {
+  bool tagged = false;
+  if (!value.IsExternal() || napi_check_object_type_tag(value.Env(), value, &tag, &tagged) != napi_ok) return false;
+  return tagged;
+}
+
 // The data pointer and byte length of a TypedArray, straight from N-API
 // (no ArrayBuffer handle: this runs for every tensor of every call).
 void* TypedArrayData(Napi::Value value, size_t* byte_length) {
@@ -230,7 +241,7 @@ struct Parser {
       t.device = GRIP_DEVICE_CUDA;
       Napi::Value handle = data.IsObject() ? Get(data.As<Napi::Object>(), "handle") : data;
       if (failed) return t;
-      if (!handle.IsExternal()) {
+      if (!HasTag(handle, kDeviceBufferTag)) {
         Fail("ERR_GRIP_DEVICE", std::string("expected a device buffer for data of ") + name +
                                     " but received another value");
         return t;
@@ -868,12 +879,14 @@ Napi::Value CudaAlloc(const Napi::CallbackInfo& info) {
     g_device_bytes += (int64_t)bytes;
     g_device_buffers += 1;
   }
-  return Napi::External<DeviceBuffer>::New(env, buffer.release(),
-                                           [](Napi::Env, DeviceBuffer* b) { delete b; });
+  Napi::External<DeviceBuffer> handle =
+      Napi::External<DeviceBuffer>::New(env, buffer.release(), [](Napi::Env, DeviceBuffer* b) { delete b; });
+  napi_type_tag_object(env, handle, &kDeviceBufferTag);
+  return handle;
 }
 
 Napi::Value CudaFree(const Napi::CallbackInfo& info) {
-  if (info[0].IsExternal()) {
+  if (HasTag(info[0], kDeviceBufferTag)) {
     info[0].As<Napi::External<DeviceBuffer>>().Data()->Free();
   }
   return info.Env().Undefined();
@@ -882,7 +895,7 @@ Napi::Value CudaFree(const Napi::CallbackInfo& info) {
 // cudaCopy(handle, typedArray, toDevice: boolean)
 Napi::Value CudaCopy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsExternal() || !info[1].IsTypedArray()) {
+  if (!HasTag(info[0], kDeviceBufferTag) || !info[1].IsTypedArray()) {
     ThrowGripError(env, "ERR_GRIP_DEVICE", std::string("expected a device buffer and a TypedArray for copy but received ") +
                                                Describe(info[0]) + " and " + Describe(info[1]));
     return env.Undefined();
@@ -1002,12 +1015,15 @@ Napi::Value DecoderPlanNew(const Napi::CallbackInfo& info) {
     ThrowGripError(env, "ERR_GRIP_INTERNAL", "expected a reference to the layers for decoderPlan but received a failure");
     return env.Undefined();
   }
-  return Napi::External<DecoderPlan>::New(env, plan.release(), [](Napi::Env, DecoderPlan* plan) { delete plan; });
+  Napi::External<DecoderPlan> handle =
+      Napi::External<DecoderPlan>::New(env, plan.release(), [](Napi::Env, DecoderPlan* plan) { delete plan; });
+  napi_type_tag_object(env, handle, &kDecoderPlanTag);
+  return handle;
 }
 
 DecoderPlan* PlanArg(Parser& p, Napi::Value value) {
   if (p.failed) return nullptr;
-  DecoderPlan* plan = value.IsExternal() ? value.As<Napi::External<DecoderPlan>>().Data() : nullptr;
+  DecoderPlan* plan = HasTag(value, kDecoderPlanTag) ? value.As<Napi::External<DecoderPlan>>().Data() : nullptr;
   if (plan == nullptr) p.Fail("ERR_GRIP_RANGE", "expected a decoder plan for plan but received " + Describe(value));
   else if (plan->tensors == nullptr) p.Fail("ERR_GRIP_RANGE", "expected a live decoder plan for plan but received a freed one");
   else if (plan->busy.load()) p.Fail("ERR_GRIP_RANGE", "expected a decoder plan not in use for plan but received one with a call in flight");
