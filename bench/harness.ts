@@ -76,3 +76,14 @@ export function writeResults(name: string, rows: unknown[]): void {
   writeFileSync(file, `${JSON.stringify({ cpu: cpus()[0]?.model ?? 'unknown', threads: cpus().length, date: new Date().toISOString(), rows }, null, 2)}\n`);
   console.log(`\nwritten: ${file}`);
 }
+
+/** Uniform floats in (-scale, scale) from a seeded LCG: the benches' inputs, the same on every run. */
+export function seededFloats(seed: number): (n: number, scale?: number) => Float32Array {
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  return (n, scale = 1) => {
+    const out = new Float32Array(n);
+    for (let j = 0; j < n; j++) out[j] = random() * scale;
+    return out;
+  };
+}

@@ -16,6 +16,7 @@ import type { TextConfig } from '../lib/model/config.ts';
 import { kernels, type Kernels } from '../lib/model/kernels.ts';
 import { KVCache, runDecoder } from '../lib/model/llama.ts';
 import type { TextWeights } from '../lib/model/weights.ts';
+import { seededFloats } from './harness.ts';
 
 setBackend('cpu');
 const arg = (name: string, fallback: string) => {
@@ -30,13 +31,7 @@ const attentionOld = process.argv.includes('--attention-old');
 const attentionOnly = process.argv.includes('--attention-only');
 
 const D = 4096, F = 11008, H = 32, Dh = 128;
-let seed = 1;
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-const floats = (n: number, scale = 1) => {
-  const out = new Float32Array(n);
-  for (let j = 0; j < n; j++) out[j] = random() * scale;
-  return out;
-};
+const floats = seededFloats(1);
 const config: TextConfig = {
   hiddenSize: D, numLayers, numHeads: H, numKvHeads: H, headDim: Dh, intermediateSize: F,
   rmsNormEps: 1e-5, ropeTheta: 10000, vocabSize: 32000, hiddenAct: 'silu', maxPositionEmbeddings: 4096, tieWordEmbeddings: false,

@@ -21,7 +21,7 @@ import { embeddedModelDir } from '../lib/demo.ts';
 import { runVision } from '../lib/model/vision.ts';
 import type { TextWeights, VisionWeights } from '../lib/model/weights.ts';
 import { RandomPruner } from '../lib/prune/heuristics/random.ts';
-import { runTable, writeResults, type MeasuredRow, type Row } from './harness.ts';
+import { runTable, writeResults, type MeasuredRow, type Row, seededFloats } from './harness.ts';
 
 setBackend('cpu');
 const quick = process.argv.includes('--quick');
@@ -30,13 +30,7 @@ const numLayers = layersArg > 0 ? Number(process.argv[layersArg + 1]) : quick ? 
 const roundsArg = process.argv.indexOf('--rounds');
 const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 3 : 5;
 const here = dirname(fileURLToPath(import.meta.url));
-let seed = 1;
-const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-const floats = (n: number, scale = 1) => {
-  const out = new Float32Array(n);
-  for (let j = 0; j < n; j++) out[j] = random() * scale;
-  return out;
-};
+const floats = seededFloats(1);
 const i = info();
 console.log(`grip-vlm ${i.version} · backend cpu · simd ${i.simd} · threads ${i.threads} · node ${process.version}`);
 

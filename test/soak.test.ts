@@ -52,13 +52,17 @@ test('the C heap goes back to the system: after a request (at most every 250 ms,
   const request = { image: await renderScene(ex!.scene), prompt: ex!.question, maxNewTokens: 2 };
   await new Promise((resolve) => setTimeout(resolve, RELEASE_INTERVAL_MS + 20));
   const before = memoryStats().heapTrims;
+  const first = performance.now(); // no later than the trim this request makes
   await model.generate(request);
-  await new Promise((resolve) => setTimeout(resolve, 20)); // the trim runs on a libuv worker
+  // The trim runs on a libuv worker: wait for its count (a loaded machine may take a while).
+  for (let waited = 0; memoryStats().heapTrims === before && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.is(memoryStats().heapTrims, before + 1, 'one trim after the request');
   await model.generate(request);
-  assert.is(memoryStats().heapTrims, before + 1, 'none within the interval');
+  // Within the interval no second trim may start; past it (a slow machine) one may.
+  if (performance.now() - first < RELEASE_INTERVAL_MS) assert.is(memoryStats().heapTrims, before + 1, 'none within the interval');
+  const settled = memoryStats().heapTrims;
   assert.type(releaseMemory(), 'boolean');
-  assert.is(memoryStats().heapTrims, before + 2, 'releaseMemory() trims now');
+  assert.ok(memoryStats().heapTrims >= settled + 1, 'releaseMemory() trims now');
 });
 
 test.run();
