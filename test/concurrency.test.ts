@@ -65,6 +65,7 @@ function startWorker(data: Record<string, unknown>): Worker {
   return new Worker(WORKER, { eval: true, workerData: { seed: SEED, ...data } });
 }
 const startSpinning = (mode: 'async' | 'sync') => new Worker(SPIN_WORKER, { eval: true, workerData: { seed: SEED, mode } });
+const EXIT_WORKER = workerSource('./soak/exit_worker.ts');
 // Only the code: an 'error' rejects firstMessage, and a second rejection here, awaited later, would go unhandled.
 const exited = (w: Worker) => new Promise<number>((resolve) => { w.once('exit', resolve); });
 /** The worker's first message; a worker that errs or exits first rejects (instead of leaving the test to wait on an empty event loop). */
@@ -106,11 +107,14 @@ test('workers terminated with async ops in flight unload without a crash, and th
   assert.is(memoryStats().pendingOps, 0, 'pending ops after the terminations');
 });
 
-// Regression (CI, stop 29): terminate() landing inside a sync native call made the
-// call's next Node-API step fail, and node-addon-api's napi_throw of that failure,
-// refused in an env that is shutting down, aborted the whole process (FATAL ERROR:
-// Error::ThrowAsJavaScriptException napi_throw). Without the fix about half of the
-// rounds abort; 8 rounds leave it under 1% to pass by luck.
+// Regressions (CI, stop 29): a worker's env stopping inside a sync native call
+// makes the call's next N-API steps fail, and node-addon-api aborted the whole
+// process over them, in two ways: its napi_throw of the failure, refused while
+// the env shuts down (FATAL ERROR: Error::ThrowAsJavaScriptException
+// napi_throw), and, once that was swallowed, the next call on the empty value
+// the failed step handed back (FATAL ERROR: Error::New
+// napi_get_last_error_info). The first: without the fix about half of these
+// rounds abort, so 8 rounds leave it under 1% to pass by luck.
 test('workers terminated inside sync native calls (8 rounds, random moments) never abort the process', async () => {
   for (let round = 0; round < 8; round++) {
     const workers = Array.from({ length: 3 }, () => startSpinning('sync'));
@@ -120,6 +124,16 @@ test('workers terminated inside sync native calls (8 rounds, random moments) nev
   }
   const c = validCall('topk', SEED, 2), again = validCall('topk', SEED, 2);
   assertSameBits(numbers(c, c.run(true)), numbers(again, await again.run(false)), 'main thread after the terminations');
+});
+
+test('a worker that exits while the addon reads its arguments (process.exit in a getter) ends with its code, not an abort', async () => {
+  const worker = new Worker(EXIT_WORKER, { eval: true, workerData: { code: 7 } });
+  const errors: unknown[] = [];
+  worker.on('error', (e) => errors.push(e));
+  assert.is(await exited(worker), 7, 'exit code');
+  assert.equal(errors, [], 'worker errors');
+  const c = validCall('softmax', SEED, 1), again = validCall('softmax', SEED, 1);
+  assertSameBits(numbers(c, c.run(true)), numbers(again, await again.run(false)), 'main thread after the exit');
 });
 
 test.run();

@@ -2,6 +2,9 @@
 // buffers for CUDA) into grip_tensor views without copying, calls the C ABI
 // synchronously or on a libuv worker (Promise), and turns a grip_status into
 // a GripError. No business logic: lib/ validates, native computes.
+// Built with node-addon-api's C++ exceptions (CMakeLists.txt says why): a
+// failed N-API step throws Napi::Error, which its callback wrapper turns
+// into the pending JS exception, so nothing here runs on an empty value.
 #include <napi.h>
 
 #include <array>
