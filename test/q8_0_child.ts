@@ -7,7 +7,7 @@ import { rng, uniform } from './helpers.ts';
 const r = rng(23);
 const K = 4096 + 64, N = 45;
 const out: string[] = [];
-for (const M of [1, 3, 4, 9]) {
+for (const M of [1, 3, 4, 9, 16, 37]) {
   const x = tensor(uniform(r, M * K, 3), [M, K]);
   const w = ops.quantizeQ8_0Sync(tensor(uniform(r, N * K, 0.5), [N, K]));
   const bias = tensor(uniform(r, N), [N]);

@@ -3,7 +3,9 @@
 // The activations are quantised once per call into int8 rows plus one f32
 // scale per block; the threads split the output columns, and within a
 // thread's range 16 weight rows at a time (~70 KiB at K = 4096, in L2) meet
-// every activation row in tiles of 4, so prefill reads each weight once.
+// every activation row in tiles of 4, so prefill reads each weight once
+// (on AVX512_VNNI, 8 or more rows: tiles of 8 rows x 4 weight rows over a
+// panel of row pairs instead, same bits).
 // Kernels: q8_0_avx512vnni.cc, q8_0_avxvnni.cc, q8_0_avx2.cc (q8_0_impl.h).
 #include "q8_0.h"
 
@@ -117,28 +119,45 @@ void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
   using namespace q8_0_detail;
   if (M <= 0 || N <= 0) return;
   const int64_t nb = K / kQ8Block;
+  const int level = kernel_level();
+  // Prefill on AVX512_VNNI: the activations go into the row-pair panel of the zmm tile (q8_0_kernels.h).
+  const PanelFn panel = level == 3 && M >= kPanelRows ? panel_avx512_vnni() : nullptr;
+  const int64_t padded = panel ? (M + 1) / 2 * 2 : M;
   // The calling thread's scratch; the workers only read it while this call waits.
   thread_local std::vector<int8_t> t_xq;
   thread_local std::vector<float> t_xd;
-  t_xq.resize((size_t)(M * K));
-  t_xd.resize((size_t)(M * nb));
+  t_xq.resize((size_t)(padded * K));
+  t_xd.resize((size_t)(padded * nb));
   int8_t* xq = t_xq.data();
   float* xd = t_xd.data();
+  // Where row m's block b goes: row-major for the row kernels, the pair panel for the tile.
+  auto q_at = [&](int64_t m, int64_t b) {
+    return panel ? xq + ((m >> 1) * nb + b) * 64 + (m & 1) * kQ8Block : xq + m * K + b * kQ8Block;
+  };
+  auto d_at = [&](int64_t m, int64_t b) { return panel ? xd + ((m >> 1) * nb + b) * 2 + (m & 1) : xd + m * nb + b; };
   auto quantize = [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m)
-      for (int64_t b = 0; b < nb; ++b)
-        xd[m * nb + b] = f16_to_f32(quantize_block(x + m * ldx + b * kQ8Block, xq + m * K + b * kQ8Block));
+      for (int64_t b = 0; b < nb; ++b) *d_at(m, b) = f16_to_f32(quantize_block(x + m * ldx + b * kQ8Block, q_at(m, b)));
   };
   const int64_t qgrain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, K));
   if (num_threads() > 1 && M > qgrain) parallel_for(M, qgrain, quantize);
   else quantize(0, M);
+  if (padded > M)  // the odd row's partner: zeros (its outputs are never stored)
+    for (int64_t b = 0; b < nb; ++b) {
+      std::memset(q_at(M, b), 0, kQ8Block);
+      *d_at(M, b) = 0.f;
+    }
 
-  const RowsFn rows = kernel(kernel_level());
+  const RowsFn rows = kernel(level);
   auto body = [&](int64_t n0, int64_t n1) {
     for (int64_t nc = n0; nc < n1; nc += 16) {
       const int64_t nc1 = std::min(nc + 16, n1);
-      for (int64_t m = 0; m < M; m += kMaxRows)
-        rows(std::min(kMaxRows, M - m), K, xq + m * K, xd + m * nb, w, nc, nc1, y + m * ldy, ldy, bias);
+      if (panel)
+        for (int64_t m = 0; m < M; m += kPanelRows)
+          panel(std::min(kPanelRows, M - m), K, xq + m * K, xd + m * nb, w, nc, nc1, y + m * ldy, ldy, bias);
+      else
+        for (int64_t m = 0; m < M; m += kMaxRows)
+          rows(std::min(kMaxRows, M - m), K, xq + m * K, xd + m * nb, w, nc, nc1, y + m * ldy, ldy, bias);
     }
   };
   // At least ~256 KiB of weights, or ~4 MFLOP, per chunk: below that a thread hop costs more than it saves.

@@ -3,3 +3,4 @@
 #include "q8_0_impl.h"
 
 grip::cpu::q8_0_detail::RowsFn grip::cpu::q8_0_detail::rows_avx512_vnni() { return &rows; }
+grip::cpu::q8_0_detail::PanelFn grip::cpu::q8_0_detail::panel_avx512_vnni() { return &panel; }

@@ -18,10 +18,21 @@ constexpr int64_t kMaxRows = 4;
 using RowsFn = void (*)(int64_t M, int64_t K, const int8_t* xq, const float* xd, const uint8_t* w, int64_t n0,
                         int64_t n1, float* y, int64_t ldy, const float* bias);
 
+// The AVX512_VNNI prefill kernel reads the activations as a panel of row
+// pairs, so that one zmm holds the same block of two rows (each 256-bit half
+// keeps the 8-lane order of the row kernels, hence the same bits): for pair p
+// and block b, 64 bytes at xp + (p * nb + b) * 64 (the 32 int8 of row 2p,
+// then of row 2p + 1) and their two scales at dp + (p * nb + b) * 2. An odd
+// M's last pair has a zero second row. y[m, n] for m < M <= kPanelRows.
+constexpr int64_t kPanelRows = 8;
+using PanelFn = void (*)(int64_t M, int64_t K, const int8_t* xp, const float* dp, const uint8_t* w, int64_t n0,
+                         int64_t n1, float* y, int64_t ldy, const float* bias);
+
 RowsFn rows_scalar();
 RowsFn rows_avx2();         // nullptr when not compiled in
 RowsFn rows_avx_vnni();     // nullptr when not compiled in
 RowsFn rows_avx512_vnni();  // nullptr when not compiled in
+PanelFn panel_avx512_vnni();  // nullptr when not compiled in
 
 }  // namespace q8_0_detail
 }  // namespace cpu

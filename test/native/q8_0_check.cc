@@ -26,7 +26,7 @@ float lcg(uint64_t& s) {
 GRIP_CHECK(q8_0_linear_matches_reference_at_every_kernel) {
   const int saved = grip::num_threads();
   const int64_t Ks[] = {32, 64, 160, 4128};
-  const int64_t Ms[] = {1, 2, 3, 4, 5, 9};
+  const int64_t Ms[] = {1, 2, 3, 4, 5, 8, 9, 17, 38};
   for (int64_t K : Ks)
     for (int64_t M : Ms) {
       const int64_t N = 37, ldy = N + 3, nb = K / 32;
