@@ -4,7 +4,9 @@
 // SIMD kernels: gemv_avx512.cc (16 lanes), gemv_avx2.cc (8 lanes), chosen
 // with the GEMM's level (cpu_features() capped by GRIP_SIMD and the test
 // hook set_simd_override); for bf16 weights with the bf16 dot path on,
-// gemv_avx512bf16.cc on activations rounded to bf16 here, once per call.
+// gemv_avx512bf16.cc on activations rounded to bf16 here, once per call;
+// for bf16 weights otherwise on AVX-512, gemv_avx512.cc's split kernel on
+// activations split into even and odd k here, once per call.
 #include "gemv.h"
 
 #include <cstdlib>
@@ -50,32 +52,50 @@ void gemv(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const vo
   const int64_t row_bytes = K * (w_dtype == GRIP_F32 ? 4 : 2);  // bytes read per output
   // At least ~256 KiB of weights per chunk: below that a thread hop costs more than it saves.
   const int64_t grain = row_bytes > 0 ? (262144 + row_bytes - 1) / row_bytes : N;
-  if (w_dtype == GRIP_BF16 && gemm_detail::bf16_dot_active() && rows_avx512_bf16()) {
-    // The activations as bf16, once per call, zero-padded to whole zmm loads.
-    struct Buf {
-      uint16_t* p = nullptr;
-      size_t cap = 0;
-      ~Buf() { std::free(p); }
-    };
-    thread_local Buf xbuf;
-    const int64_t ldxb = (K + 31) / 32 * 32;
-    const size_t need = (size_t)(M * ldxb) * sizeof(uint16_t);
+  // The calling thread's copy of the activations (bf16-rounded or even/odd split), aligned, zero-padded
+  // to whole zmm loads; the workers only read it while this call waits.
+  struct Buf {
+    void* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf xbuf;
+  auto scratch = [&](size_t need) {
     if (need > xbuf.cap) {
       std::free(xbuf.p);
-      xbuf.p = static_cast<uint16_t*>(std::aligned_alloc(64, (need + 63) / 64 * 64));
+      xbuf.p = std::aligned_alloc(64, (need + 63) / 64 * 64);
       xbuf.cap = xbuf.p ? need : 0;
       if (!xbuf.p) throw std::bad_alloc();
     }
-    uint16_t* xb = xbuf.p;
-    round_bf16_avx512_bf16()(M, K, A, lda, xb, ldxb);
+    return xbuf.p;
+  };
+  const int64_t ldxs = (K + 31) / 32 * 32;
+  const int level = gemm_detail::active_simd_level();
+  if (w_dtype == GRIP_BF16 && gemm_detail::bf16_dot_active() && rows_avx512_bf16()) {
+    uint16_t* xb = static_cast<uint16_t*>(scratch((size_t)(M * ldxs) * sizeof(uint16_t)));
+    round_bf16_avx512_bf16()(M, K, A, lda, xb, ldxs);
     const RowsBf16Fn rows = rows_avx512_bf16();
     const uint16_t* w = static_cast<const uint16_t*>(W);
-    auto body = [&](int64_t n0, int64_t n1) { rows(M, K, xb, ldxb, w, ldw, n0, n1, C, ldc, bias); };
+    auto body = [&](int64_t n0, int64_t n1) { rows(M, K, xb, ldxs, w, ldw, n0, n1, C, ldc, bias); };
     if (num_threads() > 1 && N > grain) parallel_for(N, grain, body);
     else body(0, N);
     return;
   }
-  const int level = gemm_detail::active_simd_level();
+  if (w_dtype == GRIP_BF16 && level >= 2 && rows_bf16_split_avx512()) {
+    float* xs = static_cast<float*>(scratch((size_t)(M * ldxs) * sizeof(float)));
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < ldxs; k += 32)
+        for (int64_t l = 0; l < 16; ++l) {
+          xs[m * ldxs + k + l] = k + 2 * l < K ? A[m * lda + k + 2 * l] : 0.f;
+          xs[m * ldxs + k + 16 + l] = k + 2 * l + 1 < K ? A[m * lda + k + 2 * l + 1] : 0.f;
+        }
+    const RowsSplitFn rows = rows_bf16_split_avx512();
+    const uint16_t* w = static_cast<const uint16_t*>(W);
+    auto body = [&](int64_t n0, int64_t n1) { rows(M, K, xs, ldxs, w, ldw, n0, n1, C, ldc, bias); };
+    if (num_threads() > 1 && N > grain) parallel_for(N, grain, body);
+    else body(0, N);
+    return;
+  }
   RowsFn rows = level >= 2 && rows_avx512() ? rows_avx512()
                 : level >= 1 && rows_avx2() ? rows_avx2()
                                             : rows_scalar();

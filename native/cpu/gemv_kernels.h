@@ -24,6 +24,16 @@ RowsFn rows_scalar();
 RowsFn rows_avx2();    // nullptr when not compiled in
 RowsFn rows_avx512();  // nullptr when not compiled in
 
+// bf16 weights on AVX-512 (gemv_avx512.cc): one zmm load is 32 weights; the
+// even ones widen to f32 with a shift, the odd ones with a mask, against x
+// split once per call by the driver: xs [M, ldxs] f32, per 32 values of a
+// row the 16 at even k, then the 16 at odd k, zero-padded to ldxs (a
+// multiple of 32). Each y[m, n] is summed in one fixed order, independent of
+// M, n0, n1 and of the thread.
+using RowsSplitFn = void (*)(int64_t M, int64_t K, const float* xs, int64_t ldxs, const uint16_t* w, int64_t ldw,
+                             int64_t n0, int64_t n1, float* y, int64_t ldy, const float* bias);
+RowsSplitFn rows_bf16_split_avx512();  // nullptr when not compiled in
+
 // The bf16 dot path for bf16 weights (gemv_avx512bf16.cc, vdpbf16ps; see
 // bf16_dot_active() in gemm_kernels.h): the driver rounds x to bf16 once
 // per call (round_bf16: xb [M, ldxb] u16, K rounded to nearest even and
