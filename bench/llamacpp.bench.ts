@@ -9,7 +9,7 @@
 // weights 'int8', the same q8_0 bytes and 8-bit activations).
 // Writes bench/results/llamacpp.json.
 // Also: the decode GEMV against the packed GEMM on the Linear shapes (same process).
-// Usage: node --import tsx bench/llamacpp.bench.ts [--quick] [--layers N] [--reps N] [--variants F32,BF16,Q8_0] [--prefills 611,2915]
+// Usage: node --import tsx bench/llamacpp.bench.ts [--quick] [--layers N] [--reps N] [--variants F32,BF16,Q8_0] [--prefills 611,2915] [--out FILE]
 // (--quick: 2 layers, 1 rep, prefill 611 only; the default: 4 layers, 3 reps, both prefills)
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -214,6 +214,6 @@ console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(
 console.log(`memcpy of 1 GiB: ${copyLine}`);
 if (rows.length === 0) process.exit(0); // nothing timed against llama.cpp: keep the last results
 await mkdir(join(here, 'results'), { recursive: true });
-const out = join(here, 'results', 'llamacpp.json');
+const out = flag('out', join(here, 'results', 'llamacpp.json')); // --out: keep another machine's or variant's rows apart
 await writeFile(out, `${JSON.stringify({ cpu, threads: THREADS, layers: numLayers, reps, quick, memcpyGBs: copyGBs, loadAverage: loadavg()[0], rows }, null, 2)}\n`);
 console.log(`wrote ${out}`);

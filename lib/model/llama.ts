@@ -6,7 +6,7 @@
 // bias, null for Llama) and, in Qwen2-VL, M-RoPE (`MRope` below).
 import { Tensor, type Device } from '../tensor.js';
 import type { TextConfig } from './config.js';
-import { view, zerosOn } from '../moves.js';
+import { gatherRagged, int32Tensor, view, writeRows, zerosOn } from '../moves.js';
 import type { TextWeights } from './weights.js';
 import type { RunOptions } from './vision.js';
 import { DecoderPlan } from './fused_decoder.js';
@@ -83,9 +83,25 @@ export interface AttentionProbeRequest {
  * (fused_decoder.ts), bit for bit the ops below; the ops run one by one where
  * the fused call has no twin: CUDA, an attention probe, M-RoPE rows whose
  * three ids differ (an image's prompt rows), or `decoder: 'ops'`.
+ *
+ * `outputs: 'last'`: only each row's last new token, x[b, tokens[b] - 1],
+ * leaves the range's last layer with that layer's output (the other rows of
+ * x keep its input; every layer's K and V are written for all rows). That
+ * layer then computes q, attention, o and the MLP for one row per batch row:
+ * the end of a prefill whose next step reads only the last rows (llama.cpp
+ * skips the same work). The selected rows match `outputs: 'all'` to rounding
+ * (their products take the GEMV instead of the GEMM).
  */
-export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined; mrope?: MRope | undefined }): Promise<Tensor | undefined> {
+export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined; mrope?: MRope | undefined; outputs?: 'all' | 'last' | undefined }): Promise<Tensor | undefined> {
   const [B, T, D] = x.shape as [number, number, number];
+  // The last layer's rows selected: only where it changes anything and no probe or M-RoPE turn needs every row.
+  const lastOnly = options.outputs === 'last' && T > 1 && range.to > range.from && tokens.every((n) => n >= 1) &&
+    options.probe?.layer !== range.to - 1 && !(options.mrope ?? cache.mrope);
+  if (lastOnly) {
+    const probs = range.to - 1 > range.from ? await runDecoder(w, config, x, positions, tokens, cache, { from: range.from, to: range.to - 1 }, { ...options, outputs: 'all' }) : undefined;
+    await lastLayerLastRows(w, config, x, positions, tokens, cache, range.to - 1, options);
+    return probs;
+  }
   const Hq = config.numHeads, Hkv = config.numKvHeads, Dh = config.headDim;
   const { k: ops } = options;
   const o = { backend: options.backend, signal: options.signal };
@@ -151,6 +167,46 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
     for (const t of scratch.values()) t.dispose();
   }
   return probs;
+}
+
+/** runDecoder's `outputs: 'last'` layer: K and V of every new row, the rest for row tokens[b] - 1 of each batch row. */
+async function lastLayerLastRows(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, l: number, options: RunOptions): Promise<void> {
+  const [B, T, D] = x.shape as [number, number, number];
+  const Hq = config.numHeads, Hkv = config.numKvHeads, Dh = config.headDim;
+  const { k: ops } = options;
+  const o = { backend: options.backend, signal: options.signal };
+  const L = w.layers[l]!, BT = B * T;
+  const made: Tensor[] = [];  // this layer's intermediates, freed at the end (device memory on CUDA)
+  const keep = <U extends Tensor>(t: U): U => (made.push(t), t);
+  await ops.yield();
+  try {
+    const h = keep(await ops.rmsNorm(view(x, [BT, D]), L.inputNorm, config.rmsNormEps, o));
+    const k = view(keep(await ops.linear(h, L.k.weight, L.k.bias, o)), [B, T, Hkv, Dh]);
+    const v = view(keep(await ops.linear(h, L.v.weight, L.v.bias, o)), [B, T, Hkv, Dh]);
+    await ops.rope(k, positions, config.ropeTheta, { ...o, out: k });
+    const start = cache.lengths[l]!;
+    await ops.cacheWrite(cache.keys[l]!, k, start, tokens, o);
+    await ops.cacheWrite(cache.values[l]!, v, start, tokens, o);
+    const kvLen = start.map((s, b) => s + tokens[b]!);
+    cache.lengths[l] = kvLen;
+    const last = Array.from(tokens, (n) => [n - 1]);
+    const hLast = view(keep(await gatherRagged(ops, view(h, [B, T, D]), last, options.backend)), [B, D]);
+    const q = view(keep(await ops.linear(hLast, L.q.weight, L.q.bias, o)), [B, 1, Hq, Dh]);
+    const allPositions = positions.toHost().host as Int32Array;
+    const lastPositions = keep(int32Tensor(Int32Array.from(tokens, (n, b) => allPositions[b * T + n - 1]!), [B, 1], positions.device));
+    await ops.rope(q, lastPositions, config.ropeTheta, { ...o, out: q });
+    const attn = await ops.attention(q, cache.keys[l]!, cache.values[l]!, { ...o, qLen: new Int32Array(B).fill(1), kvLen });
+    keep(attn.out);
+    const xLast = view(keep(await gatherRagged(ops, x, last, options.backend)), [B, D]);
+    await ops.add(xLast, keep(await ops.linear(view(attn.out, [B, Hq * Dh]), L.o.weight, null, o)), { ...o, out: xLast });
+    const h2 = keep(await ops.rmsNorm(xLast, L.postNorm, config.rmsNormEps, o));
+    const gate = keep(await ops.linear(h2, L.gate.weight, null, o));
+    await ops.siluMul(gate, keep(await ops.linear(h2, L.up.weight, null, o)), { ...o, out: gate });
+    await ops.add(xLast, keep(await ops.linear(gate, L.down.weight, null, o)), { ...o, out: xLast });
+    await writeRows(ops, x, view(xLast, [B, 1, D]), Int32Array.from(tokens, (n) => n - 1), new Int32Array(B).fill(1), options.backend);
+  } finally {
+    for (const t of made) t.dispose();
+  }
 }
 
 /**

@@ -158,6 +158,7 @@ export class VLM {
       renumber: first.renumberPositions ?? false,
       parts: { imageNewline: first.imageNewline ?? 'prune', budget: first.budget ?? 'image' },
       extraCapacity: Math.max(...requests.map((r) => r.maxNewTokens ?? 32)),
+      outputs: 'last', // decoding reads each row's last position only
     });
     const result = (b: number, tokens: Int32Array, decodeMs: number): GenerateResult => ({
       text: this.tokenizer.decode(tokens, { skipSpecialTokens: true }).trim(),
@@ -280,6 +281,7 @@ export class VLM {
       rows: [row], visual, pruner: request.pruner, keepRatio: Float32Array.of(request.keepRatio ?? 1), clsAttention, signal,
       cachePolicy: request.cachePolicy ?? 'keep', renumber: request.renumberPositions ?? false, extraCapacity: 0,
       parts: { imageNewline: request.imageNewline ?? 'prune', budget: request.budget ?? 'image' },
+      outputs: positions,
     });
     state.cache.dispose();
     const S = state.length[0]!, D = this.config.text.hiddenSize;

@@ -101,15 +101,19 @@ export class LlamaTextRunner {
     this.k = kernels(mode);
   }
 
-  /** Runs the prompt through every layer; returns the cache and the last hidden states x [1, T, D]. */
-  async prefill(ids: Int32Array, capacity = ids.length): Promise<{ cache: KVCache; x: Tensor }> {
+  /**
+   * Runs the prompt through every layer; returns the cache and the last hidden
+   * states x [1, T, D]: of every row with outputs 'all', of the last row only
+   * with 'last' (what a generation reads; llama.cpp skips the same work).
+   */
+  async prefill(ids: Int32Array, capacity = ids.length, outputs: 'all' | 'last' = 'last'): Promise<{ cache: KVCache; x: Tensor }> {
     const { config, weights } = this.model;
     const o = { backend: this.backend, k: this.k, signal: undefined };
     const T = ids.length;
     const x = await this.k.embedding(weights.embed, int32Tensor(ids, [1, T], 'cpu'), o);
     const cache = new KVCache(1, capacity, config, 'cpu');
     const positions = int32Tensor(Int32Array.from({ length: T }, (_, p) => p), [1, T], 'cpu');
-    await runDecoder(weights, config, x, positions, Int32Array.of(T), cache, { from: 0, to: config.numLayers }, o);
+    await runDecoder(weights, config, x, positions, Int32Array.of(T), cache, { from: 0, to: config.numLayers }, { ...o, outputs });
     return { cache, x };
   }
 
@@ -117,7 +121,7 @@ export class LlamaTextRunner {
   async logits(ids: Int32Array, rows?: readonly number[]): Promise<Float32Array> {
     const { config, weights } = this.model;
     const o = { backend: this.backend, k: this.k, signal: undefined };
-    const { cache, x } = await this.prefill(ids);
+    const { cache, x } = await this.prefill(ids, ids.length, 'all');
     cache.dispose();
     const wanted = rows ?? Array.from(ids, (_, i) => i);
     const D = config.hiddenSize, all = x.host as Float32Array;

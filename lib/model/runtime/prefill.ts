@@ -99,6 +99,8 @@ export interface RunFromPointOptions {
   renumber: boolean;
   /** A merging pruner's states, written over the kept visual rows at layer K. */
   replace?: Replacement | undefined;
+  /** 'last': only each row's last position leaves the last layer right (a generation reads no other); default 'all'. */
+  outputs?: 'all' | 'last' | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -114,7 +116,7 @@ export async function runFromPoint(rt: Runtime, o: RunFromPointOptions): Promise
   if (o.replace) await writeRows(rt.k, xKept, o.replace.states, at.seq.before, o.replace.count, rt.backend);
   if (o.cachePolicy === 'compact') await compactCaches(rt, at.cache, rows, o.fromLayer, signal);
   const positions = keptPositions(rows, o.renumber, S);
-  await runDecoder(weights, config, xKept, int32Tensor(positions, [B, S], deviceOf(rt.backend)), length, at.cache, { from: o.fromLayer, to: config.numLayers }, opOptions(rt, signal));
+  await runDecoder(weights, config, xKept, int32Tensor(positions, [B, S], deviceOf(rt.backend)), length, at.cache, { from: o.fromLayer, to: config.numLayers }, { ...opOptions(rt, signal), outputs: o.outputs });
   return { cache: at.cache, x: xKept, length, positions, nextPosition: o.renumber ? length.slice() : Int32Array.from(at.seq.fullLen), kept, pruneMs: 0, prefillMs: now() - t0 };
 }
 
@@ -126,6 +128,8 @@ export interface PrefillKeptOptions {
   renumber: boolean;
   extraCapacity: number;
   replace?: Replacement | undefined;
+  /** 'last': only each row's last position leaves the last layer right (a generation reads no other); default 'all'. */
+  outputs?: 'all' | 'last' | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -135,7 +139,7 @@ export async function prefillKept(rt: Runtime, o: PrefillKeptOptions): Promise<P
   const L = rt.text.config.numLayers;
   const a = await runToPoint(rt, { rows: o.rows, visual: o.visual, keep: o.keep, renumber: o.renumber, toLayer: 0, extraCapacity: o.extraCapacity, replace: o.replace, signal: o.signal });
   const B = o.rows.length;
-  await runDecoder(rt.text.weights, rt.text.config, a.x, int32Tensor(a.seq.positions, [B, a.seq.width], deviceOf(rt.backend)), a.seq.length, a.cache, { from: 0, to: L }, opOptions(rt, o.signal));
+  await runDecoder(rt.text.weights, rt.text.config, a.x, int32Tensor(a.seq.positions, [B, a.seq.width], deviceOf(rt.backend)), a.seq.length, a.cache, { from: 0, to: L }, { ...opOptions(rt, o.signal), outputs: o.outputs });
   return {
     cache: a.cache, x: a.x, length: a.seq.length, positions: a.seq.positions,
     nextPosition: o.keep && o.renumber ? a.seq.length.slice() : a.seq.fullLen.slice(),
@@ -155,6 +159,8 @@ export interface PrefillOptions {
   extraCapacity: number;
   /** How each image's tokens are handed to the pruner (default: all of them, one budget). */
   parts?: SelectionParts | undefined;
+  /** 'last': only each row's last position leaves the last layer right (a generation reads no other); default 'all'. */
+  outputs?: 'all' | 'last' | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -178,7 +184,7 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
     ...(attention ? { attention } : {}),
   });
   const parts = o.parts ?? { imageNewline: 'prune', budget: 'image' };
-  const run = { renumber: o.renumber, extraCapacity: o.extraCapacity, signal };
+  const run = { renumber: o.renumber, extraCapacity: o.extraCapacity, outputs: o.outputs, signal };
   if (!pruner) return prefillKept(rt, { rows, visual, keep: null, ...run });
   if (K === 0) {
     const t0 = now();
@@ -202,7 +208,7 @@ export async function prefill(rt: Runtime, o: PrefillOptions): Promise<Prefilled
   const { kept, ...selection } = await select(rt, pruner, ctx, rows, parts);
   const replace = replacementOf({ kept, ...selection }, states.shape[2]!, states.device);
   const t2 = now();
-  const b = await runFromPoint(rt, { at, kept, fromLayer: K, cachePolicy: o.cachePolicy, renumber: o.renumber, replace, signal });
+  const b = await runFromPoint(rt, { at, kept, fromLayer: K, cachePolicy: o.cachePolicy, renumber: o.renumber, replace, outputs: o.outputs, signal });
   return { ...b, pruneMs: t2 - t1, prefillMs: t1 - t0 + b.prefillMs };
 }
 
@@ -389,7 +395,7 @@ async function prefillStaged(rt: Runtime, o: PrefillOptions, pruner: Pruner, lay
     const to = layers[s + 1] ?? L;
     const probeRows = s + 1 < layers.length && (source === 'last-token' || source === 'text-tokens') ? probeRowsOf(source, before, n, length) : undefined;
     const probs = await runDecoder(weights, config, xKept, int32Tensor(flat, [B, S], dev), length, at.cache, { from: layers[s]!, to }, {
-      ...opOptions(rt, signal), probe: probeRows && { layer: to - 1, rows: probeRows.union },
+      ...opOptions(rt, signal), probe: probeRows && { layer: to - 1, rows: probeRows.union }, outputs: to === L ? o.outputs : 'all',
     });
     attention = probeRows ? attentionToImage(probs!.toHost().host as Float32Array, probs!.shape, probeRows, before, n) : undefined;
     x = xKept;
