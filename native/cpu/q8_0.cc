@@ -5,7 +5,9 @@
 // thread's range 16 weight rows at a time (~70 KiB at K = 4096, in L2) meet
 // every activation row in tiles of 4, so prefill reads each weight once
 // (on AVX512_VNNI, 8 or more rows: tiles of 8 rows x 4 weight rows over a
-// panel of row pairs instead, same bits).
+// panel of row pairs instead, same bits; on AVX2, 4 or more rows: each
+// chunk's weight rows repacked once into aligned blocks with f32 scales for
+// a tile of 4 weight rows, same bits).
 // Kernels: q8_0_avx512vnni.cc, q8_0_avxvnni.cc, q8_0_avx2.cc (q8_0_impl.h).
 #include "q8_0.h"
 
@@ -149,10 +151,30 @@ void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
     }
 
   const RowsFn rows = kernel(level);
+  // Prefill on AVX2 (4 or more rows): each chunk's weight rows repacked once for the tile (q8_0_kernels.h).
+  const TileFn tile = level == 1 && M >= kMaxRows ? tile_avx2() : nullptr;
   auto body = [&](int64_t n0, int64_t n1) {
+    struct alignas(32) Block { int8_t q[kQ8Block]; };
+    thread_local std::vector<Block> t_wq;  // 32-byte aligned blocks
+    thread_local std::vector<float> t_wd;
     for (int64_t nc = n0; nc < n1; nc += 16) {
       const int64_t nc1 = std::min(nc + 16, n1);
-      if (panel)
+      if (tile) {
+        const int64_t chunk = nc1 - nc;
+        t_wq.resize((size_t)(chunk * nb));
+        t_wd.resize((size_t)(chunk * nb));
+        int8_t* wq = reinterpret_cast<int8_t*>(t_wq.data());
+        for (int64_t r = 0; r < chunk; ++r)
+          for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* blk = w + ((nc + r) * nb + b) * kQ8BlockBytes;
+            uint16_t h;
+            std::memcpy(&h, blk, 2);
+            t_wd[(size_t)(r * nb + b)] = f16_to_f32(h);
+            std::memcpy(wq + (r * nb + b) * kQ8Block, blk + 2, kQ8Block);
+          }
+        for (int64_t m = 0; m < M; m += kMaxRows)
+          tile(std::min(kMaxRows, M - m), K, xq + m * K, xd + m * nb, wq, t_wd.data(), chunk, nc, y + m * ldy, ldy, bias);
+      } else if (panel)
         for (int64_t m = 0; m < M; m += kPanelRows)
           panel(std::min(kPanelRows, M - m), K, xq + m * K, xd + m * nb, w, nc, nc1, y + m * ldy, ldy, bias);
       else

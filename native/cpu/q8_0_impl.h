@@ -227,6 +227,70 @@ void panel(int64_t M, int64_t K, const int8_t* xp, const float* dp, const uint8_
 }
 #endif
 
+#if GRIP_Q8_ISA == 1
+// The AVX2 prefill tile (TileFn): MM activation rows x R weight rows of a
+// repacked chunk, the row kernels' arithmetic and lane order (same bits).
+// 4 weight rows and aligned blocks with f32 scales: 1.15-1.2x block<4, 2>'s
+// rate at 64 x 1024 x 4096 on one Zen 3 core (77 against 66 GFLOP/s).
+template <int MM, int R>
+__attribute__((always_inline)) inline void tile_block(int64_t K, const int8_t* xq, const float* xd, const int8_t* wq,
+                                                      const float* wd, int64_t r0, int64_t n, float* y, int64_t ldy,
+                                                      const float* bias) {
+  const int64_t nb = K / 32;
+  __m256 acc[MM][R];
+#pragma GCC unroll 4
+  for (int m = 0; m < MM; ++m)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[m][r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i wv[R], abs_w[R];
+    __m256 dw[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      dw[r] = _mm256_broadcast_ss(wd + (r0 + r) * nb + b);
+      wv[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wq + ((r0 + r) * nb + b) * 32));
+      abs_w[r] = _mm256_sign_epi8(wv[r], wv[r]);
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < MM; ++m) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + m * K + b * 32));
+      const __m256 dx = _mm256_broadcast_ss(xd + m * nb + b);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m256i sums = dot4(abs_w[r], _mm256_sign_epi8(xv, wv[r]));
+        acc[m][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(dw[r], dx), acc[m][r]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < MM; ++m)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const float s = reduce8(acc[m][r]);
+      const int64_t col = n + r0 + r;
+      y[m * ldy + col] = bias ? s + bias[col] : s;
+    }
+}
+
+template <int MM>
+void tile_t(int64_t K, const int8_t* xq, const float* xd, const int8_t* wq, const float* wd, int64_t rows, int64_t n,
+            float* y, int64_t ldy, const float* bias) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) tile_block<MM, 4>(K, xq, xd, wq, wd, r, n, y, ldy, bias);
+  for (; r < rows; ++r) tile_block<MM, 1>(K, xq, xd, wq, wd, r, n, y, ldy, bias);
+}
+
+void tile(int64_t M, int64_t K, const int8_t* xq, const float* xd, const int8_t* wq, const float* wd, int64_t rows,
+          int64_t n, float* y, int64_t ldy, const float* bias) {
+  switch (M) {
+    case 1: tile_t<1>(K, xq, xd, wq, wd, rows, n, y, ldy, bias); break;
+    case 2: tile_t<2>(K, xq, xd, wq, wd, rows, n, y, ldy, bias); break;
+    case 3: tile_t<3>(K, xq, xd, wq, wd, rows, n, y, ldy, bias); break;
+    default: tile_t<4>(K, xq, xd, wq, wd, rows, n, y, ldy, bias); break;
+  }
+}
+#endif
+
 }  // namespace
 }  // namespace q8_0_detail
 }  // namespace cpu

@@ -28,11 +28,20 @@ constexpr int64_t kPanelRows = 8;
 using PanelFn = void (*)(int64_t M, int64_t K, const int8_t* xp, const float* dp, const uint8_t* w, int64_t n0,
                          int64_t n1, float* y, int64_t ldy, const float* bias);
 
+// The AVX2 prefill tile reads a thread's chunk of weight rows repacked once
+// per chunk (the driver does it): row r's block b as 32 int8 at wq + (r * nb
+// + b) * 32 (32-byte aligned, no line splits) and its scale as f32 at
+// wd[r * nb + b]; 4 weight rows x M activation rows per tile, the row
+// kernels' arithmetic (same bits). y[m, n + r] for m < M <= kMaxRows, r < rows.
+using TileFn = void (*)(int64_t M, int64_t K, const int8_t* xq, const float* xd, const int8_t* wq, const float* wd,
+                        int64_t rows, int64_t n, float* y, int64_t ldy, const float* bias);
+
 RowsFn rows_scalar();
 RowsFn rows_avx2();         // nullptr when not compiled in
 RowsFn rows_avx_vnni();     // nullptr when not compiled in
 RowsFn rows_avx512_vnni();  // nullptr when not compiled in
 PanelFn panel_avx512_vnni();  // nullptr when not compiled in
+TileFn tile_avx2();           // nullptr when not compiled in
 
 }  // namespace q8_0_detail
 }  // namespace cpu
