@@ -38,11 +38,12 @@ __attribute__((always_inline)) inline float reduce8(__m256 a) {
   return _mm_cvtss_f32(q);
 }
 
-// R weight rows (n, n+1, ..) against MM activation rows.
-template <int MM, int R>
-__attribute__((always_inline)) inline void block(int64_t K, const int8_t* xq, const float* xd, const uint8_t* w,
-                                                 int64_t n, float* y, int64_t ldy, const float* bias) {
-  const int64_t nb = K / 32, row_bytes = nb * 34;
+// R weight rows (n, n+1, ..) against MM activation rows; weights(r, b, wv,
+// dw) loads weight row r's block b (32 int8) and its scale (broadcast).
+template <int MM, int R, class Weights>
+__attribute__((always_inline)) inline void block_of(int64_t K, const int8_t* xq, const float* xd, Weights weights,
+                                                    int64_t n, float* y, int64_t ldy, const float* bias) {
+  const int64_t nb = K / 32;
   __m256 acc[MM][R];
 #pragma GCC unroll 4
   for (int m = 0; m < MM; ++m)
@@ -53,11 +54,7 @@ __attribute__((always_inline)) inline void block(int64_t K, const int8_t* xq, co
     __m256 dw[R];
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = w + (n + r) * row_bytes + b * 34;
-      uint16_t h;
-      std::memcpy(&h, blk, 2);
-      dw[r] = _mm256_set1_ps(_cvtsh_ss(h));
-      wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      weights(r, b, wv[r], dw[r]);
       abs_w[r] = _mm256_sign_epi8(wv[r], wv[r]);
     }
 #pragma GCC unroll 4
@@ -78,6 +75,21 @@ __attribute__((always_inline)) inline void block(int64_t K, const int8_t* xq, co
       const float s = reduce8(acc[m][r]);
       y[m * ldy + n + r] = bias ? s + bias[n + r] : s;
     }
+}
+
+// Weight rows n, n+1, .. read from the q8_0 rows themselves.
+template <int MM, int R>
+__attribute__((always_inline)) inline void block(int64_t K, const int8_t* xq, const float* xd, const uint8_t* w,
+                                                 int64_t n, float* y, int64_t ldy, const float* bias) {
+  const int64_t row_bytes = K / 32 * 34;
+  auto weights = [&](int r, int64_t b, __m256i& wv, __m256& dw) __attribute__((always_inline)) {
+    const uint8_t* blk = w + (n + r) * row_bytes + b * 34;
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    dw = _mm256_set1_ps(_cvtsh_ss(h));
+    wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  };
+  block_of<MM, R>(K, xq, xd, weights, n, y, ldy, bias);
 }
 
 #if GRIP_Q8_ISA == 3
@@ -237,39 +249,11 @@ __attribute__((always_inline)) inline void tile_block(int64_t K, const int8_t* x
                                                       const float* wd, int64_t r0, int64_t n, float* y, int64_t ldy,
                                                       const float* bias) {
   const int64_t nb = K / 32;
-  __m256 acc[MM][R];
-#pragma GCC unroll 4
-  for (int m = 0; m < MM; ++m)
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) acc[m][r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i wv[R], abs_w[R];
-    __m256 dw[R];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      dw[r] = _mm256_broadcast_ss(wd + (r0 + r) * nb + b);
-      wv[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wq + ((r0 + r) * nb + b) * 32));
-      abs_w[r] = _mm256_sign_epi8(wv[r], wv[r]);
-    }
-#pragma GCC unroll 4
-    for (int m = 0; m < MM; ++m) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + m * K + b * 32));
-      const __m256 dx = _mm256_broadcast_ss(xd + m * nb + b);
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const __m256i sums = dot4(abs_w[r], _mm256_sign_epi8(xv, wv[r]));
-        acc[m][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(dw[r], dx), acc[m][r]);
-      }
-    }
-  }
-#pragma GCC unroll 4
-  for (int m = 0; m < MM; ++m)
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const float s = reduce8(acc[m][r]);
-      const int64_t col = n + r0 + r;
-      y[m * ldy + col] = bias ? s + bias[col] : s;
-    }
+  auto weights = [&](int r, int64_t b, __m256i& wv, __m256& dw) __attribute__((always_inline)) {
+    dw = _mm256_broadcast_ss(wd + (r0 + r) * nb + b);
+    wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wq + ((r0 + r) * nb + b) * 32));
+  };
+  block_of<MM, R>(K, xq, xd, weights, n + r0, y, ldy, bias);
 }
 
 template <int MM>
