@@ -73,6 +73,9 @@ export interface AttentionProbeRequest {
   rows: number[];
 }
 
+/** Which rows leave a layer range's last layer with its output: every row, or each batch row's last new token. */
+export type DecoderOutputs = 'all' | 'last';
+
 /**
  * Runs decoder layers [from, to) in place on x [B, T, D]: new tokens of row b
  * are x[b, 0..tokens[b]), at positions[b, i] (RoPE), appended to the cache of
@@ -92,7 +95,7 @@ export interface AttentionProbeRequest {
  * skips the same work). The selected rows match `outputs: 'all'` to rounding
  * (their products take the GEMV instead of the GEMM).
  */
-export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined; mrope?: MRope | undefined; outputs?: 'all' | 'last' | undefined }): Promise<Tensor | undefined> {
+export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, positions: Tensor, tokens: Int32Array, cache: KVCache, range: LayerRange, options: RunOptions & { probe?: AttentionProbeRequest | undefined; mrope?: MRope | undefined; outputs?: DecoderOutputs | undefined }): Promise<Tensor | undefined> {
   const [B, T, D] = x.shape as [number, number, number];
   // The last layer's rows selected: only where it changes anything and no probe or M-RoPE turn needs every row.
   const lastOnly = options.outputs === 'last' && T > 1 && range.to > range.from && tokens.every((n) => n >= 1) &&
@@ -121,16 +124,8 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
     return undefined;
   }
   const rotate = rotation === null ? null : 'plain' in rotation ? null : rotation.rotate;
-  // Every layer's intermediates go to buffers made once per call: a fresh
-  // output per op and layer costs a first touch of its pages (a page fault
-  // per 4 KiB; 10 ms per 48 MiB here), more than some of the ops themselves.
-  const scratch = new Map<string, Tensor>();
-  const buffer = (name: string, shape: number[]): Tensor => {
-    let t = scratch.get(name);
-    if (!t) scratch.set(name, (t = zerosOn(shape, x.device)));
-    return t;
-  };
-  const BT = B * T, F = config.intermediateSize;
+  const { buffer, dispose } = scratchBuffers(x.device);
+  const BT = B * T;
   try {
     for (let l = range.from; l < range.to; l++) {
       await ops.yield();
@@ -154,19 +149,42 @@ export async function runDecoder(w: TextWeights, config: TextConfig, x: Tensor, 
       const attn = await ops.attention(q, cache.keys[l]!, cache.values[l]!, { ...o, qLen: tokens, kvLen, out: buffer('attention', [B, T, Hq, Dh]), ...(probe ? { probRows: probe.rows } : {}) });
       cache.lengths[l] = kvLen;
       if (probe) probs = attn.probs;
-      const attended = await ops.linear(view(attn.out, [BT, Hq * Dh]), L.o.weight, null, { ...o, out: buffer('residual', [BT, D]) });
-      await ops.add(x2d, attended, { ...o, out: x2d });
-      const h2 = await ops.rmsNorm(x2d, L.postNorm, config.rmsNormEps, { ...o, out: buffer('norm', [BT, D]) });
-      const gate = await ops.linear(h2, L.gate.weight, null, { ...o, out: buffer('gate', [BT, F]) });
-      const up = await ops.linear(h2, L.up.weight, null, { ...o, out: buffer('up', [BT, F]) });
-      await ops.siluMul(gate, up, { ...o, out: gate });
-      const down = await ops.linear(gate, L.down.weight, null, { ...o, out: buffer('residual', [BT, D]) });
-      await ops.add(x2d, down, { ...o, out: x2d });
+      await layerOutput(L, config, x2d, view(attn.out, [BT, Hq * Dh]), options, buffer);
     }
   } finally {
-    for (const t of scratch.values()) t.dispose();
+    dispose();
   }
   return probs;
+}
+
+/**
+ * Buffers made once per runDecoder call, by name: a fresh output per op and
+ * layer costs a first touch of its pages (a page fault per 4 KiB; 10 ms per
+ * 48 MiB here), more than some of the ops themselves.
+ */
+function scratchBuffers(device: Device): { buffer: (name: string, shape: number[]) => Tensor; dispose: () => void } {
+  const scratch = new Map<string, Tensor>();
+  return {
+    buffer: (name, shape) => {
+      let t = scratch.get(name);
+      if (!t) scratch.set(name, (t = zerosOn(shape, device)));
+      return t;
+    },
+    dispose: () => { for (const t of scratch.values()) t.dispose(); },
+  };
+}
+
+/** The rest of a layer, in place on its rows x [R, D]: x += o-proj(attention), then x += MLP(post-norm(x)). */
+async function layerOutput(L: TextWeights['layers'][number], config: TextConfig, x: Tensor, attention: Tensor, options: RunOptions, buffer: (name: string, shape: number[]) => Tensor): Promise<void> {
+  const { k: ops } = options;
+  const o = { backend: options.backend, signal: options.signal };
+  const [R, D] = x.shape as [number, number];
+  const F = config.intermediateSize;
+  await ops.add(x, await ops.linear(attention, L.o.weight, null, { ...o, out: buffer('residual', [R, D]) }), { ...o, out: x });
+  const h = await ops.rmsNorm(x, L.postNorm, config.rmsNormEps, { ...o, out: buffer('norm', [R, D]) });
+  const gate = await ops.linear(h, L.gate.weight, null, { ...o, out: buffer('gate', [R, F]) });
+  await ops.siluMul(gate, await ops.linear(h, L.up.weight, null, { ...o, out: buffer('up', [R, F]) }), { ...o, out: gate });
+  await ops.add(x, await ops.linear(gate, L.down.weight, null, { ...o, out: buffer('residual', [R, D]) }), { ...o, out: x });
 }
 
 /** runDecoder's `outputs: 'last'` layer: K and V of every new row, the rest for row tokens[b] - 1 of each batch row. */
@@ -176,13 +194,18 @@ async function lastLayerLastRows(w: TextWeights, config: TextConfig, x: Tensor, 
   const { k: ops } = options;
   const o = { backend: options.backend, signal: options.signal };
   const L = w.layers[l]!, BT = B * T;
-  const made: Tensor[] = [];  // this layer's intermediates, freed at the end (device memory on CUDA)
-  const keep = <U extends Tensor>(t: U): U => (made.push(t), t);
+  const { buffer, dispose } = scratchBuffers(x.device);
+  const made: Tensor[] = [];  // the gathers' outputs, freed with the buffers (device memory on CUDA)
+  const gather = async (t: Tensor, rows: number[][]) => {
+    const g = await gatherRagged(ops, t, rows, options.backend);
+    made.push(g);
+    return g;
+  };
   await ops.yield();
   try {
-    const h = keep(await ops.rmsNorm(view(x, [BT, D]), L.inputNorm, config.rmsNormEps, o));
-    const k = view(keep(await ops.linear(h, L.k.weight, L.k.bias, o)), [B, T, Hkv, Dh]);
-    const v = view(keep(await ops.linear(h, L.v.weight, L.v.bias, o)), [B, T, Hkv, Dh]);
+    const h = await ops.rmsNorm(view(x, [BT, D]), L.inputNorm, config.rmsNormEps, { ...o, out: buffer('norm', [BT, D]) });
+    const k = view(await ops.linear(h, L.k.weight, L.k.bias, { ...o, out: buffer('k', [BT, Hkv * Dh]) }), [B, T, Hkv, Dh]);
+    const v = view(await ops.linear(h, L.v.weight, L.v.bias, { ...o, out: buffer('v', [BT, Hkv * Dh]) }), [B, T, Hkv, Dh]);
     await ops.rope(k, positions, config.ropeTheta, { ...o, out: k });
     const start = cache.lengths[l]!;
     await ops.cacheWrite(cache.keys[l]!, k, start, tokens, o);
@@ -190,21 +213,19 @@ async function lastLayerLastRows(w: TextWeights, config: TextConfig, x: Tensor, 
     const kvLen = start.map((s, b) => s + tokens[b]!);
     cache.lengths[l] = kvLen;
     const last = Array.from(tokens, (n) => [n - 1]);
-    const hLast = view(keep(await gatherRagged(ops, view(h, [B, T, D]), last, options.backend)), [B, D]);
-    const q = view(keep(await ops.linear(hLast, L.q.weight, L.q.bias, o)), [B, 1, Hq, Dh]);
+    const hLast = view(await gather(view(h, [B, T, D]), last), [B, D]);
+    const q = view(await ops.linear(hLast, L.q.weight, L.q.bias, { ...o, out: buffer('q', [B, Hq * Dh]) }), [B, 1, Hq, Dh]);
     const allPositions = positions.toHost().host as Int32Array;
-    const lastPositions = keep(int32Tensor(Int32Array.from(tokens, (n, b) => allPositions[b * T + n - 1]!), [B, 1], positions.device));
+    const lastPositions = int32Tensor(Int32Array.from(tokens, (n, b) => allPositions[b * T + n - 1]!), [B, 1], positions.device);
+    made.push(lastPositions);
     await ops.rope(q, lastPositions, config.ropeTheta, { ...o, out: q });
-    const attn = await ops.attention(q, cache.keys[l]!, cache.values[l]!, { ...o, qLen: new Int32Array(B).fill(1), kvLen });
-    keep(attn.out);
-    const xLast = view(keep(await gatherRagged(ops, x, last, options.backend)), [B, D]);
-    await ops.add(xLast, keep(await ops.linear(view(attn.out, [B, Hq * Dh]), L.o.weight, null, o)), { ...o, out: xLast });
-    const h2 = keep(await ops.rmsNorm(xLast, L.postNorm, config.rmsNormEps, o));
-    const gate = keep(await ops.linear(h2, L.gate.weight, null, o));
-    await ops.siluMul(gate, keep(await ops.linear(h2, L.up.weight, null, o)), { ...o, out: gate });
-    await ops.add(xLast, keep(await ops.linear(gate, L.down.weight, null, o)), { ...o, out: xLast });
+    const attn = await ops.attention(q, cache.keys[l]!, cache.values[l]!, { ...o, qLen: new Int32Array(B).fill(1), kvLen, out: buffer('attention', [B, 1, Hq, Dh]) });
+    const xLast = view(await gather(x, last), [B, D]);
+    // Its buffers are [B, ...], not the [BT, ...] ones of the same names above.
+    await layerOutput(L, config, xLast, view(attn.out, [B, Hq * Dh]), options, (name, shape) => buffer(`last ${name}`, shape));
     await writeRows(ops, x, view(xLast, [B, 1, D]), Int32Array.from(tokens, (n) => n - 1), new Int32Array(B).fill(1), options.backend);
   } finally {
+    dispose();
     for (const t of made) t.dispose();
   }
 }

@@ -10,7 +10,7 @@ import type { ResolvedBackend } from '../../lib/backend.ts';
 import { GripError } from '../../lib/errors.ts';
 import { parseLlavaConfig, type TextConfig } from '../../lib/model/config.ts';
 import { kernels, type Kernels } from '../../lib/model/kernels.ts';
-import { KVCache, lmHead, runDecoder } from '../../lib/model/llama.ts';
+import { KVCache, lmHead, runDecoder, type DecoderOutputs } from '../../lib/model/llama.ts';
 import { greedyDecode } from '../../lib/model/runtime/decode.ts';
 import { Checkpoint } from '../../lib/model/safetensors.ts';
 import { int32Tensor } from '../../lib/moves.ts';
@@ -106,7 +106,7 @@ export class LlamaTextRunner {
    * states x [1, T, D]: of every row with outputs 'all', of the last row only
    * with 'last' (what a generation reads; llama.cpp skips the same work).
    */
-  async prefill(ids: Int32Array, capacity = ids.length, outputs: 'all' | 'last' = 'last'): Promise<{ cache: KVCache; x: Tensor }> {
+  async prefill(ids: Int32Array, capacity = ids.length, outputs: DecoderOutputs = 'last'): Promise<{ cache: KVCache; x: Tensor }> {
     const { config, weights } = this.model;
     const o = { backend: this.backend, k: this.k, signal: undefined };
     const T = ids.length;

@@ -12,7 +12,7 @@ import { Tensor } from '../../tensor.js';
 import type { VisualLayout } from '../family.js';
 import { check } from '../../validate.js';
 import { QUERY_POOLINGS, checkKeepSets, checkMergedStates, numKeepFor, pruneLayers, type AttentionSource, type PruneContext, type Pruner, type QueryPooling } from '../../prune/pruner.js';
-import { KVCache, runDecoder } from '../llama.js';
+import { KVCache, runDecoder, type DecoderOutputs } from '../llama.js';
 import { deviceOf, gatherRagged, int32Tensor, view, writeRows, zerosOn } from '../../moves.js';
 import { compactCaches } from './compact.js';
 import { attachMRope, checkWindow, opOptions, type Runtime } from './context.js';
@@ -99,8 +99,8 @@ export interface RunFromPointOptions {
   renumber: boolean;
   /** A merging pruner's states, written over the kept visual rows at layer K. */
   replace?: Replacement | undefined;
-  /** 'last': only each row's last position leaves the last layer right (a generation reads no other); default 'all'. */
-  outputs?: 'all' | 'last' | undefined;
+  /** runDecoder's outputs for the last layer: 'last' when only each row's last position is read next (default 'all'). */
+  outputs?: DecoderOutputs | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -128,8 +128,8 @@ export interface PrefillKeptOptions {
   renumber: boolean;
   extraCapacity: number;
   replace?: Replacement | undefined;
-  /** 'last': only each row's last position leaves the last layer right (a generation reads no other); default 'all'. */
-  outputs?: 'all' | 'last' | undefined;
+  /** runDecoder's outputs for the last layer: 'last' when only each row's last position is read next (default 'all'). */
+  outputs?: DecoderOutputs | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -159,8 +159,8 @@ export interface PrefillOptions {
   extraCapacity: number;
   /** How each image's tokens are handed to the pruner (default: all of them, one budget). */
   parts?: SelectionParts | undefined;
-  /** 'last': only each row's last position leaves the last layer right (a generation reads no other); default 'all'. */
-  outputs?: 'all' | 'last' | undefined;
+  /** runDecoder's outputs for the last layer: 'last' when only each row's last position is read next (default 'all'). */
+  outputs?: DecoderOutputs | undefined;
   signal: AbortSignal | undefined;
 }
 
