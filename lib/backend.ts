@@ -60,6 +60,25 @@ export function memoryStats(): MemoryStats {
   return native().memoryStats();
 }
 
+/** The GPU's memory as its driver reports it: every process's allocations and CUDA contexts count. */
+export interface DeviceMemory {
+  freeBytes: number;
+  totalBytes: number;
+  /** totalBytes - freeBytes. */
+  usedBytes: number;
+}
+
+/**
+ * The current CUDA device's free and total memory (cudaMemGetInfo), or null
+ * without a visible device. memoryStats().deviceBytes counts the addon's own
+ * buffers; this also sees what the CUDA runtime allocates behind them.
+ */
+export function deviceMemory(): DeviceMemory | null {
+  if (!cudaAvailable()) return null;
+  const { freeBytes, totalBytes } = native().cudaMemInfo();
+  return { freeBytes, totalBytes, usedBytes: totalBytes - freeBytes };
+}
+
 /**
  * Hands the C heap's free pages back to the system now (glibc
  * `malloc_trim`; false elsewhere, or when there were none). glibc keeps the

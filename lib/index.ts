@@ -2,7 +2,7 @@
 export { GripError, type GripErrorCode } from './errors.js';
 export { Tensor, DeviceBuffer, tensor, zeros, type DType, type Device, type HostData } from './tensor.js';
 export { ops, SCORER_PARAM_NAMES, FOURIER_FEATURES, scorerShapes, type ScorerParamName, type OpOptions, type ScorerParams, type AdamWOptions, type MatmulOptions, type OutOptions, type TopkResult, type GumbelTopkResult, type GeluKind, type SoftmaxOptions, type AttentionOptions, type AttentionResult } from './ops.js';
-export { info, memoryStats, releaseMemory, setBackend, getBackend, setNumThreads, setEmulatorSchedule, type Backend, type Info, type MemoryStats } from './backend.js';
+export { info, memoryStats, deviceMemory, releaseMemory, setBackend, getBackend, setNumThreads, setEmulatorSchedule, type Backend, type Info, type MemoryStats, type DeviceMemory } from './backend.js';
 
 import { Tensor } from './tensor.js';
 

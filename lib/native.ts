@@ -54,6 +54,7 @@ export interface NativeAddon {
   emuSetSchedule(schedule: number, seed: bigint): void;
   cudaAlloc(bytes: number): object;
   cudaFree(handle: object): void;
+  cudaMemInfo(): { freeBytes: number; totalBytes: number };
   cudaCopy(handle: object, host: ArrayBufferView, toDevice: boolean): void;
   scoreTokens(mode: number, x: NativeTensor, query: NativeTensor, keepRatio: NativeTensor,
     params: Record<string, NativeTensor>, scores: NativeTensor): Promise<void> | undefined;

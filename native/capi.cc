@@ -376,6 +376,14 @@ grip_status grip_cuda_malloc(size_t bytes, void** out) {
   return CudaReport(cudaMalloc(out, bytes ? bytes : 1), "cudaMalloc");
 }
 grip_status grip_cuda_free(void* ptr) { return CudaReport(cudaFree(ptr), "cudaFree"); }
+grip_status grip_cuda_mem_info(size_t* free_bytes, size_t* total_bytes) {
+  if (free_bytes == nullptr || total_bytes == nullptr)
+    return Report(Error(GRIP_ERR_RANGE, "two output pointers", "free_bytes, total_bytes", "NULL"));
+  *free_bytes = *total_bytes = 0;
+  if (grip_cuda_device_count() == 0)
+    return Report(Error(GRIP_ERR_DEVICE, "a visible CUDA device", "cuda mem info", "none"));
+  return CudaReport(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
 grip_status grip_cuda_memcpy_to_device(void* dst, const void* src, size_t bytes) {
   return CudaReport(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
 }
@@ -393,6 +401,11 @@ grip_status grip_cuda_malloc(size_t, void** out) {
   return NoCuda("cuda malloc");
 }
 grip_status grip_cuda_free(void*) { return NoCuda("cuda free"); }
+grip_status grip_cuda_mem_info(size_t* free_bytes, size_t* total_bytes) {
+  if (free_bytes) *free_bytes = 0;
+  if (total_bytes) *total_bytes = 0;
+  return NoCuda("cuda mem info");
+}
 grip_status grip_cuda_memcpy_to_device(void*, const void*, size_t) { return NoCuda("cuda memcpy"); }
 grip_status grip_cuda_memcpy_to_host(void*, const void*, size_t) { return NoCuda("cuda memcpy"); }
 #endif

@@ -62,6 +62,8 @@ const GUARDS = [
   'layerNorm bias NULL: 1 expected a tensor [D] for bias but received NULL',
   'threads -1: 3 expected an integer in [0, 256] for threads but received -1',
   'cuda malloc out NULL: 6 expected a build with CUDA for cuda malloc but received a CPU-only build',
+  'cuda mem info: 6 expected a build with CUDA for cuda mem info but received a CPU-only build',
+  'cuda mem info zeroed: 0 ok',
 ];
 
 test('the C ABI refuses NULL pointers, bad extents, Hq = 0 attention and unknown enums (test/c/guards.c)', () => {

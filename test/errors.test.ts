@@ -4,8 +4,9 @@
 // native/core/errors.h and must read the same on every backend.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GripError, info, ops, setBackend, getBackend, setEmulatorSchedule, setNumThreads, Tensor, tensor, zeros } from '../lib/index.ts';
+import { deviceMemory, GripError, info, ops, setBackend, getBackend, setEmulatorSchedule, setNumThreads, Tensor, tensor, zeros } from '../lib/index.ts';
 import { BACKENDS, on, reportSkips, rng, scorerParams, uniform, type BackendRun } from './helpers.ts';
+import { native } from '../lib/native.ts';
 
 const test = suite('errors');
 reportSkips('errors.test.ts');
@@ -236,6 +237,21 @@ const cudaMessage = `expected a visible CUDA device for backend 'cuda' but recei
     : ['ERR_GRIP_UNSUPPORTED', 'expected a build with CUDA for cuda malloc but received a CPU-only build'];
   await expectError(() => zeros([2], 'f32', 'cuda'), code, message);
   await expectError(() => S.toDevice(), code, message);
+  assert.is(deviceMemory(), null, 'deviceMemory() without a GPU');
+  const [infoCode, infoMessage] = info().cuda.compiled
+    ? ['ERR_GRIP_DEVICE', 'expected a visible CUDA device for cuda mem info but received none']
+    : ['ERR_GRIP_UNSUPPORTED', 'expected a build with CUDA for cuda mem info but received a CPU-only build'];
+  await expectError(() => native().cudaMemInfo(), infoCode, infoMessage);
+});
+
+(noCuda ? test.skip : test)('cuda: deviceMemory() sees a buffer the addon allocates', () => {
+  const before = deviceMemory()!;
+  assert.ok(before.totalBytes > 0 && before.usedBytes === before.totalBytes - before.freeBytes, JSON.stringify(before));
+  const big = zeros([64 * 2 ** 20], 'f32', 'cuda'); // 256 MiB
+  const during = deviceMemory()!;
+  big.dispose();
+  assert.ok(during.usedBytes - before.usedBytes >= 256 * 2 ** 20, `used ${before.usedBytes} -> ${during.usedBytes}`);
+  assert.ok(deviceMemory()!.usedBytes < during.usedBytes, 'and no longer after dispose()');
 });
 
 (noCuda ? test.skip : test)('cuda: disposed buffers, mixed devices and cpu backends with device tensors', async () => {

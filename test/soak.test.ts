@@ -11,8 +11,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { embeddedModelDir } from '../lib/testbed.ts';
 import { loadVLM, type VLM } from '../lib/model/vlm.ts';
-import { memoryStats, releaseMemory, RELEASE_INTERVAL_MS } from '../lib/backend.ts';
-import { describeReport, soakGenerations, soakOps, soakServe, type PhaseReport } from './soak/soak.ts';
+import { cudaAvailable, memoryStats, releaseMemory, RELEASE_INTERVAL_MS } from '../lib/backend.ts';
+import { describeReport, soakDeviceOps, soakGenerations, soakOps, soakServe, type PhaseReport } from './soak/soak.ts';
 
 const test = suite('soak');
 let model: VLM;
@@ -38,6 +38,24 @@ test('200 calls of each public op, sync and async: native counters back to basel
 test('60 generations on the embedded model (unpruned, GRIP 0.25, 0.11): native counters back to baseline, heaps flat', async () => {
   check(await soakGenerations(model, 60));
 });
+
+// The device phases of npm run soak, short: the GPU's memory in use (as its
+// driver reports it) must come back within 5%, and no call may be refused.
+function checkDevice(r: PhaseReport): void {
+  check(r);
+  assert.equal(r.refused ?? {}, {}, `${r.phase}: refused calls`);
+  assert.ok(r.deviceGrowth !== null && r.deviceGrowth < 0.05, `${r.phase}: GPU memory in use ${r.before.deviceUsedBytes} -> ${r.after.deviceUsedBytes}`);
+}
+(cudaAvailable() ? test : test.skip)('cuda: 100 calls of each op on device tensors, 30 generations on a CUDA model: device counters back, GPU memory flat', async () => {
+  checkDevice(await soakDeviceOps(100));
+  const cudaModel = await loadVLM(embeddedModelDir(), { backend: 'cuda' });
+  try {
+    checkDevice(await soakGenerations(cudaModel, 30));
+  } finally {
+    cudaModel.dispose();
+  }
+});
+if (!cudaAvailable()) console.log('[soak.test.ts] skipping the device soak: no visible CUDA device');
 
 test('96 streamed requests served by grip serve: native counters back to baseline, heaps flat', async () => {
   // After 96 warm-up requests: the C heap in use climbs over the first hundred

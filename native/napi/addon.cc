@@ -846,6 +846,22 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// cudaMemInfo(): { freeBytes, totalBytes } of the current device as the
+// driver reports them; throws the C ABI's GripError without a GPU.
+Napi::Value CudaMemInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t free_bytes = 0, total_bytes = 0;
+  const grip_status status = grip_cuda_mem_info(&free_bytes, &total_bytes);
+  if (status != GRIP_OK) {
+    ThrowGripError(env, CodeName(status), grip_last_error());
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("freeBytes", Napi::Number::New(env, (double)free_bytes));
+  o.Set("totalBytes", Napi::Number::New(env, (double)total_bytes));
+  return o;
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Parser p{info.Env()};
   const int64_t n = p.Integer(info[0], "threads", INT32_MIN, INT32_MAX);
@@ -1092,6 +1108,7 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory));
+  exports.Set("cudaMemInfo", Napi::Function::New(env, CudaMemInfo));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("emuSetSchedule", Napi::Function::New(env, EmuSetSchedule));
   exports.Set("cudaAlloc", Napi::Function::New(env, CudaAlloc));

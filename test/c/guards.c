@@ -95,5 +95,8 @@ int main(void) {
   report("layerNorm bias NULL", grip_layer_norm(&x, &w, NULL, 1e-5f, &x));
   report("threads -1", grip_set_num_threads(-1));
   report("cuda malloc out NULL", grip_cuda_malloc(16, NULL));
+  size_t free_bytes = 1, total_bytes = 1;
+  report("cuda mem info", grip_cuda_mem_info(&free_bytes, &total_bytes));
+  report("cuda mem info zeroed", free_bytes == 0 && total_bytes == 0 ? GRIP_OK : GRIP_ERR_RANGE);
   return 0;
 }

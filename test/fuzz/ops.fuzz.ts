@@ -520,6 +520,8 @@ export interface ValidCall {
   args: unknown[];
   /** Runs the op (its sync or async form); in-place ops change their arguments. */
   run(sync: boolean): unknown;
+  /** Runs the op on other arguments of the same call (the soak's device copies of `args`). */
+  invoke(args: unknown[], sync: boolean): unknown;
   /** The result's numbers (the mutated arguments of in-place ops), with the reference each must equal. */
   expectations(result: unknown): Expectation[];
 }
@@ -527,7 +529,7 @@ export function validCall(op: string, seed: number, index: number): ValidCall {
   const spec = SPECS.find((s) => s.name === op);
   if (spec === undefined) throw new Error(`expected one of ${OP_NAMES.join(', ')} for op but received ${op}`);
   const args = spec.build(callRng(seed, index));
-  return { op, args, run: (sync) => spec.invoke(args, sync), expectations: (result) => spec.expect(args, result) };
+  return { op, args, run: (sync) => spec.invoke(args, sync), invoke: (a, sync) => spec.invoke(a, sync), expectations: (result) => spec.expect(args, result) };
 }
 
 export interface FuzzOptions { seed: number; calls: number; only?: string | undefined; firstCall?: number; trace?: (line: string) => void }

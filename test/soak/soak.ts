@@ -8,7 +8,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Pool } from 'undici';
-import { memoryStats, type MemoryStats } from '../../lib/index.ts';
+import { deviceMemory, GripError, memoryStats, Tensor, type MemoryStats } from '../../lib/index.ts';
 import { makeExamples, renderScene } from '../../lib/data/shapes/index.ts';
 import { defaultPruner } from '../../lib/demo.ts';
 import type { GenerateRequest, VLM } from '../../lib/model/vlm.ts';
@@ -29,6 +29,8 @@ export interface MemorySample extends MemoryStats {
   heapTotalBytes: number;
   /** Host tensors live in ArrayBuffers. */
   arrayBuffersBytes: number;
+  /** The GPU's memory in use as its driver reports it (deviceMemory().usedBytes); -1 without a GPU. */
+  deviceUsedBytes: number;
 }
 
 /** Memory after a full GC (twice, with turns between, so finalizers of native handles run). */
@@ -38,7 +40,7 @@ export async function settledMemory(): Promise<MemorySample> {
     await nextTurn();
   }
   const m = process.memoryUsage();
-  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, arrayBuffersBytes: m.arrayBuffers, ...memoryStats() };
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, arrayBuffersBytes: m.arrayBuffers, deviceUsedBytes: deviceMemory()?.usedBytes ?? -1, ...memoryStats() };
 }
 
 export interface PhaseReport {
@@ -50,6 +52,10 @@ export interface PhaseReport {
   after: MemorySample;
   /** (after - before) / before of RSS. */
   rssGrowth: number;
+  /** The same of the GPU's memory in use; null without a GPU. */
+  deviceGrowth: number | null;
+  /** Calls the device refused (a GripError ERR_GRIP_DEVICE or ERR_GRIP_UNSUPPORTED), by op: device phases only. */
+  refused?: Record<string, number>;
   /** RSS at each tenth of the phase (bytes), after a GC: a leak climbs steadily, a settling heap flattens. */
   rssTrajectory: number[];
   /** The C heap's bytes in use at the same points (a leak of C memory climbs here). */
@@ -75,7 +81,8 @@ async function phase(name: string, warmup: number, calls: number, run: (i: numbe
   const after = await settledMemory();
   trajectory.push(after.rssBytes);
   mallocTrajectory.push(after.mallocInUseBytes);
-  return { phase: name, calls, warmupCalls: warmup, seconds, before, after, rssGrowth: (after.rssBytes - before.rssBytes) / before.rssBytes, rssTrajectory: trajectory, mallocTrajectory };
+  const deviceGrowth = before.deviceUsedBytes > 0 ? (after.deviceUsedBytes - before.deviceUsedBytes) / before.deviceUsedBytes : null;
+  return { phase: name, calls, warmupCalls: warmup, seconds, before, after, rssGrowth: (after.rssBytes - before.rssBytes) / before.rssBytes, deviceGrowth, rssTrajectory: trajectory, mallocTrajectory };
 }
 
 /**
@@ -88,6 +95,51 @@ export function soakOps(callsPerOp: number, warmupPerOp = Math.ceil(callsPerOp /
     const result = validCall(OP_NAMES[i % n]!, seed, i).run(Math.floor(i / n) % 2 === 0);
     if (result instanceof Promise) await result;
   });
+}
+
+/** `value` with every Tensor in it (nested in arrays and plain objects) copied to the device; the copies are pushed to `copies`. */
+function onDevice(value: unknown, copies: Tensor[]): unknown {
+  if (value instanceof Tensor) {
+    const d = value.toDevice();
+    copies.push(d);
+    return d;
+  }
+  if (Array.isArray(value)) return value.map((v) => onDevice(v, copies));
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, onDevice(v, copies)]));
+  }
+  return value;
+}
+
+/** Disposes every Tensor in `value` (an op's result: a tensor, or arrays and plain objects of them). */
+function disposeAll(value: unknown): void {
+  if (value instanceof Tensor) value.dispose();
+  else if (Array.isArray(value)) value.forEach(disposeAll);
+  else if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) Object.values(value).forEach(disposeAll);
+}
+
+/**
+ * The device form of soakOps (a GPU only): the same valid calls with every
+ * input tensor copied to the device first, results kept there; inputs and
+ * results disposed after each call, so the addon's device counters and the
+ * driver's memory in use must come back to where they were.
+ */
+export async function soakDeviceOps(callsPerOp: number, warmupPerOp = Math.ceil(callsPerOp / 10), seed = 22): Promise<PhaseReport> {
+  const n = OP_NAMES.length, refused: Record<string, number> = {};
+  const report = await phase(`${callsPerOp} calls of each of the ${n} ops on the device`, warmupPerOp * n, callsPerOp * n, async (i) => {
+    const op = OP_NAMES[i % n]!, call = validCall(op, seed, i), copies: Tensor[] = [];
+    try {
+      let result = call.invoke(onDevice(call.args, copies) as unknown[], Math.floor(i / n) % 2 === 0);
+      if (result instanceof Promise) result = await result;
+      disposeAll(result);
+    } catch (error) {
+      if (!(error instanceof GripError && (error.code === 'ERR_GRIP_DEVICE' || error.code === 'ERR_GRIP_UNSUPPORTED'))) throw error;
+      refused[`${op}: ${error.message}`] = (refused[`${op}: ${error.message}`] ?? 0) + 1;
+    } finally {
+      for (const t of copies) t.dispose();
+    }
+  });
+  return { ...report, refused };
 }
 
 /** Requests on the embedded model's test scenes: unpruned and GRIP at 0.25 and 0.11 in turn. */
@@ -103,7 +155,7 @@ export async function shapesRequests(count: number, maxNewTokens: number, pruner
 /** `count` generations on `model` (the embedded model), 8 new tokens each. */
 export async function soakGenerations(model: VLM, count: number, warmup = Math.max(3, Math.ceil(count / 10))): Promise<PhaseReport> {
   const requests = await shapesRequests(24, 8, await defaultPruner(model));
-  return phase(`${count} generations`, warmup, count, async (i) => {
+  return phase(`${count} generations${model.backend === 'cpu' ? '' : ` (${model.backend})`}`, warmup, count, async (i) => {
     await model.generate(requests[i % requests.length]!);
   });
 }
@@ -138,9 +190,11 @@ const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 /** One line per phase: RSS before -> after (growth), trajectory, native counters. */
 export function describeReport(r: PhaseReport): string {
   const native = (m: MemorySample) => `${m.deviceBuffers} device buffers / ${m.deviceBytes} B, ${m.pendingOps} pending ops`;
+  const device = r.deviceGrowth === null ? '' : `, GPU memory in use ${mib(r.before.deviceUsedBytes)} -> ${mib(r.after.deviceUsedBytes)} MiB (${(100 * r.deviceGrowth).toFixed(2)}%)`;
+  const refused = Object.entries(r.refused ?? {}).map(([what, calls]) => `; REFUSED ${calls} x ${what}`).join('');
   const heap = (m: MemorySample) => `${mib(m.mallocInUseBytes)} in use + ${mib(m.mallocFreeBytes)} free`;
   return `${r.phase} (${r.seconds.toFixed(1)} s after ${r.warmupCalls} warm-up): RSS ${mib(r.before.rssBytes)} -> ${mib(r.after.rssBytes)} MiB (${(100 * r.rssGrowth).toFixed(2)}%), ` +
     `heap ${mib(r.before.heapUsedBytes)} -> ${mib(r.after.heapUsedBytes)} MiB (committed ${mib(r.before.heapTotalBytes)} -> ${mib(r.after.heapTotalBytes)}), ArrayBuffers ${mib(r.before.arrayBuffersBytes)} -> ${mib(r.after.arrayBuffersBytes)} MiB, ` +
     `C heap ${heap(r.before)} -> ${heap(r.after)} MiB, ` +
-    `native ${native(r.before)} -> ${native(r.after)}; RSS trajectory ${r.rssTrajectory.map(mib).join(' ')} MiB, C heap in use ${r.mallocTrajectory.map(mib).join(' ')} MiB`;
+    `native ${native(r.before)} -> ${native(r.after)}${device}; RSS trajectory ${r.rssTrajectory.map(mib).join(' ')} MiB, C heap in use ${r.mallocTrajectory.map(mib).join(' ')} MiB${refused}`;
 }

@@ -125,6 +125,10 @@ GRIP_API grip_status grip_cuda_malloc(size_t bytes, void** out);
 GRIP_API grip_status grip_cuda_free(void* ptr);
 GRIP_API grip_status grip_cuda_memcpy_to_device(void* dst, const void* src, size_t bytes);
 GRIP_API grip_status grip_cuda_memcpy_to_host(void* dst, const void* src, size_t bytes);
+/* The current device's free and total memory as the driver reports them
+ * (cudaMemGetInfo: every process's allocations and the CUDA contexts count);
+ * GRIP_ERR_DEVICE when no GPU is visible. */
+GRIP_API grip_status grip_cuda_mem_info(size_t* free_bytes, size_t* total_bytes);
 
 /* SIMT emulator schedule for GRIP_DEVICE_EMU: 0 forward, 1 reverse, 2 random
  * (seeded). Process-wide; meant for tests. */
