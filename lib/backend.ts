@@ -20,7 +20,7 @@ export interface Info {
   cuda: { compiled: boolean; devices: number };
   /** The widest SIMD level the CPU kernels use: 'avx512_bf16' | 'avx512' | 'avx2' | 'scalar'. */
   simd: string;
-  /** The kernel of q8_0 weights (8-bit Linear): 'avx512_vnni' | 'avx_vnni' | 'avx2' | 'scalar'. */
+  /** The kernel of q8_0 weights (8-bit Linear): 'amx_int8' (prefill of 16+ rows on AMX tiles) | 'avx512_vnni' | 'avx_vnni' | 'avx2' | 'scalar'. */
   int8Kernel: string;
   threads: number;
 }

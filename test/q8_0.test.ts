@@ -105,24 +105,40 @@ test('q8_0 linear: a row gives the same bits alone, in a batch, and on 1 or 2 th
   }
 });
 
-test('every q8_0 kernel the CPU has gives the same bits (GRIP_SIMD=scalar, avx2, avx_vnni, avx512)', () => {
+test('every q8_0 kernel the CPU has gives the same bits (GRIP_SIMD=scalar, avx2, avx_vnni, avx512; amx_int8 from 16 rows on: close)', () => {
   const child = fileURLToPath(new URL('./q8_0_child.ts', import.meta.url));
   const runs = new Map<string, string[]>();
-  for (const level of ['scalar', 'avx2', 'avx_vnni', 'avx512']) {
+  for (const level of ['scalar', 'avx2', 'avx_vnni', 'avx512', 'native']) {
     const run = spawnSync(process.execPath, ['--import', 'tsx', child], { encoding: 'utf8', env: { ...process.env, GRIP_SIMD: level } });
     assert.is(run.status, 0, `GRIP_SIMD=${level}: exit ${run.status}\n${run.stderr.slice(-2000)}`);
     const { kernel, outputs } = JSON.parse(run.stdout) as { kernel: string; outputs: string[] };
     runs.set(kernel, outputs);
   }
   const best = info().int8Kernel;
-  const expected = ['scalar', 'avx2', 'avx_vnni', 'avx512_vnni'];
+  const expected = ['scalar', 'avx2', 'avx_vnni', 'avx512_vnni', 'amx_int8'];
+  assert.ok(expected.includes(best), `unknown int8 kernel ${best}`);
   // This machine's kernels and those below it; an AVX-512 CPU without AVX-VNNI (Skylake-X .. Ice Lake) has no avx_vnni run.
   for (const name of expected.slice(0, expected.indexOf(best) + 1)) {
-    if (name === 'avx_vnni' && !runs.has(name) && best === 'avx512_vnni') continue;
+    if (name === 'avx_vnni' && !runs.has(name) && expected.indexOf(best) >= 3) continue;
     assert.ok(runs.has(name), `no run used the ${name} kernel (ran: ${[...runs.keys()].join(', ')})`);
   }
+  const amx = runs.get('amx_int8');
+  runs.delete('amx_int8');
   const [first, ...rest] = [...runs.entries()];
   for (const [name, outputs] of rest) assert.equal(outputs, first![1], `${name} vs ${first![0]}`);
+  if (amx) {
+    // q8_0_child's row counts 1, 3, 4, 9 take the avx512_vnni kernels (same bits), 16 and 37 the tiles: one
+    // int32 per block, so only float rounding apart (a few ulps of the output's scale).
+    const floats = (b64: string) => new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer);
+    amx.forEach((out, i) => {
+      if (i < 4) return assert.equal(out, first![1][i], `amx_int8 vs ${first![0]}, output ${i} (fewer than 16 rows)`);
+      const a = floats(out), b = floats(first![1][i]!);
+      let worst = 0, scale = 0;
+      for (let j = 0; j < a.length; j++) { worst = Math.max(worst, Math.abs(a[j]! - b[j]!)); scale = Math.max(scale, Math.abs(b[j]!)); }
+      assert.ok(worst > 0 || a.length === 0, `amx_int8 output ${i}: bit-identical to ${first![0]}, so the tile kernel did not run`);
+      assert.ok(worst <= 1e-5 * scale, `amx_int8 output ${i}: ${worst} from ${first![0]} (scale ${scale})`);
+    });
+  }
 });
 
 test('q8_0 refusals: rows not in whole blocks of 32, matmul, and the CUDA backend', async () => {

@@ -10,6 +10,7 @@ struct CpuFeatures {
   bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps)
   bool avx_vnni = false;     // AVX-VNNI (vpdpbusd on ymm, VEX): the int8 dot of q8_0 weights
   bool avx512_vnni = false;  // AVX512_VNNI (+VL: vpdpbusd on ymm, EVEX)
+  bool amx_int8 = false;     // AMX-TILE + AMX-INT8 (tdpbssd), the OS saving tile state and granting it to us
 };
 
 const CpuFeatures& cpu_features();

@@ -7,8 +7,10 @@
 // (on AVX512_VNNI, 8 or more rows: tiles of 8 rows x 4 weight rows over a
 // panel of row pairs instead, same bits; on AVX2, 4 or more rows: each
 // chunk's weight rows repacked once into aligned blocks with f32 scales for
-// a tile of 4 weight rows, same bits).
-// Kernels: q8_0_avx512vnni.cc, q8_0_avxvnni.cc, q8_0_avx2.cc (q8_0_impl.h).
+// a tile of 4 weight rows, same bits). On AMX-INT8, 16 or more rows go to
+// the tile kernel (q8_0_amx.cc), whose bits differ from the others' by float
+// rounding (q8_0_kernels.h, AmxFn).
+// Kernels: q8_0_avx512vnni.cc, q8_0_avxvnni.cc, q8_0_avx2.cc (q8_0_impl.h), q8_0_amx.cc.
 #include "q8_0.h"
 
 #include <algorithm>
@@ -54,15 +56,18 @@ void scalar_rows(int64_t M, int64_t K, const int8_t* xq, const float* xd, const 
   }
 }
 
-// -1 automatic, else the highest kernel allowed: 0 scalar, 1 avx2, 2 avx_vnni, 3 avx512_vnni.
+// -1 automatic, else the highest kernel allowed: 0 scalar, 1 avx2, 2 avx_vnni, 3 avx512_vnni, 4 amx_int8
+// (4: prefill of 16 or more rows on the tile kernel, fewer on avx512_vnni's).
 std::atomic<int> g_override{-1};
-const char* const kNames[] = {"scalar", "avx2", "avx_vnni", "avx512_vnni"};
+constexpr int kLevels = 5;
+const char* const kNames[kLevels] = {"scalar", "avx2", "avx_vnni", "avx512_vnni", "amx_int8"};
 
 int kernel_level() {
   const CpuFeatures& f = cpu_features();
   // The GEMM's test hook (set_simd_override) caps this too: avx2 keeps AVX-VNNI, scalar drops all.
   const int simd = gemm_detail::active_simd_level();
-  int level = f.avx512_vnni && simd >= 2 && rows_avx512_vnni() ? 3
+  int level = f.amx_int8 && f.avx512_vnni && simd >= 3 && amx_int8() && rows_avx512_vnni() ? 4
+              : f.avx512_vnni && simd >= 2 && rows_avx512_vnni() ? 3
               : f.avx_vnni && simd >= 1 && rows_avx_vnni()     ? 2
               : f.avx2_fma && simd >= 1 && rows_avx2()         ? 1
                                                                : 0;
@@ -75,6 +80,7 @@ int kernel_level() {
 
 RowsFn kernel(int level) {
   switch (level) {
+    case 4:
     case 3: return rows_avx512_vnni();
     case 2: return rows_avx_vnni();
     case 1: return rows_avx2();
@@ -122,9 +128,11 @@ void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
   if (M <= 0 || N <= 0) return;
   const int64_t nb = K / kQ8Block;
   const int level = kernel_level();
-  // Prefill on AVX512_VNNI: the activations go into the row-pair panel of the zmm tile (q8_0_kernels.h).
-  const PanelFn panel = level == 3 && M >= kPanelRows ? panel_avx512_vnni() : nullptr;
-  const int64_t padded = panel ? (M + 1) / 2 * 2 : M;
+  // Prefill on AMX: row-major, padded to whole 16-row tiles; on AVX512_VNNI: the activations go into the
+  // row-pair panel of the zmm tile (q8_0_kernels.h).
+  const AmxFn amx = level == 4 && M >= kAmxRows ? amx_int8() : nullptr;
+  const PanelFn panel = !amx && level >= 3 && M >= kPanelRows ? panel_avx512_vnni() : nullptr;
+  const int64_t padded = amx ? (M + kAmxRows - 1) / kAmxRows * kAmxRows : panel ? (M + 1) / 2 * 2 : M;
   // The calling thread's scratch; the workers only read it while this call waits.
   thread_local std::vector<int8_t> t_xq;
   thread_local std::vector<float> t_xd;
@@ -132,11 +140,18 @@ void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
   t_xd.resize((size_t)(padded * nb));
   int8_t* xq = t_xq.data();
   float* xd = t_xd.data();
-  // Where row m's block b goes: row-major for the row kernels, the pair panel for the tile.
+  // Where row m's block b goes: row-major for the row kernels, the pair panel for the zmm tile, 16-row
+  // tiles for AMX.
   auto q_at = [&](int64_t m, int64_t b) {
-    return panel ? xq + ((m >> 1) * nb + b) * 64 + (m & 1) * kQ8Block : xq + m * K + b * kQ8Block;
+    return amx     ? xq + ((m / kAmxRows) * nb + b) * (kAmxRows * kQ8Block) + (m % kAmxRows) * kQ8Block
+           : panel ? xq + ((m >> 1) * nb + b) * 64 + (m & 1) * kQ8Block
+                   : xq + m * K + b * kQ8Block;
   };
-  auto d_at = [&](int64_t m, int64_t b) { return panel ? xd + ((m >> 1) * nb + b) * 2 + (m & 1) : xd + m * nb + b; };
+  auto d_at = [&](int64_t m, int64_t b) {
+    return amx     ? xd + ((m / kAmxRows) * nb + b) * kAmxRows + (m % kAmxRows)
+           : panel ? xd + ((m >> 1) * nb + b) * 2 + (m & 1)
+                   : xd + m * nb + b;
+  };
   auto quantize = [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m)
       for (int64_t b = 0; b < nb; ++b) *d_at(m, b) = f16_to_f32(quantize_block(x + m * ldx + b * kQ8Block, q_at(m, b)));
@@ -144,16 +159,20 @@ void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
   const int64_t qgrain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, K));
   if (num_threads() > 1 && M > qgrain) parallel_for(M, qgrain, quantize);
   else quantize(0, M);
-  if (padded > M)  // the odd row's partner: zeros (its outputs are never stored)
+  for (int64_t m = M; m < padded; ++m)  // the odd row's partner, the last tile's rows: zeros (never stored)
     for (int64_t b = 0; b < nb; ++b) {
-      std::memset(q_at(M, b), 0, kQ8Block);
-      *d_at(M, b) = 0.f;
+      std::memset(q_at(m, b), 0, kQ8Block);
+      *d_at(m, b) = 0.f;
     }
 
   const RowsFn rows = kernel(level);
   // Prefill on AVX2 (4 or more rows): each chunk's weight rows repacked once for the tile (q8_0_kernels.h).
   const TileFn tile = level == 1 && M >= kMaxRows ? tile_avx2() : nullptr;
   auto body = [&](int64_t n0, int64_t n1) {
+    if (amx) {
+      amx(M, K, xq, xd, w, n0, n1, y, ldy, bias);
+      return;
+    }
     struct alignas(32) Block { int8_t q[kQ8Block]; };
     thread_local std::vector<Block> t_wq;  // 32-byte aligned blocks
     thread_local std::vector<float> t_wd;
@@ -194,7 +213,7 @@ void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
 void set_q8_0_kernel_override(const char* name) {
   int o = -1;
   if (name && *name)
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < q8_0_detail::kLevels; ++i)
       if (!std::strcmp(name, q8_0_detail::kNames[i])) o = i;
   q8_0_detail::g_override.store(o, std::memory_order_relaxed);
 }

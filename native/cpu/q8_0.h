@@ -14,7 +14,12 @@
 // float sums follow one fixed order at every SIMD level (8 lanes, lane l
 // gets the 4-product integer sums of bytes 4l..4l+3 of each block through
 // fmaf, then ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))), so results are bit for
-// bit the same on every kernel and thread count.
+// bit the same on every kernel and thread count. The one exception is the
+// AMX-INT8 tile kernel (q8_0_amx.cc, 16 or more activation rows on a CPU
+// with AMX): its tile sums a block's 32 products into one int32, so each
+// output is the fmaf chain of (float)sum_b * d over the blocks, float
+// rounding away from the other kernels (still the same on any thread count,
+// and for any M >= 16).
 #pragma once
 #include <cstdint>
 
@@ -37,8 +42,8 @@ void quantize_q8_0(const float* x, int64_t rows, int64_t K, int64_t ldx, uint8_t
 void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const uint8_t* w, float* y,
                  int64_t ldy, const float* bias);
 
-// Test hook: cap the q8_0 kernel at "scalar", "avx2", "avx_vnni" or
-// "avx512_vnni" (never above the CPU's nor GRIP_SIMD's); nullptr or "" resets.
+// Test hook: cap the q8_0 kernel at "scalar", "avx2", "avx_vnni",
+// "avx512_vnni" or "amx_int8" (never above the CPU's nor GRIP_SIMD's); nullptr or "" resets.
 void set_q8_0_kernel_override(const char* name);
 // The kernel the next linear_q8_0 call will use (one of the names above).
 const char* q8_0_kernel_name();

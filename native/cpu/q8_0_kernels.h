@@ -1,6 +1,7 @@
 // q8_0_kernels.h — internal interface between the q8_0 driver (q8_0.cc,
 // baseline x86-64) and its per-ISA row kernels (q8_0_avx2.cc,
-// q8_0_avxvnni.cc, q8_0_avx512vnni.cc, all from q8_0_impl.h). Plain
+// q8_0_avxvnni.cc, q8_0_avx512vnni.cc, all from q8_0_impl.h) and the AMX
+// prefill kernel (q8_0_amx.cc). Plain
 // function pointers only, as in gemm_kernels.h.
 #pragma once
 #include <cstdint>
@@ -36,12 +37,26 @@ using PanelFn = void (*)(int64_t M, int64_t K, const int8_t* xp, const float* dp
 using TileFn = void (*)(int64_t M, int64_t K, const int8_t* xq, const float* xd, const int8_t* wq, const float* wd,
                         int64_t rows, int64_t n, float* y, int64_t ldy, const float* bias);
 
+// The AMX-INT8 prefill kernel (q8_0_amx.cc) for M >= kAmxRows: y[m, n] for
+// m < M, n in [n0, n1), the activations in tiles of 16 rows: for row group
+// g and block b, 512 bytes at xq + (g * nb + b) * 512 (the 32 int8 of each
+// of the 16 rows) and their 16 scales at xd + (g * nb + b) * 16; rows past
+// M up to the last whole group are zeros (the tiles read 16 rows). Its arithmetic differs from the other kernels': a block's
+// 32 products are one exact int32 sum, and y[m, n] = the fmaf chain of
+// (float)sum_b * (d_w * d_x) over the blocks in order (+ bias), so its bits
+// differ from theirs by float rounding; they still do not depend on the
+// thread count, nor on M once M >= kAmxRows.
+constexpr int64_t kAmxRows = 16;
+using AmxFn = void (*)(int64_t M, int64_t K, const int8_t* xq, const float* xd, const uint8_t* w, int64_t n0,
+                       int64_t n1, float* y, int64_t ldy, const float* bias);
+
 RowsFn rows_scalar();
 RowsFn rows_avx2();         // nullptr when not compiled in
 RowsFn rows_avx_vnni();     // nullptr when not compiled in
 RowsFn rows_avx512_vnni();  // nullptr when not compiled in
 PanelFn panel_avx512_vnni();  // nullptr when not compiled in
 TileFn tile_avx2();           // nullptr when not compiled in
+AmxFn amx_int8();             // nullptr when not compiled in
 
 }  // namespace q8_0_detail
 }  // namespace cpu
