@@ -128,8 +128,8 @@ void linear_q8_0(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
   if (M <= 0 || N <= 0) return;
   const int64_t nb = K / kQ8Block;
   const int level = kernel_level();
-  // Prefill on AMX: row-major, padded to whole 16-row tiles; on AVX512_VNNI: the activations go into the
-  // row-pair panel of the zmm tile (q8_0_kernels.h).
+  // Prefill on AMX: the activations go into 16-row tiles (zero rows up to the last whole tile); on
+  // AVX512_VNNI: into the row-pair panel of the zmm tile (q8_0_kernels.h).
   const AmxFn amx = level == 4 && M >= kAmxRows ? amx_int8() : nullptr;
   const PanelFn panel = !amx && level >= 3 && M >= kPanelRows ? panel_avx512_vnni() : nullptr;
   const int64_t padded = amx ? (M + kAmxRows - 1) / kAmxRows * kAmxRows : panel ? (M + 1) / 2 * 2 : M;

@@ -8,9 +8,10 @@
 // so each block's tile is stored and added in f32 with AVX-512: acc[m][n] =
 // fmaf((float)dot, dw[n] * dx[m], acc[m][n]), blocks in order, + bias at
 // the end. Three C tiles take turns, so the tile unit computes block b + 2
-// while the vector units add block b. A thread's weights are repacked 16
-// rows at a time into the tile's B layout (4-byte k groups: row kq holds k
-// 4kq..4kq+3 of the 16 weight rows) with their scales as f32.
+// while the vector units add block b. A thread's weight rows are repacked
+// once per call, in groups of 16, into the tile's B layout (4-byte k groups:
+// row kq holds k 4kq..4kq+3 of the 16 weight rows) with their scales as f32
+// (a thread-local copy as large as the thread's share of the int8 weights).
 #include <immintrin.h>
 
 #include <algorithm>
